@@ -1,0 +1,189 @@
+//! The `archc` command-line tool. See `archc --help`.
+
+use archc::{Compiled, Failure, Overrides, Spec, report};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An architecture compiler for ResNeXt-family networks.
+///
+/// Exit status: 0 when every spec compiles and meets its budgets, 1 when a budget is broken,
+/// 2 on a spec error (syntax, names, shapes) or a usage error.
+#[derive(Parser, Debug)]
+#[command(name = "archc", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+struct Common {
+    /// Override a parameter (or `form`, `classes`): `--set C=8 --set d=14`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set, global = true)]
+    set: Vec<(String, String)>,
+    /// Cost the network at another input size, e.g. `3x320x320`.
+    #[arg(long, value_name = "CxHxW", value_parser = parse_dims, global = true)]
+    input: Option<[u64; 3]>,
+    /// Only this network of each spec (default: every network the file defines).
+    #[arg(long, global = true)]
+    network: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse, expand, infer shapes, count costs and check budgets.
+    Check {
+        /// Spec files.
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Output format. JSON is an array with one object per network (see README.md).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A per-layer table (path, op, output shape, params, multiply-adds) that adds up to the totals.
+    Summary {
+        /// Spec file.
+        spec: PathBuf,
+        /// Also list layers that cost nothing (ReLU, pooling, additions).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Graphviz DOT of the layer graph, stages and blocks as clusters.
+    Graph {
+        /// Spec file.
+        spec: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The fully instantiated network in a canonical text form.
+    Expand {
+        /// Spec file.
+        spec: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.trim().is_empty() {
+        return Err(format!("`{s}` has no key"));
+    }
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+fn parse_dims(s: &str) -> Result<[u64; 3], String> {
+    let parts: Vec<&str> = s.split(['x', 'X', '×']).collect();
+    let nums: Result<Vec<u64>, _> = parts.iter().map(|p| p.trim().parse::<u64>()).collect();
+    match nums {
+        Ok(n) if n.len() == 3 && n.iter().all(|v| *v > 0) => Ok([n[0], n[1], n[2]]),
+        _ => Err(format!("`{s}` is not CxHxW with positive integers, e.g. 3x224x224")),
+    }
+}
+
+fn report_failure(f: &Failure) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for d in &f.diagnostics {
+        eprintln!("{}", d.render_with(&f.sources, color));
+    }
+}
+
+/// Compiles the selected networks of one spec file.
+fn compile(path: &PathBuf, common: &Common) -> Result<Vec<Compiled>, Failure> {
+    let spec = Spec::from_path(path)?;
+    let overrides = Overrides {
+        set: common.set.clone(),
+        input: common.input,
+    };
+    let names: Vec<String> = match &common.network {
+        Some(n) => vec![n.clone()],
+        None => spec.networks().iter().map(|s| s.to_string()).collect(),
+    };
+    if names.is_empty() {
+        return Err(Failure {
+            sources: spec.sources.clone(),
+            diagnostics: vec![archc::Diagnostic::new(
+                "archc::network",
+                format!("`{}` defines no network", path.display()),
+            )],
+        });
+    }
+    names.iter().map(|n| spec.compile(n, &overrides)).collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut status = 0u8;
+    match &cli.command {
+        Command::Check {
+            specs,
+            format,
+            common,
+        } => {
+            let mut json = Vec::new();
+            for path in specs {
+                match compile(path, common) {
+                    Err(f) => {
+                        report_failure(&f);
+                        status = 2;
+                    }
+                    Ok(nets) => {
+                        for c in &nets {
+                            if !c.within_budget() {
+                                status = status.max(1);
+                                let f = Failure {
+                                    sources: Spec::from_path(path).map(|s| s.sources).unwrap_or_default(),
+                                    diagnostics: c.violations(),
+                                };
+                                report_failure(&f);
+                            }
+                            match format {
+                                Format::Text => print!("{}", report::check_text(c)),
+                                Format::Json => json.push(serde_json::to_value(report::json(c)).expect("serializable")),
+                            }
+                        }
+                    }
+                }
+            }
+            if *format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&json).expect("serializable"));
+            }
+        }
+        Command::Summary { spec, all, common } => match compile(spec, common) {
+            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::summary(c, *all))),
+            Err(f) => {
+                report_failure(&f);
+                status = 2;
+            }
+        },
+        Command::Graph { spec, common } => match compile(spec, common) {
+            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::dot(c))),
+            Err(f) => {
+                report_failure(&f);
+                status = 2;
+            }
+        },
+        Command::Expand { spec, common } => match compile(spec, common) {
+            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::expanded(c))),
+            Err(f) => {
+                report_failure(&f);
+                status = 2;
+            }
+        },
+    }
+    ExitCode::from(status)
+}

@@ -1,0 +1,261 @@
+//! # archc: an architecture compiler for ResNeXt-family networks
+//!
+//! `archc` reads `.arch` specs (a small DSL for the template rules of Xie et al., *Aggregated
+//! Residual Transformations for Deep Neural Networks*, CVPR 2017), expands them into a layer graph,
+//! infers every shape, counts parameters, multiply-adds and activations exactly, and checks them
+//! against the spec's budgets.
+//!
+//! ```
+//! let text = r#"
+//! network tiny {
+//!   input 3x32x32
+//!   classes 10
+//!   param C = 4
+//!   param d = 8
+//!   stem { conv 3x3 -> 64 }
+//!   block bottleneck(width, out) {
+//!     conv 1x1 -> width
+//!     conv 3x3/stride -> width, groups C
+//!     conv 1x1 -> out
+//!   }
+//!   stages bottleneck(width = C * d, out = 128) {
+//!     s1: depth 1
+//!     s2: depth 1, stride 2
+//!   }
+//!   head { avgpool; fc -> classes }
+//!   budget { params <= 1M }
+//! }
+//! "#;
+//! let spec = archc::Spec::from_text("tiny.arch", text).expect("parses");
+//! let net = spec.compile("tiny", &archc::Overrides::default()).expect("compiles");
+//! assert_eq!(net.output(), [10, 1, 1]);
+//! assert_eq!(net.report.total.params, 195_722);
+//! assert!(net.report.budgets.iter().all(|b| b.ok));
+//! ```
+//!
+//! The pipeline is `syntax::parse` → `expand::expand` → `graph::lower` (with `shape::infer` per
+//! node) → `cost::analyze`; ARCHITECTURE.md describes it.
+
+pub mod cost;
+pub mod diag;
+pub mod expand;
+pub mod graph;
+pub mod ir;
+pub mod report;
+pub mod shape;
+pub mod source;
+pub mod syntax;
+
+pub use cost::{Cost, CostReport};
+pub use diag::Diagnostic;
+pub use expand::Overrides;
+pub use graph::LayerGraph;
+pub use source::{FileId, SourceMap, Span};
+pub use syntax::ast::{Form, Metric};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use syntax::ast;
+
+/// Diagnostics together with the sources they point into, so they can be rendered.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The files read so far.
+    pub sources: SourceMap,
+    /// What went wrong, in the order found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Failure {
+    /// All diagnostics rendered, without colours.
+    pub fn render(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(&self.sources))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A parsed spec file with its imports.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Every file read: the spec and what it imports.
+    pub sources: SourceMap,
+    files: Vec<(FileId, ast::File)>,
+    root: FileId,
+}
+
+impl Spec {
+    /// Reads and parses a spec file and, recursively, the files it imports.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Spec, Failure> {
+        let path = path.as_ref();
+        let mut sources = SourceMap::new();
+        let root = match sources.load(path) {
+            Ok(id) => id,
+            Err(e) => {
+                return Err(Failure {
+                    sources,
+                    diagnostics: vec![Diagnostic::new(
+                        "archc::io",
+                        format!("cannot read `{}`: {e}", path.display()),
+                    )],
+                });
+            }
+        };
+        Spec::parse_from(sources, root, path.parent().map(Path::to_path_buf))
+    }
+
+    /// Parses a spec held in memory. Its imports resolve against the current directory.
+    pub fn from_text(name: &str, text: &str) -> Result<Spec, Failure> {
+        Spec::from_text_in(name, text, None)
+    }
+
+    /// Parses a spec held in memory whose imports resolve against `base`.
+    pub fn from_text_in(name: &str, text: &str, base: Option<&Path>) -> Result<Spec, Failure> {
+        let mut sources = SourceMap::new();
+        let root = sources.add(name, text);
+        Spec::parse_from(sources, root, base.map(Path::to_path_buf))
+    }
+
+    fn parse_from(
+        mut sources: SourceMap,
+        root: FileId,
+        base: Option<PathBuf>,
+    ) -> Result<Spec, Failure> {
+        let mut files = Vec::new();
+        let mut pending = vec![(root, base)];
+        while let Some((id, dir)) = pending.pop() {
+            let parsed = match syntax::parse(id, &sources.file(id).text) {
+                Ok(f) => f,
+                Err(d) => {
+                    return Err(Failure {
+                        sources,
+                        diagnostics: vec![d],
+                    });
+                }
+            };
+            for imp in &parsed.imports {
+                let path = match &dir {
+                    Some(d) => d.join(&imp.path),
+                    None => PathBuf::from(&imp.path),
+                };
+                if sources.find(&path).is_some() {
+                    continue;
+                }
+                match sources.load(&path) {
+                    Ok(new) => pending.push((new, path.parent().map(Path::to_path_buf))),
+                    Err(e) => {
+                        let d = Diagnostic::new(
+                            "archc::io",
+                            format!("cannot import `{}`: {e}", path.display()),
+                        )
+                        .at(imp.span, "imported here");
+                        return Err(Failure {
+                            sources,
+                            diagnostics: vec![d],
+                        });
+                    }
+                }
+            }
+            files.push((id, parsed));
+        }
+        Ok(Spec {
+            sources,
+            files,
+            root,
+        })
+    }
+
+    /// Names of the networks the spec file itself defines (not its imports), in order.
+    pub fn networks(&self) -> Vec<&str> {
+        self.files
+            .iter()
+            .filter(|(id, _)| *id == self.root)
+            .flat_map(|(_, f)| f.networks.iter().map(|n| n.name.name.as_str()))
+            .collect()
+    }
+
+    /// The syntax trees of the spec and its imports.
+    pub fn files(&self) -> impl Iterator<Item = &ast::File> {
+        self.files.iter().map(|(_, f)| f)
+    }
+
+    fn fail(&self, diagnostics: Vec<Diagnostic>) -> Failure {
+        Failure {
+            sources: self.sources.clone(),
+            diagnostics,
+        }
+    }
+
+    /// Expands, lowers and costs one network of the spec.
+    pub fn compile(&self, network: &str, overrides: &Overrides) -> Result<Compiled, Failure> {
+        let scope = expand::Scope::new(self.files.iter().flat_map(|(_, f)| &f.networks))
+            .map_err(|d| self.fail(vec![d]))?;
+        let Some(net) = scope.get(network) else {
+            return Err(self.fail(vec![Diagnostic::new(
+                "archc::network",
+                format!(
+                    "no network `{network}` in the spec; it defines: {}",
+                    self.networks().join(", ")
+                ),
+            )]));
+        };
+        let model = expand::expand(&scope, net, overrides).map_err(|d| self.fail(d))?;
+        let graph = graph::lower(&model).map_err(|d| self.fail(vec![d]))?;
+        let report = cost::analyze(&graph, &model.budgets).map_err(|d| self.fail(vec![d]))?;
+        Ok(Compiled {
+            model,
+            graph,
+            report,
+        })
+    }
+}
+
+/// A compiled network: the expanded model, its layer graph and its costs.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The expanded model.
+    pub model: ir::Model,
+    /// The layer graph, with shapes.
+    pub graph: LayerGraph,
+    /// Costs and budget verdicts.
+    pub report: CostReport,
+}
+
+impl Compiled {
+    /// The network's output shape (per batch element).
+    pub fn output(&self) -> [u64; 3] {
+        self.graph.graph[self.graph.output].shape.to_array()
+    }
+
+    /// Whether every budget holds.
+    pub fn within_budget(&self) -> bool {
+        self.report.budgets.iter().all(|b| b.ok)
+    }
+
+    /// Diagnostics for broken budgets.
+    pub fn violations(&self) -> Vec<Diagnostic> {
+        cost::violations(&self.report)
+    }
+}
+
+/// Compiles the single network defined in a spec file (the first one, if there are several).
+pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Compiled, Failure> {
+    let spec = Spec::from_path(path)?;
+    let Some(first) = spec.networks().first().map(|s| s.to_string()) else {
+        return Err(spec.fail(vec![Diagnostic::new(
+            "archc::network",
+            "the spec defines no network",
+        )]));
+    };
+    spec.compile(&first, overrides)
+}

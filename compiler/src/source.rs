@@ -1,0 +1,135 @@
+//! Source files and spans.
+//!
+//! Every AST node, IR item and graph node carries a [`Span`]: a byte range in one file of a
+//! [`SourceMap`]. Spans are plain integers (no lifetimes), so they travel from the parser to the
+//! diagnostics, the CLI and the proc-macro.
+
+use std::path::{Path, PathBuf};
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
+
+/// A byte range `start..end` in one source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Span {
+    /// The file the range is in.
+    pub file: FileId,
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// A span from byte offsets.
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// The smallest span covering both (they must be in the same file).
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// Whether the span covers no byte.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// One source file: a display name (its path as given) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The name used in diagnostics (`specs/resnet/resnet50.arch`).
+    pub name: String,
+    /// The path on disk, if the file came from disk (imports resolve against it).
+    pub path: Option<PathBuf>,
+    /// The whole text.
+    pub text: String,
+}
+
+/// All files of one compilation, indexed by [`FileId`].
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    /// An empty map.
+    pub fn new() -> SourceMap {
+        SourceMap::default()
+    }
+
+    /// Adds a file held in memory (an inline spec, a test) and returns its id.
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        self.push(SourceFile {
+            name: name.into(),
+            path: None,
+            text: text.into(),
+        })
+    }
+
+    /// Reads a file from disk and adds it; returns its id.
+    pub fn load(&mut self, path: &Path) -> std::io::Result<FileId> {
+        if let Some(id) = self.find(path) {
+            return Ok(id);
+        }
+        let text = std::fs::read_to_string(path)?;
+        Ok(self.push(SourceFile {
+            name: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+            text,
+        }))
+    }
+
+    /// The id of a file already loaded from `path`.
+    pub fn find(&self, path: &Path) -> Option<FileId> {
+        let canon = path.canonicalize().ok();
+        self.files
+            .iter()
+            .position(|f| match (&f.path, &canon) {
+                (Some(p), Some(c)) => p.canonicalize().ok().as_ref() == Some(c),
+                (Some(p), None) => p == path,
+                _ => false,
+            })
+            .map(|i| FileId(i as u32))
+    }
+
+    fn push(&mut self, file: SourceFile) -> FileId {
+        self.files.push(file);
+        FileId(self.files.len() as u32 - 1)
+    }
+
+    /// The file with this id.
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    /// The text a span covers.
+    pub fn snippet(&self, span: Span) -> &str {
+        &self.file(span.file).text[span.start as usize..span.end as usize]
+    }
+
+    /// 1-based line and column (in characters) of a span's start.
+    pub fn line_col(&self, span: Span) -> (usize, usize) {
+        let text = &self.file(span.file).text;
+        let before = &text[..(span.start as usize).min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}

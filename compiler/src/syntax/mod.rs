@@ -1,0 +1,530 @@
+//! Parsing: `.arch` text to [`ast::File`]. The only module that knows about pest.
+
+pub mod ast;
+
+use crate::diag::Diagnostic;
+use crate::source::{FileId, Span};
+use ast::*;
+use pest::Parser as _;
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use std::sync::LazyLock;
+
+mod grammar {
+    #![allow(missing_docs)]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "syntax/arch.pest"]
+    pub struct ArchParser;
+}
+
+use grammar::{ArchParser, Rule};
+
+static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
+});
+
+/// Parses one file's text. `file` is the id its spans will carry.
+pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
+    let mut pairs = ArchParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    let cx = Cx { file };
+    let root = pairs.next().expect("grammar: file");
+    cx.file(root)
+}
+
+/// A human name for each rule, used in "expected ..." messages.
+fn describe(r: &Rule) -> String {
+    match r {
+        Rule::EOI => "end of file",
+        Rule::file => "a file",
+        Rule::import => "`import \"file.arch\"`",
+        Rule::string | Rule::string_inner => "a string",
+        Rule::network => "`network NAME { ... }`",
+        Rule::extends => "`extends NAME`",
+        Rule::input => "`input CxHxW`",
+        Rule::classes => "`classes N`",
+        Rule::param => "`param NAME = value`",
+        Rule::form => "`form grouped|concat|split`",
+        Rule::form_kind => "`grouped`, `concat` or `split`",
+        Rule::stem => "`stem { ... }`",
+        Rule::block => "`block NAME(params) { ... }`",
+        Rule::names => "a list of names",
+        Rule::shortcut => "`shortcut auto|identity|projection`",
+        Rule::shortcut_kind => "`auto`, `identity` or `projection`",
+        Rule::conv => "`conv KxK -> width`",
+        Rule::groups => "`groups N`",
+        Rule::pad => "`pad N`",
+        Rule::bias => "`bias`",
+        Rule::maxpool => "`maxpool KxK/S`",
+        Rule::stride => "`/stride`",
+        Rule::stages => "`stages TEMPLATE(args) { ... }`",
+        Rule::args => "template arguments",
+        Rule::arg => "`name = value`",
+        Rule::rule => "`rule double_on_downsample` or `rule keep_width`",
+        Rule::double_rule => "`double_on_downsample`",
+        Rule::keep_rule => "`keep_width`",
+        Rule::stage => "a stage `LABEL: depth N, stride S`",
+        Rule::stage_name => "a stage label",
+        Rule::depth => "`depth N`",
+        Rule::stage_stride => "`stride N`",
+        Rule::head => "`head { ... }`",
+        Rule::avgpool => "`avgpool`",
+        Rule::fc => "`fc -> N`",
+        Rule::budget => "`budget { ... }`",
+        Rule::limit => "a budget line such as `params <= 25.1M`",
+        Rule::metric => "`params`, `buffers`, `macs`, `flops` or `activations`",
+        Rule::cmp => "`<=` or `>=`",
+        Rule::quantity => "a quantity such as `25.1M`",
+        Rule::decimal => "a number",
+        Rule::si => "an SI suffix (k, M, G, T)",
+        Rule::expr => "an expression",
+        Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
+        Rule::dims => "dimensions `CxHxW`",
+        Rule::kernel => "a kernel size `KxK`",
+        Rule::int => "an integer",
+        Rule::name => "a name",
+        Rule::item => "a network item (input, classes, param, form, stem, block, stages, head, budget)",
+        Rule::conv_option => "`groups`, `pad` or `bias`",
+        Rule::stage_option => "`depth N`, `stride N` or `name = value`",
+        Rule::infix => "an operator",
+        Rule::atom => "a number, a name or `(`",
+        Rule::ident_char => "a letter, digit or `_`",
+        Rule::keyword => "a keyword",
+        Rule::WHITESPACE | Rule::COMMENT => "whitespace",
+    }
+    .to_string()
+}
+
+fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    let (start, end) = match e.location {
+        pest::error::InputLocation::Pos(p) => (p, p),
+        pest::error::InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the whole offending token (or the next character) rather than a zero-width spot.
+    let end = if end > start {
+        end
+    } else {
+        let rest = &text[start..];
+        let tok = rest
+            .char_indices()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map_or(rest.len(), |(i, _)| i);
+        start + tok.max(rest.chars().next().map_or(0, char::len_utf8))
+    };
+    let found = match text[start..end].trim() {
+        "" if start >= text.len() => "end of file".to_string(),
+        "" => "whitespace".to_string(),
+        t => format!("`{t}`"),
+    };
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError {
+            positives,
+            negatives,
+        } => {
+            let mut expected: Vec<String> = positives.iter().map(describe).collect();
+            expected.dedup();
+            if expected.is_empty() {
+                let neg: Vec<String> = negatives.iter().map(describe).collect();
+                format!("unexpected {}", neg.join(" or "))
+            } else {
+                format!("expected {}, found {found}", join_or(&expected))
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    Diagnostic::new("archc::syntax", format!("syntax error: {message}"))
+        .at(Span::new(file, start, end), "here")
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+struct Cx {
+    file: FileId,
+}
+
+impl Cx {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn int(&self, pair: Pair<'_, Rule>) -> Result<u64, Diagnostic> {
+        let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
+        digits.parse::<u64>().map_err(|_| {
+            Diagnostic::new(
+                "archc::syntax::int",
+                format!("integer `{}` is too large", pair.as_str()),
+            )
+            .at(self.span(&pair), "does not fit in 64 bits")
+        })
+    }
+
+    fn file(&self, pair: Pair<'_, Rule>) -> Result<File, Diagnostic> {
+        let mut file = File {
+            imports: Vec::new(),
+            networks: Vec::new(),
+        };
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::import => {
+                    let s = p.into_inner().next().expect("grammar: string");
+                    let inner = s.clone().into_inner().next().expect("grammar: string_inner");
+                    file.imports.push(Import {
+                        path: inner.as_str().to_string(),
+                        span: self.span(&s),
+                    });
+                }
+                Rule::network => file.networks.push(self.network(p)?),
+                Rule::EOI => {}
+                r => unreachable!("grammar: {r:?} in file"),
+            }
+        }
+        Ok(file)
+    }
+
+    fn network(&self, pair: Pair<'_, Rule>) -> Result<Network, Diagnostic> {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().expect("grammar: name"));
+        let mut extends = None;
+        let mut items = Vec::new();
+        for p in inner {
+            let sp = self.span(&p);
+            items.push(match p.as_rule() {
+                Rule::extends => {
+                    extends = Some(self.ident(p.into_inner().next().expect("grammar: name")));
+                    continue;
+                }
+                Rule::input => Item::Input(self.dims(p.into_inner().next().expect("dims"))?),
+                Rule::classes => Item::Classes(self.expr(p.into_inner().next().expect("expr"))?),
+                Rule::param => {
+                    let mut i = p.into_inner();
+                    let n = self.ident(i.next().expect("name"));
+                    Item::Param(n, self.expr(i.next().expect("expr"))?)
+                }
+                Rule::form => {
+                    let k = p.into_inner().next().expect("form_kind");
+                    Item::Form(Form::from_keyword(k.as_str()).expect("grammar: form"), sp)
+                }
+                Rule::stem => Item::Stem(self.layers(p)?, sp),
+                Rule::head => Item::Head(self.layers(p)?, sp),
+                Rule::block => Item::Block(self.block(p)?),
+                Rule::stages => Item::Stages(self.stages(p)?),
+                Rule::budget => Item::Budget(self.budget(p)?, sp),
+                r => unreachable!("grammar: {r:?} in network"),
+            });
+        }
+        Ok(Network {
+            name,
+            extends,
+            items,
+            span,
+        })
+    }
+
+    fn dims(&self, pair: Pair<'_, Rule>) -> Result<Dims, Diagnostic> {
+        let span = self.span(&pair);
+        let mut i = pair.into_inner();
+        Ok(Dims {
+            c: self.int(i.next().expect("int"))?,
+            h: self.int(i.next().expect("int"))?,
+            w: self.int(i.next().expect("int"))?,
+            span,
+        })
+    }
+
+    fn kernel(&self, pair: Pair<'_, Rule>) -> Result<(u64, u64), Diagnostic> {
+        let mut i = pair.into_inner();
+        Ok((
+            self.int(i.next().expect("int"))?,
+            self.int(i.next().expect("int"))?,
+        ))
+    }
+
+    fn layers(&self, pair: Pair<'_, Rule>) -> Result<Vec<Layer>, Diagnostic> {
+        pair.into_inner().map(|p| self.layer(p)).collect()
+    }
+
+    fn layer(&self, p: Pair<'_, Rule>) -> Result<Layer, Diagnostic> {
+        let span = self.span(&p);
+        Ok(match p.as_rule() {
+            Rule::conv => Layer::Conv(self.conv(p)?),
+            Rule::maxpool => {
+                let mut i = p.into_inner();
+                let kernel = self.kernel(i.next().expect("kernel"))?;
+                let (mut stride, mut pad) = (None, None);
+                for o in i {
+                    match o.as_rule() {
+                        Rule::stride => stride = Some(self.atom_in(o)?),
+                        Rule::pad => pad = Some(self.atom_in(o)?),
+                        r => unreachable!("grammar: {r:?} in maxpool"),
+                    }
+                }
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                    span,
+                }
+            }
+            Rule::avgpool => Layer::AvgPool(span),
+            Rule::fc => {
+                let text = p.as_str().to_string();
+                let out = self.expr(p.into_inner().next().expect("expr"))?;
+                Layer::Fc {
+                    out,
+                    bias: !text.contains("no_bias"),
+                    span,
+                }
+            }
+            r => unreachable!("grammar: {r:?} as a layer"),
+        })
+    }
+
+    /// The expression inside a one-child rule (`stride`, `pad`, `groups`, `depth`).
+    fn atom_in(&self, p: Pair<'_, Rule>) -> Result<Expr, Diagnostic> {
+        self.expr(p.into_inner().next().expect("grammar: operand"))
+    }
+
+    fn conv(&self, p: Pair<'_, Rule>) -> Result<Conv, Diagnostic> {
+        let span = self.span(&p);
+        let mut i = p.into_inner();
+        let kernel = self.kernel(i.next().expect("kernel"))?;
+        let mut conv = Conv {
+            kernel,
+            stride: None,
+            out: Expr {
+                kind: ExprKind::Int(0),
+                span,
+            },
+            groups: None,
+            pad: None,
+            bias: false,
+            span,
+        };
+        for o in i {
+            match o.as_rule() {
+                Rule::stride => conv.stride = Some(self.atom_in(o)?),
+                Rule::expr => conv.out = self.expr(o)?,
+                Rule::groups => conv.groups = Some(self.atom_in(o)?),
+                Rule::pad => conv.pad = Some(self.atom_in(o)?),
+                Rule::bias => conv.bias = true,
+                r => unreachable!("grammar: {r:?} in conv"),
+            }
+        }
+        Ok(conv)
+    }
+
+    fn block(&self, p: Pair<'_, Rule>) -> Result<BlockDef, Diagnostic> {
+        let span = self.span(&p);
+        let mut i = p.into_inner();
+        let name = self.ident(i.next().expect("name"));
+        let mut def = BlockDef {
+            name,
+            params: Vec::new(),
+            convs: Vec::new(),
+            shortcut: None,
+            span,
+        };
+        for o in i {
+            match o.as_rule() {
+                Rule::names => def.params = o.into_inner().map(|n| self.ident(n)).collect(),
+                Rule::conv => def.convs.push(self.conv(o)?),
+                Rule::shortcut => {
+                    let sp = self.span(&o);
+                    let k = o.into_inner().next().expect("shortcut_kind");
+                    let kind = match k.as_str() {
+                        "identity" => Shortcut::Identity,
+                        "projection" => Shortcut::Projection,
+                        _ => Shortcut::Auto,
+                    };
+                    def.shortcut = Some((kind, sp));
+                }
+                r => unreachable!("grammar: {r:?} in block"),
+            }
+        }
+        Ok(def)
+    }
+
+    fn args(&self, p: Pair<'_, Rule>) -> Result<Vec<Arg>, Diagnostic> {
+        p.into_inner().map(|a| self.arg(a)).collect()
+    }
+
+    fn arg(&self, a: Pair<'_, Rule>) -> Result<Arg, Diagnostic> {
+        let mut i = a.into_inner();
+        Ok(Arg {
+            name: self.ident(i.next().expect("name")),
+            value: self.expr(i.next().expect("expr"))?,
+        })
+    }
+
+    fn stages(&self, p: Pair<'_, Rule>) -> Result<Stages, Diagnostic> {
+        let span = self.span(&p);
+        let mut i = p.into_inner();
+        let template = self.ident(i.next().expect("name"));
+        let mut st = Stages {
+            template,
+            args: Vec::new(),
+            rules: Vec::new(),
+            stages: Vec::new(),
+            span,
+        };
+        for o in i {
+            match o.as_rule() {
+                Rule::args => st.args = self.args(o)?,
+                Rule::rule => {
+                    let r = o.into_inner().next().expect("rule kind");
+                    let sp = self.span(&r);
+                    st.rules.push(match r.as_rule() {
+                        Rule::double_rule => ast::Rule::DoubleOnDownsample(
+                            r.into_inner()
+                                .next()
+                                .map(|n| n.into_inner().map(|x| self.ident(x)).collect()),
+                            sp,
+                        ),
+                        Rule::keep_rule => ast::Rule::KeepWidth(sp),
+                        r => unreachable!("grammar: {r:?} as rule"),
+                    });
+                }
+                Rule::stage => {
+                    let sp = self.span(&o);
+                    let mut j = o.into_inner();
+                    let label = self.ident(j.next().expect("stage_name"));
+                    let mut stage = Stage {
+                        label,
+                        depth: None,
+                        stride: None,
+                        args: Vec::new(),
+                        span: sp,
+                    };
+                    for opt in j {
+                        match opt.as_rule() {
+                            Rule::depth => stage.depth = Some(self.atom_in(opt)?),
+                            Rule::stage_stride => stage.stride = Some(self.atom_in(opt)?),
+                            Rule::arg => stage.args.push(self.arg(opt)?),
+                            r => unreachable!("grammar: {r:?} in stage"),
+                        }
+                    }
+                    st.stages.push(stage);
+                }
+                r => unreachable!("grammar: {r:?} in stages"),
+            }
+        }
+        Ok(st)
+    }
+
+    fn budget(&self, p: Pair<'_, Rule>) -> Result<Vec<Limit>, Diagnostic> {
+        p.into_inner()
+            .map(|l| {
+                let span = self.span(&l);
+                let mut i = l.into_inner();
+                let metric = match i.next().expect("metric").as_str() {
+                    "params" => Metric::Params,
+                    "buffers" => Metric::Buffers,
+                    "macs" => Metric::Macs,
+                    "flops" => Metric::Flops,
+                    _ => Metric::Activations,
+                };
+                let at_most = i.next().expect("cmp").as_str() == "<=";
+                let q = i.next().expect("quantity");
+                let value = parse_quantity(q.as_str()).ok_or_else(|| {
+                    Diagnostic::new(
+                        "archc::syntax::quantity",
+                        format!("`{}` is not a whole number", q.as_str()),
+                    )
+                    .at(self.span(&q), "a budget must come to an exact count")
+                    .help("use fewer decimals than the suffix allows: 25.1M, 4.23G, 70k")
+                })?;
+                Ok(Limit {
+                    metric,
+                    at_most,
+                    value,
+                    span,
+                })
+            })
+            .collect()
+    }
+
+    fn expr(&self, pair: Pair<'_, Rule>) -> Result<Expr, Diagnostic> {
+        match pair.as_rule() {
+            Rule::expr => PRATT
+                .map_primary(|p| self.expr(p))
+                .map_infix(|l, op, r| {
+                    let (l, r) = (l?, r?);
+                    let op = match op.as_rule() {
+                        Rule::add => BinOp::Add,
+                        Rule::sub => BinOp::Sub,
+                        Rule::mul => BinOp::Mul,
+                        _ => BinOp::Div,
+                    };
+                    Ok(Expr {
+                        span: l.span.to(r.span),
+                        kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+                    })
+                })
+                .parse(pair.into_inner()),
+            Rule::int => Ok(Expr {
+                span: self.span(&pair),
+                kind: ExprKind::Int(self.int(pair)?),
+            }),
+            Rule::name => Ok(Expr {
+                span: self.span(&pair),
+                kind: ExprKind::Var(pair.as_str().to_string()),
+            }),
+            r => unreachable!("grammar: {r:?} as an expression"),
+        }
+    }
+}
+
+/// Parses `25.1M`, `4_230_000_000`, `70k` to an exact integer; `None` if it is not whole.
+pub fn parse_quantity(text: &str) -> Option<u64> {
+    let text: String = text.chars().filter(|c| *c != '_').collect();
+    let (num, scale) = match text.chars().last()? {
+        'k' | 'K' => (&text[..text.len() - 1], 1_000u64),
+        'M' => (&text[..text.len() - 1], 1_000_000),
+        'G' => (&text[..text.len() - 1], 1_000_000_000),
+        'T' => (&text[..text.len() - 1], 1_000_000_000_000),
+        _ => (&text[..], 1),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let mut value = int.parse::<u64>().ok()?.checked_mul(scale)?;
+    let mut unit = scale;
+    for d in frac.chars() {
+        if unit % 10 != 0 {
+            return None;
+        }
+        unit /= 10;
+        value = value.checked_add(u64::from(d.to_digit(10)?).checked_mul(unit)?)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_exact() {
+        assert_eq!(parse_quantity("25.1M"), Some(25_100_000));
+        assert_eq!(parse_quantity("4.23G"), Some(4_230_000_000));
+        assert_eq!(parse_quantity("70k"), Some(70_000));
+        assert_eq!(parse_quantity("25_028_904"), Some(25_028_904));
+        assert_eq!(parse_quantity("1.5"), None);
+        assert_eq!(parse_quantity("1.0001k"), None);
+        assert_eq!(parse_quantity("99999999999T"), None);
+    }
+}
