@@ -144,10 +144,10 @@ impl Spec {
                 }
             };
             for imp in &parsed.imports {
-                let path = match &dir {
+                let path = normalize(&match &dir {
                     Some(d) => d.join(&imp.path),
                     None => PathBuf::from(&imp.path),
-                };
+                });
                 if sources.find(&path).is_some() {
                     continue;
                 }
@@ -246,6 +246,25 @@ impl Compiled {
     pub fn violations(&self) -> Vec<Diagnostic> {
         cost::violations(&self.report)
     }
+}
+
+/// Removes `.` and `dir/..` from a path without touching the file system, so diagnostics show
+/// `specs/resnext/x.arch` rather than `specs/variants/../resnext/x.arch`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Compiles the single network defined in a spec file (the first one, if there are several).
