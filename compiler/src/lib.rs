@@ -29,7 +29,7 @@
 //! let spec = archc::Spec::from_text("tiny.arch", text).expect("parses");
 //! let net = spec.compile("tiny", &archc::Overrides::default()).expect("compiles");
 //! assert_eq!(net.output(), [10, 1, 1]);
-//! assert_eq!(net.report.total.params, 195_722);
+//! assert_eq!(net.report.total.params, 89_546);
 //! assert!(net.report.budgets.iter().all(|b| b.ok));
 //! ```
 //!

@@ -1,0 +1,139 @@
+//! The `archc` binary: exit codes, the JSON contract, and every command.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("archc runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
+
+#[test]
+fn check_passes_with_exit_0() {
+    let o = archc(&["check", R50X]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("25,028,904"), "{out}");
+    assert!(out.contains("4,230,479,872") && out.contains("multiply-adds"), "{out}");
+}
+
+#[test]
+fn json_contract() {
+    let o = archc(&["check", "--format", "json", R50X, "specs/resnet/resnet50.arch"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 2);
+    let r = &a[0];
+    for key in [
+        "name", "params", "buffers", "macs", "flops", "activations", "input", "output", "stages",
+        "budgets",
+    ] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(r["name"], "resnext50_32x4d");
+    assert_eq!(r["params"], 25_028_904);
+    assert_eq!(r["macs"], 4_230_479_872u64);
+    assert_eq!(r["flops"], 8_460_959_744u64);
+    assert_eq!(r["input"], serde_json::json!([3, 224, 224]));
+    assert_eq!(r["stages"].as_array().unwrap().len(), 6);
+    assert_eq!(r["stages"][1]["label"], "conv2");
+    assert_eq!(
+        r["budgets"][0],
+        serde_json::json!({"kind": "params", "op": "<=", "limit": 25_100_000, "actual": 25_028_904, "ok": true})
+    );
+    assert_eq!(a[1]["params"], 25_557_032);
+}
+
+#[test]
+fn broken_budget_exits_1_and_names_the_line() {
+    let o = archc(&["check", R50X, "--set", "C=64"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("resnext50_32x4d.arch:"), "{err}");
+    assert!(err.contains("params <= 25.10M"), "{err}");
+    assert!(err.contains("costliest stages"), "{err}");
+}
+
+#[test]
+fn spec_error_exits_2_with_location() {
+    let o = archc(&["check", R50X, "--set", "C=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("resnext50_32x4d.arch:23:29"), "{err}");
+    assert!(err.contains("`width` must be at least 1, but `C * d` is 0"), "{err}");
+    let o = archc(&["check", R50X, "--set", "nope=1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no parameter `nope`"));
+    let o = archc(&["check", "specs/does-not-exist.arch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read"));
+}
+
+#[test]
+fn input_override() {
+    let o = archc(&["check", "--format", "json", "--input", "3x320x320", R50X]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["stages"][4]["output"], serde_json::json!([2048, 10, 10]));
+    assert_eq!(v[0]["params"], 25_028_904);
+    let o = archc(&["check", "--input", "3x0x5", R50X]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn summary_rows_add_up() {
+    let o = archc(&["summary", R50X]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    let mut params = 0u64;
+    let mut macs = 0u64;
+    let mut total = None;
+    for line in out.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let num = |s: &str| s.replace(',', "").parse::<u64>().ok();
+        if cols.first() == Some(&"total") {
+            total = Some((num(cols[2]).unwrap(), num(cols[3]).unwrap()));
+        } else if cols.len() == 6 {
+            params += num(cols[3]).unwrap();
+            macs += num(cols[4]).unwrap();
+        }
+    }
+    assert_eq!(total, Some((25_028_904, 4_230_479_872)));
+    assert_eq!((params, macs), (25_028_904, 4_230_479_872));
+}
+
+#[test]
+fn graph_is_dot_with_clusters() {
+    let o = archc(&["graph", "specs/resnet/resnet18.arch"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.starts_with("digraph \"resnet18\" {"));
+    assert!(out.contains("subgraph cluster_layer1"));
+    assert!(out.contains("label=\"layer2.0\""));
+    assert!(out.trim_end().ends_with('}'));
+    // 8 basic blocks.
+    assert_eq!(out.matches("subgraph cluster_b").count(), 8);
+}
+
+#[test]
+fn expand_is_canonical() {
+    let o = archc(&["expand", "specs/resnet/resnet18.arch", "--set", "classes=10"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("layer4.1.conv2"));
+    assert!(out.contains("fc 512 -> 10"));
+}
