@@ -28,7 +28,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses one file's text. `file` is the id its spans will carry.
 pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     let mut pairs = ArchParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
-    let cx = Cx { file };
+    let cx = Cx { file, text };
     let root = pairs.next().expect("grammar: file");
     cx.file(root)
 }
@@ -145,14 +145,40 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
-struct Cx {
+struct Cx<'t> {
     file: FileId,
+    text: &'t str,
 }
 
-impl Cx {
+/// The end of `text[start..end]` without trailing whitespace, `;` and comments (pest's spans of
+/// non-atomic rules can take in the separators that follow them).
+fn tight_end(text: &str, start: usize, end: usize) -> usize {
+    let mut last = start;
+    let mut comment = false;
+    let bytes = text.as_bytes();
+    let mut i = start;
+    while i < end {
+        let b = bytes[i];
+        if comment {
+            comment = b != b'\n';
+        } else if b == b'#' || (b == b'/' && bytes.get(i + 1) == Some(&b'/')) {
+            comment = true;
+        } else if !(b.is_ascii_whitespace() || b == b';') {
+            last = i + 1;
+        }
+        i += 1;
+    }
+    last.max(start)
+}
+
+impl Cx<'_> {
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let end = match pair.as_rule() {
+            Rule::string => s.end(),
+            _ => tight_end(self.text, s.start(), s.end()),
+        };
+        Span::new(self.file, s.start(), end)
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
