@@ -29,11 +29,20 @@ fn snapshot_every_spec() {
     insta::glob!("../specs", "**/*.arch", |path| {
         let spec = Spec::from_path(path).unwrap_or_else(|f| panic!("{}", f.render()));
         let names = spec.networks();
-        assert_eq!(names.len(), 1, "{} should define one network", path.display());
+        assert_eq!(
+            names.len(),
+            1,
+            "{} should define one network",
+            path.display()
+        );
         let c = spec
             .compile(names[0], &Overrides::default())
             .unwrap_or_else(|f| panic!("{}", f.render()));
-        assert!(c.within_budget(), "{} breaks its own budget", path.display());
+        assert!(
+            c.within_budget(),
+            "{} breaks its own budget",
+            path.display()
+        );
         insta::assert_json_snapshot!("report", archc::report::json(&c));
         insta::assert_snapshot!("expanded", archc::report::expanded(&c));
     });
@@ -42,17 +51,83 @@ fn snapshot_every_spec() {
 /// (spec, params, buffers, MACs, activations) as torchvision (or our PyTorch reference, for
 /// CIFAR) counts them: see scripts/reference.py and tests/reference/torchvision.json.
 const TORCHVISION: &[(&str, u64, u64, u64, u64)] = &[
-    ("resnet/resnet18.arch", 11_689_512, 9_600, 1_814_073_344, 2_484_712),
-    ("resnet/resnet34.arch", 21_797_672, 17_024, 3_663_761_408, 3_739_112),
-    ("resnet/resnet50.arch", 25_557_032, 53_120, 4_089_184_256, 11_114_984),
-    ("resnet/resnet101.arch", 44_549_160, 105_344, 7_801_405_440, 16_232_936),
-    ("resnet/resnet152.arch", 60_192_808, 151_424, 11_513_626_624, 22_555_112),
-    ("resnet/wide_resnet50_2.arch", 68_883_240, 68_224, 11_398_021_120, 14_401_512),
-    ("resnext/resnext50_32x4d.arch", 25_028_904, 68_224, 4_230_479_872, 14_401_512),
-    ("resnext/resnext101_32x8d.arch", 88_791_336, 202_880, 16_414_015_488, 31_210_472),
-    ("resnext/resnext101_64x4d.arch", 83_455_272, 202_880, 15_460_270_080, 31_210_472),
-    ("cifar/resnext29_8x64d.arch", 34_426_698, 57_472, 5_387_266_048, 8_585_226),
-    ("cifar/resnext29_16x64d.arch", 68_155_210, 100_480, 10_688_866_304, 15_269_898),
+    (
+        "resnet/resnet18.arch",
+        11_689_512,
+        9_600,
+        1_814_073_344,
+        2_484_712,
+    ),
+    (
+        "resnet/resnet34.arch",
+        21_797_672,
+        17_024,
+        3_663_761_408,
+        3_739_112,
+    ),
+    (
+        "resnet/resnet50.arch",
+        25_557_032,
+        53_120,
+        4_089_184_256,
+        11_114_984,
+    ),
+    (
+        "resnet/resnet101.arch",
+        44_549_160,
+        105_344,
+        7_801_405_440,
+        16_232_936,
+    ),
+    (
+        "resnet/resnet152.arch",
+        60_192_808,
+        151_424,
+        11_513_626_624,
+        22_555_112,
+    ),
+    (
+        "resnet/wide_resnet50_2.arch",
+        68_883_240,
+        68_224,
+        11_398_021_120,
+        14_401_512,
+    ),
+    (
+        "resnext/resnext50_32x4d.arch",
+        25_028_904,
+        68_224,
+        4_230_479_872,
+        14_401_512,
+    ),
+    (
+        "resnext/resnext101_32x8d.arch",
+        88_791_336,
+        202_880,
+        16_414_015_488,
+        31_210_472,
+    ),
+    (
+        "resnext/resnext101_64x4d.arch",
+        83_455_272,
+        202_880,
+        15_460_270_080,
+        31_210_472,
+    ),
+    (
+        "cifar/resnext29_8x64d.arch",
+        34_426_698,
+        57_472,
+        5_387_266_048,
+        8_585_226,
+    ),
+    (
+        "cifar/resnext29_16x64d.arch",
+        68_155_210,
+        100_480,
+        10_688_866_304,
+        15_269_898,
+    ),
 ];
 
 #[test]
@@ -93,12 +168,27 @@ fn figures_equal_reference_json() {
         assert_eq!(t.macs, n("macs"), "{name} macs");
         assert_eq!(t.activations, n("activations"), "{name} activations");
         // PyTorch's logits are [N, classes]; our shapes are C×H×W, so the fc gives classes×1×1.
-        let out: Vec<u64> = r["output"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let out: Vec<u64> = r["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
         assert_eq!(c.output(), [out[0], 1, 1], "{name} output");
         for stage in &c.report.stages {
             if let Some(s) = r["stages"].get(&stage.name) {
-                assert_eq!(stage.cost.params, s["params"].as_u64().unwrap(), "{name} {}", stage.name);
-                assert_eq!(stage.cost.macs, s["macs"].as_u64().unwrap(), "{name} {}", stage.name);
+                assert_eq!(
+                    stage.cost.params,
+                    s["params"].as_u64().unwrap(),
+                    "{name} {}",
+                    stage.name
+                );
+                assert_eq!(
+                    stage.cost.macs,
+                    s["macs"].as_u64().unwrap(),
+                    "{name} {}",
+                    stage.name
+                );
             }
         }
     }
@@ -106,8 +196,14 @@ fn figures_equal_reference_json() {
 
 #[test]
 fn paper_cifar_figures_within_0_1m() {
-    let p8 = compile("cifar/resnext29_8x64d.arch", &[]).report.total.params;
-    let p16 = compile("cifar/resnext29_16x64d.arch", &[]).report.total.params;
+    let p8 = compile("cifar/resnext29_8x64d.arch", &[])
+        .report
+        .total
+        .params;
+    let p16 = compile("cifar/resnext29_16x64d.arch", &[])
+        .report
+        .total
+        .params;
     assert!(p8.abs_diff(34_400_000) <= 100_000, "{p8}");
     assert!(p16.abs_diff(68_100_000) <= 100_000, "{p16}");
 }
@@ -134,7 +230,10 @@ fn three_forms_cost_the_same() {
     for (rel, set) in [
         ("resnext/resnext50_32x4d.arch", vec![]),
         ("cifar/resnext29_8x64d.arch", vec![]),
-        ("resnext/resnext50_32x4d.arch", vec![("C", "8"), ("d", "14")]),
+        (
+            "resnext/resnext50_32x4d.arch",
+            vec![("C", "8"), ("d", "14")],
+        ),
     ] {
         let with = |form: &'static str| {
             let mut s = set.clone();
@@ -225,14 +324,28 @@ fn table1_shapes() {
     assert_eq!(node("conv1").shape.to_array(), [64, 112, 112]);
     assert!(matches!(
         node("layer1.0.conv2").op,
-        archc::graph::Op::Conv { out: 128, groups: 32, .. }
+        archc::graph::Op::Conv {
+            out: 128,
+            groups: 32,
+            ..
+        }
     ));
     assert!(matches!(
         node("layer2.0.conv2").op,
-        archc::graph::Op::Conv { out: 256, stride: 2, groups: 32, .. }
+        archc::graph::Op::Conv {
+            out: 256,
+            stride: 2,
+            groups: 32,
+            ..
+        }
     ));
     assert!(matches!(
         node("layer2.0.downsample.0").op,
-        archc::graph::Op::Conv { out: 512, stride: 2, kernel: (1, 1), .. }
+        archc::graph::Op::Conv {
+            out: 512,
+            stride: 2,
+            kernel: (1, 1),
+            ..
+        }
     ));
 }

@@ -309,7 +309,7 @@ pub fn violations(report: &CostReport) -> Vec<Diagnostic> {
                     "budget `{} {} {}` is broken: the network has {} {} ({}), {} {word} ({pct:.2}%)",
                     b.kind.as_str(),
                     b.op,
-                    si(b.limit),
+                    b.limit_line.written,
                     grouped(b.actual),
                     unit(b.kind),
                     si(b.actual),

@@ -188,4 +188,3 @@ impl miette::Diagnostic for Report<'_> {
         None
     }
 }
-

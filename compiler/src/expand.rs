@@ -70,7 +70,12 @@ fn resolve<'a>(
         None => Resolved::default(),
         Some(base) => {
             let Some(b) = scope.get(&base.name) else {
-                let mut known: Vec<&str> = scope.networks.keys().copied().collect();
+                let mut known: Vec<&str> = scope
+                    .networks
+                    .keys()
+                    .copied()
+                    .filter(|n| !chain.contains(n))
+                    .collect();
                 known.sort_unstable();
                 return Err(Diagnostic::new(
                     "archc::expand::unknown_network",
@@ -190,13 +195,13 @@ fn eval(env: &Env<'_>, e: &Expr) -> Result<u64, Diagnostic> {
                 let (what, label) = if *op == BinOp::Sub {
                     ("negative", format!("{a} - {b} is below zero"))
                 } else {
-                    ("too large", format!("{a} {} {b} overflows 64 bits", op.symbol()))
+                    (
+                        "too large",
+                        format!("{a} {} {b} overflows 64 bits", op.symbol()),
+                    )
                 };
-                Diagnostic::new(
-                    "archc::expand::arithmetic",
-                    format!("`{e}` is {what}"),
-                )
-                .at(e.span, label)
+                Diagnostic::new("archc::expand::arithmetic", format!("`{e}` is {what}"))
+                    .at(e.span, label)
             })
         }
     }
@@ -205,11 +210,11 @@ fn eval(env: &Env<'_>, e: &Expr) -> Result<u64, Diagnostic> {
 fn positive(env: &Env<'_>, e: &Expr, what: &str) -> Result<u64, Diagnostic> {
     let v = eval(env, e)?;
     if v == 0 {
-        return Err(Diagnostic::new(
-            "archc::expand::zero",
-            format!("{what} must be at least 1, but `{e}` is 0"),
-        )
-        .at(e.span, "is 0"));
+        let message = match e.kind {
+            ExprKind::Int(_) => format!("{what} must be at least 1, not 0"),
+            _ => format!("{what} must be at least 1, but `{e}` is 0"),
+        };
+        return Err(Diagnostic::new("archc::expand::zero", message).at(e.span, "is 0"));
     }
     Ok(v)
 }
@@ -272,11 +277,18 @@ pub fn expand(
         return Err(vec![
             Diagnostic::new(
                 "archc::expand::override",
-                format!("--set {key}=...: network `{}` has no parameter `{key}`", net.name.name),
+                format!(
+                    "--set {key}=...: network `{}` has no parameter `{key}`",
+                    net.name.name
+                ),
             )
             .help(format!(
                 "its parameters are: {}; `form` and `classes` can be set too",
-                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
             )),
         ]);
     }
@@ -289,10 +301,15 @@ pub fn expand(
     if input.contains(&0) {
         let d = Diagnostic::new(
             "archc::expand::input",
-            format!("input {}x{}x{} has a zero dimension", input[0], input[1], input[2]),
+            format!(
+                "input {}x{}x{} has a zero dimension",
+                input[0], input[1], input[2]
+            ),
         );
         return Err(vec![match r.input {
-            Some(dims) if overrides.input.is_none() => d.at(dims.span, "every dimension must be at least 1"),
+            Some(dims) if overrides.input.is_none() => {
+                d.at(dims.span, "every dimension must be at least 1")
+            }
             _ => d,
         }]);
     }
@@ -332,6 +349,10 @@ pub fn expand(
         name: net.name.name.clone(),
         span: net.span,
         input,
+        input_span: match (overrides.input, r.input) {
+            (None, Some(d)) => d.span,
+            _ => net.name.span,
+        },
         classes,
         form,
         params,
@@ -448,14 +469,29 @@ fn stages(
     };
     let formals: Vec<&str> = template.params.iter().map(|p| p.name.as_str()).collect();
     for (i, p) in template.params.iter().enumerate() {
-        if p.name == "stride" || formals[..i].contains(&p.name.as_str()) {
+        if p.name == "stride" {
             return Err(vec![
                 Diagnostic::new(
                     "archc::expand::template_parameter",
-                    format!("template `{}` declares parameter `{}` twice or shadows `stride`", template.name.name, p.name),
+                    format!(
+                        "template `{}` declares a parameter named `stride`, which is implicit",
+                        template.name.name
+                    ),
                 )
-                .at(p.span, "rename this parameter")
-                .help("`stride` is implicit: the stage sets it for the first block"),
+                .at(p.span, "remove this parameter")
+                .help("every template has `stride`: the stage's stride for its first block, 1 for the others"),
+            ]);
+        }
+        if formals[..i].contains(&p.name.as_str()) {
+            return Err(vec![
+                Diagnostic::new(
+                    "archc::expand::template_parameter",
+                    format!(
+                        "template `{}` declares parameter `{}` twice",
+                        template.name.name, p.name
+                    ),
+                )
+                .at(p.span, "declared again here"),
             ]);
         }
     }
@@ -470,7 +506,10 @@ fn stages(
                     ),
                 )
                 .at(a.name.span, "unknown argument")
-                .also(template.span, format!("`{}` is defined here", template.name.name))
+                .also(
+                    template.span,
+                    format!("`{}` is defined here", template.name.name),
+                )
                 .help(format!("its parameters are ({})", formals.join(", "))));
             }
             if args[..i].iter().any(|b| b.name.name == a.name.name) {
@@ -496,7 +535,10 @@ fn stages(
                         return Err(vec![
                             Diagnostic::new(
                                 "archc::expand::arity",
-                                format!("template `{}` has no parameter `{}`", template.name.name, n.name),
+                                format!(
+                                    "template `{}` has no parameter `{}`",
+                                    template.name.name, n.name
+                                ),
                             )
                             .at(n.span, "not a parameter of the template")
                             .help(format!("its parameters are ({})", formals.join(", "))),
@@ -511,17 +553,19 @@ fn stages(
     if s.stages.is_empty() {
         return Err(vec![
             Diagnostic::new("archc::expand::stages", "`stages` lists no stage")
-                .at(s.span, "add a stage such as `conv2: depth 3`"),
+                .at(s.template.span, "add a stage such as `conv2: depth 3`"),
         ]);
     }
     check_names(&s.args).map_err(|d| vec![d])?;
-    let mut current: Vec<(String, Option<u64>)> = formals
-        .iter()
-        .map(|f| (f.to_string(), None))
-        .collect();
+    let mut current: Vec<(String, Option<u64>)> =
+        formals.iter().map(|f| (f.to_string(), None)).collect();
     for a in &s.args {
         let v = positive(env, &a.value, &format!("`{}`", a.name.name)).map_err(|d| vec![d])?;
-        current.iter_mut().find(|(n, _)| *n == a.name.name).expect("checked").1 = Some(v);
+        current
+            .iter_mut()
+            .find(|(n, _)| *n == a.name.name)
+            .expect("checked")
+            .1 = Some(v);
     }
 
     let mut out = Vec::new();
@@ -565,11 +609,16 @@ fn stages(
                 if let (Some(v), Some(d)) = (value.as_mut(), &doubled) {
                     if d.contains(&name.as_str()) {
                         *v = v.checked_mul(stride).ok_or_else(|| {
-                            vec![Diagnostic::new(
-                                "archc::expand::arithmetic",
-                                format!("`{name}` overflows 64 bits at stage `{}`", st.label.name),
-                            )
-                            .at(st.span, "doubling overflows here")]
+                            vec![
+                                Diagnostic::new(
+                                    "archc::expand::arithmetic",
+                                    format!(
+                                        "`{name}` overflows 64 bits at stage `{}`",
+                                        st.label.name
+                                    ),
+                                )
+                                .at(st.span, "doubling overflows here"),
+                            ]
                         })?;
                     }
                 }
@@ -577,7 +626,11 @@ fn stages(
         }
         for a in &st.args {
             let v = positive(env, &a.value, &format!("`{}`", a.name.name)).map_err(err)?;
-            current.iter_mut().find(|(n, _)| *n == a.name.name).expect("checked").1 = Some(v);
+            current
+                .iter_mut()
+                .find(|(n, _)| *n == a.name.name)
+                .expect("checked")
+                .1 = Some(v);
         }
         let mut args = Vec::new();
         for (name, value) in &current {
@@ -593,11 +646,17 @@ fn stages(
                             ),
                         )
                         .at(
-                            if si == 0 { s.template.span.to(s.span) } else { st.span },
+                            if si == 0 { s.template.span } else { st.span },
                             format!("`{name}` missing"),
                         )
-                        .also(template.span, format!("`{}` takes ({})", template.name.name, formals.join(", ")))
-                        .help(format!("give it in the stages' arguments: stages {}({name} = ...)", template.name.name)),
+                        .also(
+                            template.span,
+                            format!("`{}` takes ({})", template.name.name, formals.join(", ")),
+                        )
+                        .help(format!(
+                            "give it in the stages' arguments: stages {}({name} = ...)",
+                            template.name.name
+                        )),
                     ]);
                 }
             }
@@ -618,7 +677,12 @@ fn stages(
                 .iter()
                 .map(|c| conv(&benv, c))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|d| vec![d.also(st.span, format!("instantiated by stage `{}`", st.label.name))])?;
+                .map_err(|d| {
+                    vec![d.also(
+                        st.span,
+                        format!("instantiated by stage `{}`", st.label.name),
+                    )]
+                })?;
             if convs.is_empty() {
                 return Err(vec![
                     Diagnostic::new(
@@ -633,6 +697,7 @@ fn stages(
                 stride: block_stride,
                 convs,
                 shortcut: template.shortcut.map(|(k, _)| k).unwrap_or_default(),
+                shortcut_span: template.shortcut.map(|(_, s)| s),
                 template_span: template.span,
             });
         }

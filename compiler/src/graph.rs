@@ -173,9 +173,7 @@ impl LayerGraph {
 
     /// Nodes in creation order, which is a topological order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeIndex, &Node)> {
-        self.graph
-            .node_indices()
-            .map(move |i| (i, &self.graph[i]))
+        self.graph.node_indices().map(move |i| (i, &self.graph[i]))
     }
 
     /// The input shape of a node's first input (the node's own shape for the input node).
@@ -207,11 +205,15 @@ impl Builder {
                 "archc::graph::too_large",
                 format!("the network needs more than {MAX_NODES} graph nodes"),
             )
-            .at(self.origin.unwrap_or(span), "the graph grows past the limit here")
+            .at(
+                self.origin.unwrap_or(span),
+                "the graph grows past the limit here",
+            )
             .help("lower the depth or, for `form split`, the cardinality"));
         }
         let shapes: Vec<Shape> = inputs.iter().map(|i| self.g[*i].shape).collect();
-        let shape = shape::infer(&op, &shapes).map_err(|e| self.shape_error(&op, &path, span, e))?;
+        let shape =
+            shape::infer(&op, &shapes).map_err(|e| self.shape_error(&op, &path, span, e))?;
         let n = self.g.add_node(Node {
             op,
             path,
@@ -285,7 +287,11 @@ fn conv_op(c: &ir::Conv) -> Op {
 }
 
 fn numbered(base: &str, k: usize) -> String {
-    if k == 1 { base.to_string() } else { format!("{base}{k}") }
+    if k == 1 {
+        base.to_string()
+    } else {
+        format!("{base}{k}")
+    }
 }
 
 /// Lowers a model to its layer graph, inferring every node's shape.
@@ -302,7 +308,7 @@ pub fn lower(model: &ir::Model) -> Result<LayerGraph, Diagnostic> {
             shape: Shape::new(c, h, w),
         },
         "input".to_string(),
-        model.span,
+        model.input_span,
         &[],
     )?;
     let mut stages = vec![StageInfo {
@@ -440,7 +446,13 @@ fn block(
             }
             let merge = form == Form::Split && end + 1 < n && convs[end + 1].groups == 1;
             for (i, c) in convs.iter().enumerate().take(start) {
-                h = b.unit(h, c, format!("{p}.conv{}", i + 1), format!("{p}.bn{}", i + 1), relu(i))?;
+                h = b.unit(
+                    h,
+                    c,
+                    format!("{p}.conv{}", i + 1),
+                    format!("{p}.bn{}", i + 1),
+                    relu(i),
+                )?;
             }
             let mut outs = Vec::new();
             for path in 0..groups {
@@ -459,12 +471,20 @@ fn block(
                 }
                 for (i, c) in convs.iter().enumerate().take(end + 1).skip(start) {
                     if c.out % groups != 0 {
-                        let err = ShapeError::Groups {
-                            groups,
-                            input: b.g[y].shape.c,
-                            output: c.out,
-                        };
-                        return Err(b.shape_error(&conv_op(c), &format!("{p}.conv{}", i + 1), c.span, err));
+                        let mut d = Diagnostic::new(
+                            "archc::shape::groups",
+                            format!(
+                                "`{p}`: width {} cannot be split into {groups} paths of equal width",
+                                c.out
+                            ),
+                        )
+                        .at(convs[g].span, format!("{groups} groups"));
+                        if let Some(origin) = b.origin {
+                            d = d.also(origin, "instantiated by this stage");
+                        }
+                        return Err(d.help(format!(
+                            "with cardinality {groups}, the group width (e.g. C * d) must be a multiple of {groups}"
+                        )));
                     }
                     let pc = ir::Conv {
                         out: c.out / groups,
@@ -472,7 +492,13 @@ fn block(
                         ..*c
                     };
                     let r = relu(i).map(|_| format!("{q}.relu"));
-                    y = b.unit(y, &pc, format!("{q}.conv{}", i + 1), format!("{q}.bn{}", i + 1), r)?;
+                    y = b.unit(
+                        y,
+                        &pc,
+                        format!("{q}.conv{}", i + 1),
+                        format!("{q}.bn{}", i + 1),
+                        r,
+                    )?;
                 }
                 if merge {
                     let c = &convs[end + 1];
@@ -497,12 +523,24 @@ fn block(
                 end + 1
             };
             for (i, c) in convs.iter().enumerate().skip(next) {
-                h = b.unit(h, c, format!("{p}.conv{}", i + 1), format!("{p}.bn{}", i + 1), relu(i))?;
+                h = b.unit(
+                    h,
+                    c,
+                    format!("{p}.conv{}", i + 1),
+                    format!("{p}.bn{}", i + 1),
+                    relu(i),
+                )?;
             }
         }
         _ => {
             for (i, c) in convs.iter().enumerate() {
-                h = b.unit(h, c, format!("{p}.conv{}", i + 1), format!("{p}.bn{}", i + 1), relu(i))?;
+                h = b.unit(
+                    h,
+                    c,
+                    format!("{p}.conv{}", i + 1),
+                    format!("{p}.bn{}", i + 1),
+                    relu(i),
+                )?;
             }
         }
     }
@@ -523,10 +561,24 @@ fn block(
             bias: false,
             span: blk.template_span,
         };
-        s = b.push(conv_op(&proj), format!("{p}.downsample.0"), blk.template_span, &[s])?;
-        s = b.push(Op::BatchNorm, format!("{p}.downsample.1"), blk.template_span, &[s])?;
+        s = b.push(
+            conv_op(&proj),
+            format!("{p}.downsample.0"),
+            blk.template_span,
+            &[s],
+        )?;
+        s = b.push(
+            Op::BatchNorm,
+            format!("{p}.downsample.1"),
+            blk.template_span,
+            &[s],
+        )?;
     }
-    let sum = b.push(Op::Add, format!("{p}.add"), blk.template_span, &[h, s]).map_err(|d| {
+    let add_span = match blk.shortcut_span {
+        Some(span) if !project => span,
+        _ => blk.template_span,
+    };
+    let sum = b.push(Op::Add, format!("{p}.add"), add_span, &[h, s]).map_err(|d| {
         let shortcut = b.g[s].shape;
         d.help(if project {
             format!(

@@ -15,6 +15,8 @@ pub struct Model {
     pub span: Span,
     /// Input channels, height, width.
     pub input: [u64; 3],
+    /// Where the input is declared (the network's name if it comes from `--input`).
+    pub input_span: Span,
     /// Number of classes.
     pub classes: u64,
     /// The block form.
@@ -113,6 +115,8 @@ pub struct Block {
     pub convs: Vec<Conv>,
     /// The shortcut rule.
     pub shortcut: Shortcut,
+    /// The `shortcut` line, if the template has one.
+    pub shortcut_span: Option<Span>,
     /// The template's definition.
     pub template_span: Span,
 }

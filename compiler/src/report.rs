@@ -145,7 +145,12 @@ fn shape(s: [u64; 3]) -> String {
 pub fn check_text(c: &Compiled) -> String {
     let t = c.report.total;
     let mut o = String::new();
-    let params: Vec<String> = c.model.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params: Vec<String> = c
+        .model
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let _ = writeln!(
         o,
         "{}  ({}, input {}, output {}{})",
@@ -153,14 +158,46 @@ pub fn check_text(c: &Compiled) -> String {
         c.model.form.as_str(),
         shape(c.model.input),
         shape(c.output()),
-        if params.is_empty() { String::new() } else { format!(", {}", params.join(" ")) }
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", params.join(" "))
+        }
     );
-    let _ = writeln!(o, "  params       {:>16}  ({})", grouped(t.params), si(t.params));
-    let _ = writeln!(o, "  buffers      {:>16}  (batch-norm running mean and var)", grouped(t.buffers));
-    let _ = writeln!(o, "  MACs         {:>16}  ({} multiply-adds)", grouped(t.macs), si(t.macs));
-    let _ = writeln!(o, "  FLOPs        {:>16}  ({}, 2 x MACs)", grouped(t.flops()), si(t.flops()));
-    let _ = writeln!(o, "  activations  {:>16}  ({})", grouped(t.activations), si(t.activations));
-    let _ = writeln!(o, "  {:<16} {:>14} {:>12} {:>16} {:>14}", "stage", "output", "params", "MACs", "activations");
+    let _ = writeln!(
+        o,
+        "  params       {:>16}  ({})",
+        grouped(t.params),
+        si(t.params)
+    );
+    let _ = writeln!(
+        o,
+        "  buffers      {:>16}  (batch-norm running mean and var)",
+        grouped(t.buffers)
+    );
+    let _ = writeln!(
+        o,
+        "  MACs         {:>16}  ({} multiply-adds)",
+        grouped(t.macs),
+        si(t.macs)
+    );
+    let _ = writeln!(
+        o,
+        "  FLOPs        {:>16}  ({}, 2 x MACs)",
+        grouped(t.flops()),
+        si(t.flops())
+    );
+    let _ = writeln!(
+        o,
+        "  activations  {:>16}  ({})",
+        grouped(t.activations),
+        si(t.activations)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<16} {:>14} {:>12} {:>16} {:>14}",
+        "stage", "output", "params", "MACs", "activations"
+    );
     for s in &c.report.stages {
         let name = match &s.label {
             Some(l) => format!("{} [{l}]", s.name),
@@ -231,7 +268,11 @@ pub fn describe(g: &LayerGraph, n: petgraph::graph::NodeIndex) -> String {
             if bias { "" } else { ", no bias" }
         ),
         Op::Add | Op::Concat => {
-            let ins: Vec<String> = g.inputs(n).iter().map(|i| g.graph[*i].path.clone()).collect();
+            let ins: Vec<String> = g
+                .inputs(n)
+                .iter()
+                .map(|i| g.graph[*i].path.clone())
+                .collect();
             let name = if node.op == Op::Add { "add" } else { "concat" };
             if ins.len() > 4 {
                 format!("{name} of {} paths", ins.len())
@@ -269,8 +310,11 @@ pub fn expanded(c: &Compiled) -> String {
             let info = &g.stages[stage];
             match (&info.label, &info.template) {
                 (Some(label), Some(t)) => {
-                    let args: Vec<String> =
-                        info.args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    let args: Vec<String> = info
+                        .args
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
                     let _ = writeln!(
                         o,
                         "\n{} = {label}: {t}({}) x{}, stride {}",
@@ -300,7 +344,14 @@ pub fn expanded(c: &Compiled) -> String {
 /// false, nodes that cost nothing (ReLU, pooling, additions) are left out; the rows still add up
 /// to the totals printed under them.
 pub fn summary(c: &Compiled, all: bool) -> String {
-    let width = c.report.layers.iter().map(|l| l.path.len()).max().unwrap_or(4).max(5);
+    let width = c
+        .report
+        .layers
+        .iter()
+        .map(|l| l.path.len())
+        .max()
+        .unwrap_or(4)
+        .max(5);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -360,7 +411,10 @@ pub fn dot(c: &Compiled) -> String {
     let g = &c.graph;
     let mut o = String::new();
     let _ = writeln!(o, "digraph \"{}\" {{", dot_escape(&c.model.name));
-    let _ = writeln!(o, "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];");
+    let _ = writeln!(
+        o,
+        "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];"
+    );
     let node_line = |o: &mut String, i: petgraph::graph::NodeIndex, indent: &str| {
         let n = &g.graph[i];
         let _ = writeln!(

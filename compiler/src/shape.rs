@@ -102,21 +102,12 @@ impl fmt::Display for ShapeError {
                 let s: Vec<String> = shapes.iter().map(Shape::to_string).collect();
                 write!(f, "shapes do not agree: {}", s.join(" vs "))
             }
-            ShapeError::Slice { parts, input } => write!(
-                f,
-                "cannot split {input} channels into {parts} equal paths"
-            ),
+            ShapeError::Slice { parts, input } => {
+                write!(f, "cannot split {input} channels into {parts} equal paths")
+            }
             ShapeError::Overflow => f.write_str("a size overflows 64 bits"),
         }
     }
-}
-
-fn window(n: u64, k: u64, stride: u64, pad: u64) -> Option<u64> {
-    let padded = n.checked_add(pad.checked_mul(2)?)?;
-    if padded < k {
-        return None;
-    }
-    Some((padded - k) / stride + 1)
 }
 
 fn spatial(
@@ -126,13 +117,22 @@ fn spatial(
     stride: u64,
     pad: (u64, u64),
 ) -> Result<Shape, ShapeError> {
-    let vanish = ShapeError::Vanishes {
-        input,
-        kernel,
-        pad,
+    let window = |n: u64, k: u64, pad: u64| -> Result<u64, ShapeError> {
+        let padded = pad
+            .checked_mul(2)
+            .and_then(|p| n.checked_add(p))
+            .ok_or(ShapeError::Overflow)?;
+        if padded < k {
+            return Err(ShapeError::Vanishes {
+                input,
+                kernel,
+                pad: (pad, pad),
+            });
+        }
+        Ok((padded - k) / stride + 1)
     };
-    let h = window(input.h, kernel.0, stride, pad.0).ok_or(vanish.clone())?;
-    let w = window(input.w, kernel.1, stride, pad.1).ok_or(vanish)?;
+    let h = window(input.h, kernel.0, pad.0)?;
+    let w = window(input.w, kernel.1, pad.1)?;
     Ok(Shape::new(c, h, w))
 }
 

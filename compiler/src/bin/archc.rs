@@ -91,7 +91,9 @@ fn parse_dims(s: &str) -> Result<[u64; 3], String> {
     let nums: Result<Vec<u64>, _> = parts.iter().map(|p| p.trim().parse::<u64>()).collect();
     match nums {
         Ok(n) if n.len() == 3 && n.iter().all(|v| *v > 0) => Ok([n[0], n[1], n[2]]),
-        _ => Err(format!("`{s}` is not CxHxW with positive integers, e.g. 3x224x224")),
+        _ => Err(format!(
+            "`{s}` is not CxHxW with positive integers, e.g. 3x224x224"
+        )),
     }
 }
 
@@ -146,25 +148,34 @@ fn main() -> ExitCode {
                             if !c.within_budget() {
                                 status = status.max(1);
                                 let f = Failure {
-                                    sources: Spec::from_path(path).map(|s| s.sources).unwrap_or_default(),
+                                    sources: Spec::from_path(path)
+                                        .map(|s| s.sources)
+                                        .unwrap_or_default(),
                                     diagnostics: c.violations(),
                                 };
                                 report_failure(&f);
                             }
                             match format {
                                 Format::Text => print!("{}", report::check_text(c)),
-                                Format::Json => json.push(serde_json::to_value(report::json(c)).expect("serializable")),
+                                Format::Json => json.push(
+                                    serde_json::to_value(report::json(c)).expect("serializable"),
+                                ),
                             }
                         }
                     }
                 }
             }
             if *format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&json).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).expect("serializable")
+                );
             }
         }
         Command::Summary { spec, all, common } => match compile(spec, common) {
-            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::summary(c, *all))),
+            Ok(nets) => nets
+                .iter()
+                .for_each(|c| print!("{}", report::summary(c, *all))),
             Err(f) => {
                 report_failure(&f);
                 status = 2;

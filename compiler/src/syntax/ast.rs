@@ -245,6 +245,8 @@ pub struct Limit {
     pub at_most: bool,
     /// The limit, exactly.
     pub value: u64,
+    /// The limit as written (`25.1M`).
+    pub written: String,
     /// The line.
     pub span: Span,
 }

@@ -46,12 +46,12 @@ fn describe(r: &Rule) -> String {
         Rule::classes => "`classes N`",
         Rule::param => "`param NAME = value`",
         Rule::form => "`form grouped|concat|split`",
-        Rule::form_kind => "`grouped`, `concat` or `split`",
+        Rule::form_kind => "a form (`grouped`, `concat`, `split`)",
         Rule::stem => "`stem { ... }`",
         Rule::block => "`block NAME(params) { ... }`",
         Rule::names => "a list of names",
         Rule::shortcut => "`shortcut auto|identity|projection`",
-        Rule::shortcut_kind => "`auto`, `identity` or `projection`",
+        Rule::shortcut_kind => "a shortcut kind (`auto`, `identity`, `projection`)",
         Rule::conv => "`conv KxK -> width`",
         Rule::groups => "`groups N`",
         Rule::pad => "`pad N`",
@@ -61,7 +61,7 @@ fn describe(r: &Rule) -> String {
         Rule::stages => "`stages TEMPLATE(args) { ... }`",
         Rule::args => "template arguments",
         Rule::arg => "`name = value`",
-        Rule::rule => "`rule double_on_downsample` or `rule keep_width`",
+        Rule::rule => "a rule (`rule double_on_downsample`, `rule keep_width`)",
         Rule::double_rule => "`double_on_downsample`",
         Rule::keep_rule => "`keep_width`",
         Rule::stage => "a stage `LABEL: depth N, stride S`",
@@ -73,20 +73,21 @@ fn describe(r: &Rule) -> String {
         Rule::fc => "`fc -> N`",
         Rule::budget => "`budget { ... }`",
         Rule::limit => "a budget line such as `params <= 25.1M`",
-        Rule::metric => "`params`, `buffers`, `macs`, `flops` or `activations`",
-        Rule::cmp => "`<=` or `>=`",
+        Rule::metric => "a metric (`params`, `buffers`, `macs`, `flops`, `activations`)",
+        Rule::cmp => "a comparison (`<=`, `>=`)",
         Rule::quantity => "a quantity such as `25.1M`",
         Rule::decimal => "a number",
-        Rule::si => "an SI suffix (k, M, G, T)",
+        Rule::si => "an SI suffix (`k`, `M`, `G`, `T`)",
         Rule::expr => "an expression",
         Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
         Rule::dims => "dimensions `CxHxW`",
         Rule::kernel => "a kernel size `KxK`",
         Rule::int => "an integer",
         Rule::name => "a name",
-        Rule::item => "a network item (input, classes, param, form, stem, block, stages, head, budget)",
-        Rule::conv_option => "`groups`, `pad` or `bias`",
-        Rule::stage_option => "`depth N`, `stride N` or `name = value`",
+        Rule::close => "`}`",
+        Rule::item => "a network item (`input`, `classes`, `param`, `form`, `stem`, `block`, `stages`, `head`, `budget`)",
+        Rule::conv_option => "a conv option (`groups`, `pad`, `bias`)",
+        Rule::stage_option => "a stage option (`depth N`, `stride N`, `name = value`)",
         Rule::infix => "an operator",
         Rule::atom => "a number, a name or `(`",
         Rule::ident_char => "a letter, digit or `_`",
@@ -112,8 +113,28 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             .map_or(rest.len(), |(i, _)| i);
         start + tok.max(rest.chars().next().map_or(0, char::len_utf8))
     };
+    if text[start..].starts_with('"') {
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        return Diagnostic::new(
+            "archc::syntax",
+            "syntax error: unterminated string: the closing `\"` is missing",
+        )
+        .at(
+            Span::new(file, start, line_end.max(start + 1)),
+            "this string never ends",
+        );
+    }
+    // At the end of the file, point at the last character rather than past it.
+    let at_eof = start >= text.len();
+    let (start, end) = if at_eof {
+        let trimmed = text.trim_end();
+        let last = trimmed.char_indices().last().map_or(0, |(i, _)| i);
+        (last, trimmed.len().max(last))
+    } else {
+        (start, end)
+    };
     let found = match text[start..end].trim() {
-        "" if start >= text.len() => "end of file".to_string(),
+        _ if at_eof => "end of file".to_string(),
         "" => "whitespace".to_string(),
         t => format!("`{t}`"),
     };
@@ -133,8 +154,10 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    Diagnostic::new("archc::syntax", format!("syntax error: {message}"))
-        .at(Span::new(file, start, end), "here")
+    Diagnostic::new("archc::syntax", format!("syntax error: {message}")).at(
+        Span::new(file, start, end),
+        if at_eof { "the file ends here" } else { "here" },
+    )
 }
 
 fn join_or(items: &[String]) -> String {
@@ -143,6 +166,11 @@ fn join_or(items: &[String]) -> String {
         [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
+}
+
+/// The children of a pair, without the closing braces.
+fn inner(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| p.as_rule() != Rule::close)
 }
 
 struct Cx<'t> {
@@ -208,7 +236,11 @@ impl Cx<'_> {
             match p.as_rule() {
                 Rule::import => {
                     let s = p.into_inner().next().expect("grammar: string");
-                    let inner = s.clone().into_inner().next().expect("grammar: string_inner");
+                    let inner = s
+                        .clone()
+                        .into_inner()
+                        .next()
+                        .expect("grammar: string_inner");
                     file.imports.push(Import {
                         path: inner.as_str().to_string(),
                         span: self.span(&s),
@@ -224,11 +256,11 @@ impl Cx<'_> {
 
     fn network(&self, pair: Pair<'_, Rule>) -> Result<Network, Diagnostic> {
         let span = self.span(&pair);
-        let mut inner = pair.into_inner();
-        let name = self.ident(inner.next().expect("grammar: name"));
+        let mut children = inner(pair);
+        let name = self.ident(children.next().expect("grammar: name"));
         let mut extends = None;
         let mut items = Vec::new();
-        for p in inner {
+        for p in children {
             let sp = self.span(&p);
             items.push(match p.as_rule() {
                 Rule::extends => {
@@ -282,7 +314,7 @@ impl Cx<'_> {
     }
 
     fn layers(&self, pair: Pair<'_, Rule>) -> Result<Vec<Layer>, Diagnostic> {
-        pair.into_inner().map(|p| self.layer(p)).collect()
+        inner(pair).map(|p| self.layer(p)).collect()
     }
 
     fn layer(&self, p: Pair<'_, Rule>) -> Result<Layer, Diagnostic> {
@@ -357,7 +389,7 @@ impl Cx<'_> {
 
     fn block(&self, p: Pair<'_, Rule>) -> Result<BlockDef, Diagnostic> {
         let span = self.span(&p);
-        let mut i = p.into_inner();
+        let mut i = inner(p);
         let name = self.ident(i.next().expect("name"));
         let mut def = BlockDef {
             name,
@@ -400,7 +432,7 @@ impl Cx<'_> {
 
     fn stages(&self, p: Pair<'_, Rule>) -> Result<Stages, Diagnostic> {
         let span = self.span(&p);
-        let mut i = p.into_inner();
+        let mut i = inner(p);
         let template = self.ident(i.next().expect("name"));
         let mut st = Stages {
             template,
@@ -454,7 +486,7 @@ impl Cx<'_> {
     }
 
     fn budget(&self, p: Pair<'_, Rule>) -> Result<Vec<Limit>, Diagnostic> {
-        p.into_inner()
+        inner(p)
             .map(|l| {
                 let span = self.span(&l);
                 let mut i = l.into_inner();
@@ -467,18 +499,24 @@ impl Cx<'_> {
                 };
                 let at_most = i.next().expect("cmp").as_str() == "<=";
                 let q = i.next().expect("quantity");
-                let value = parse_quantity(q.as_str()).ok_or_else(|| {
-                    Diagnostic::new(
+                let value = parse_quantity(q.as_str()).map_err(|e| match e {
+                    QuantityError::NotWhole => Diagnostic::new(
                         "archc::syntax::quantity",
                         format!("`{}` is not a whole number", q.as_str()),
                     )
                     .at(self.span(&q), "a budget must come to an exact count")
-                    .help("use fewer decimals than the suffix allows: 25.1M, 4.23G, 70k")
+                    .help("use no more decimals than the suffix allows: 25.1M, 4.23G, 70k"),
+                    QuantityError::TooLarge => Diagnostic::new(
+                        "archc::syntax::quantity",
+                        format!("`{}` is too large", q.as_str()),
+                    )
+                    .at(self.span(&q), "does not fit in 64 bits"),
                 })?;
                 Ok(Limit {
                     metric,
                     at_most,
                     value,
+                    written: q.as_str().to_string(),
                     span,
                 })
             })
@@ -516,10 +554,20 @@ impl Cx<'_> {
     }
 }
 
-/// Parses `25.1M`, `4_230_000_000`, `70k` to an exact integer; `None` if it is not whole.
-pub fn parse_quantity(text: &str) -> Option<u64> {
+/// Why a quantity has no exact value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantityError {
+    /// It has more decimals than its suffix allows (`1.5` with no suffix, `1.0001k`).
+    NotWhole,
+    /// It does not fit in 64 bits.
+    TooLarge,
+}
+
+/// Parses `25.1M`, `4_230_000_000`, `70k` to an exact integer.
+pub fn parse_quantity(text: &str) -> Result<u64, QuantityError> {
+    use QuantityError::{NotWhole, TooLarge};
     let text: String = text.chars().filter(|c| *c != '_').collect();
-    let (num, scale) = match text.chars().last()? {
+    let (num, scale) = match text.chars().last().ok_or(NotWhole)? {
         'k' | 'K' => (&text[..text.len() - 1], 1_000u64),
         'M' => (&text[..text.len() - 1], 1_000_000),
         'G' => (&text[..text.len() - 1], 1_000_000_000),
@@ -527,16 +575,21 @@ pub fn parse_quantity(text: &str) -> Option<u64> {
         _ => (&text[..], 1),
     };
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    let mut value = int.parse::<u64>().ok()?.checked_mul(scale)?;
+    let int: u64 = int.parse().map_err(|_| TooLarge)?;
+    let mut value = int.checked_mul(scale).ok_or(TooLarge)?;
     let mut unit = scale;
     for d in frac.chars() {
+        let digit = u64::from(d.to_digit(10).ok_or(NotWhole)?);
         if unit % 10 != 0 {
-            return None;
+            if digit == 0 {
+                continue;
+            }
+            return Err(NotWhole);
         }
         unit /= 10;
-        value = value.checked_add(u64::from(d.to_digit(10)?).checked_mul(unit)?)?;
+        value = value.checked_add(digit * unit).ok_or(TooLarge)?;
     }
-    Some(value)
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -545,12 +598,13 @@ mod tests {
 
     #[test]
     fn quantities_are_exact() {
-        assert_eq!(parse_quantity("25.1M"), Some(25_100_000));
-        assert_eq!(parse_quantity("4.23G"), Some(4_230_000_000));
-        assert_eq!(parse_quantity("70k"), Some(70_000));
-        assert_eq!(parse_quantity("25_028_904"), Some(25_028_904));
-        assert_eq!(parse_quantity("1.5"), None);
-        assert_eq!(parse_quantity("1.0001k"), None);
-        assert_eq!(parse_quantity("99999999999T"), None);
+        assert_eq!(parse_quantity("25.1M"), Ok(25_100_000));
+        assert_eq!(parse_quantity("4.23G"), Ok(4_230_000_000));
+        assert_eq!(parse_quantity("70k"), Ok(70_000));
+        assert_eq!(parse_quantity("25_028_904"), Ok(25_028_904));
+        assert_eq!(parse_quantity("1.50k"), Ok(1_500));
+        assert_eq!(parse_quantity("1.5"), Err(QuantityError::NotWhole));
+        assert_eq!(parse_quantity("1.0001k"), Err(QuantityError::NotWhole));
+        assert_eq!(parse_quantity("99999999999T"), Err(QuantityError::TooLarge));
     }
 }
