@@ -181,7 +181,10 @@ fn bench_pipeline(c: &mut Criterion, specs: &[Shipped]) {
 /// `--bench` without `--test`, `--list` or `--profile-time`.
 fn benchmark_mode() -> bool {
     let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let has = |flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
     has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
 
@@ -213,7 +216,11 @@ fn criterion_dir(target: &Path) -> PathBuf {
 
 /// The median point estimate of one benchmark, if criterion wrote it during this run.
 fn criterion_median(dir: &Path, id: &str, since: SystemTime) -> Option<Duration> {
-    let file = dir.join("pipeline").join(id).join("new").join("estimates.json");
+    let file = dir
+        .join("pipeline")
+        .join(id)
+        .join("new")
+        .join("estimates.json");
     let fresh = fs::metadata(&file).and_then(|m| m.modified()).ok()? >= since;
     if !fresh {
         return None;
@@ -235,13 +242,19 @@ fn time_process(
     for _ in 0..runs {
         let mut cmd = make();
         let start = Instant::now();
-        let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
         times.push(start.elapsed());
         if !out.status.code().is_some_and(|c| ok_codes.contains(&c)) {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!("{cmd:?} failed ({}): {}", out.status, tail.join(" / ")));
+            return Err(format!(
+                "{cmd:?} failed ({}): {}",
+                out.status,
+                tail.join(" / ")
+            ));
         }
         stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     }
@@ -269,14 +282,31 @@ fn fmt_duration(d: Duration) -> String {
     format!("{v:.decimals$} {unit}")
 }
 
-/// Formats `a / b` as a ratio such as `7.5×` or `12,400×`.
+/// Formats `a / b` with three significant figures, e.g. `7.5×`, `42×` or `12,400×`.
 fn fmt_ratio(a: Duration, b: Duration) -> String {
     let r = a.as_secs_f64() / b.as_secs_f64();
     if r >= 100.0 {
-        format!("{}×", archc::cost::grouped((r / 10.0).round() as u64 * 10))
+        // Three significant figures: 12,345 → 12,300.
+        let step = 10f64.powi(r.log10().floor() as i32 - 2);
+        format!("{}×", grouped(((r / step).round() * step) as u64))
+    } else if r >= 10.0 {
+        format!("{r:.0}×")
     } else {
         format!("{r:.1}×")
     }
+}
+
+/// `25028904` → `25,028,904`.
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// A table cell for an optional measurement.
@@ -344,7 +374,10 @@ fn measure_processes(
     for s in specs {
         let mut row = Row::default();
         if archc_bin.is_file() && s.macs.is_ok() {
-            println!("timing: archc check --format json {} (x{ARCHC_RUNS})", s.rel);
+            println!(
+                "timing: archc check --format json {} (x{ARCHC_RUNS})",
+                s.rel
+            );
             let t = time_process(
                 || {
                     let mut c = Command::new(archc_bin);
@@ -419,6 +452,7 @@ fn render(r: &Results) -> String {
     out.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     let mut warnings = Vec::new();
     let mut agreed = 0;
+    let mut compared = 0;
     for s in r.specs {
         let row = r.rows.get(&s.id);
         let inproc = r.in_process.get(&s.id).copied();
@@ -446,14 +480,15 @@ fn render(r: &Results) -> String {
             ratio(fv, inproc),
         ));
         if let (Some(theirs), Ok(ours)) = (row_ref.torchvision_macs, &s.macs) {
+            compared += 1;
             if theirs == *ours {
                 agreed += 1;
             } else {
                 warnings.push(format!(
                     "- **warning** {}: `count_torchvision.py` printed {} MACs, archc counts {}",
                     s.id,
-                    archc::cost::grouped(theirs),
-                    archc::cost::grouped(*ours)
+                    grouped(theirs),
+                    grouped(*ours)
                 ));
             }
         } else if matches!(row_ref.torchvision, Some(Ok(_))) {
@@ -473,23 +508,20 @@ fn render(r: &Results) -> String {
         }
         if let Err(e) = &s.macs {
             let first = e.lines().next().unwrap_or_default();
-            warnings.push(format!("- **warning** {}: does not compile: {first}", s.rel));
+            warnings.push(format!(
+                "- **warning** {}: does not compile: {first}",
+                s.rel
+            ));
         }
     }
     out.push('\n');
-    if agreed > 0 {
+    if compared > 0 {
         out.push_str(&format!(
             "The MAC total printed by `count_torchvision.py` equals archc's `report.total.macs` \
-             for {agreed} of {agreed} models compared.\n",
+             for {agreed} of {compared} models compared.\n\n",
         ));
-        if !warnings.iter().any(|w| w.contains("printed")) {
-            out.push('\n');
-        }
     }
     if !warnings.is_empty() {
-        if agreed > 0 {
-            out.push('\n');
-        }
         for w in &warnings {
             out.push_str(w);
             out.push('\n');
@@ -596,7 +628,8 @@ fn main() {
         time_process(
             || {
                 let mut c = Command::new(py);
-                c.args(["-c", "import torch, torchvision"]).current_dir(&root);
+                c.args(["-c", "import torch, torchvision"])
+                    .current_dir(&root);
                 c
             },
             PYTHON_RUNS,
