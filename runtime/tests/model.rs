@@ -1,0 +1,261 @@
+//! The runtime model against the compiler: parameter counts, output shapes, weight files,
+//! training.
+
+use archc::{Compiled, Overrides, Spec};
+use archc_runtime::{Network, weights};
+use std::path::{Path, PathBuf};
+use tch::nn::{ModuleT, OptimizerConfig, VarStore};
+use tch::{Device, Kind, Tensor};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
+    let path = root().join("specs").join(rel);
+    let spec = Spec::from_path(&path).unwrap_or_else(|f| panic!("{}", f.render()));
+    let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+    let overrides = Overrides {
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        input: None,
+    };
+    spec.compile(&name, &overrides)
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}
+
+fn shipped() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root().join("specs")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "arch") {
+                out.push(
+                    p.strip_prefix(root().join("specs"))
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_spec_has_the_compilers_counts_and_shapes() {
+    let specs = shipped();
+    assert!(specs.len() >= 14);
+    for rel in specs {
+        let c = compile(&rel, &[]);
+        let vs = VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), &c);
+        let params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .map(|n| n as i64)
+            .sum();
+        let all: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+        assert_eq!(params as u64, c.report.total.params, "{rel} params");
+        assert_eq!(
+            (all - params) as u64,
+            c.report.total.buffers,
+            "{rel} buffers"
+        );
+        let [ch, h, w] = c.model.input;
+        let x = Tensor::randn(
+            [1, ch as i64, h as i64, w as i64],
+            (Kind::Float, Device::Cpu),
+        );
+        let y = tch::no_grad(|| net.forward_t(&x, false));
+        assert_eq!(y.size(), [1, c.model.classes as i64], "{rel} output");
+        assert_eq!(net.output_shape(), vec![c.output()[0] as i64]);
+    }
+}
+
+#[test]
+fn variable_names_are_torchvisions() {
+    let c = compile("resnet/resnet50.arch", &[]);
+    let vs = VarStore::new(Device::Cpu);
+    let _net = Network::new(&vs.root(), &c);
+    let vars = vs.variables();
+    for name in [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "layer1.0.conv2.weight",
+        "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.running_var",
+        "layer4.2.bn3.bias",
+        "fc.weight",
+        "fc.bias",
+    ] {
+        assert!(vars.contains_key(name), "{name}");
+    }
+    assert_eq!(vars["layer2.0.conv2.weight"].size(), [128, 128, 3, 3]);
+    assert_eq!(vars.len(), 161 + 2 * 53); // 161 learnable tensors, 53 BNs × 2 running stats
+}
+
+#[test]
+fn save_then_load_gives_the_same_logits() {
+    let dir = std::env::temp_dir().join(format!("archc-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r18.safetensors");
+    let c = compile("resnet/resnet18.arch", &[]);
+    let vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &c);
+    weights::save(&vs, &file).unwrap();
+    let mut vs2 = VarStore::new(Device::Cpu);
+    let net2 = Network::new(&vs2.root(), &c);
+    let report = weights::load(&mut vs2, &file).unwrap();
+    assert_eq!(report.direct, vs.variables().len());
+    assert_eq!(report.ignored, 20); // resnet18 has 20 batch-norms
+    let x = Tensor::randn([2, 3, 224, 224], (Kind::Float, Device::Cpu));
+    let (a, b) = tch::no_grad(|| (net.forward_t(&x, false), net2.forward_t(&x, false)));
+    assert!(a.equal(&b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mismatched_files_are_refused_with_every_name() {
+    let dir = std::env::temp_dir().join(format!("archc-rt-mm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r18 = dir.join("r18.safetensors");
+    let c18 = compile("resnet/resnet18.arch", &[]);
+    let vs = VarStore::new(Device::Cpu);
+    let _n = Network::new(&vs.root(), &c18);
+    weights::save(&vs, &r18).unwrap();
+
+    // resnet34 has more blocks: its extra variables are missing from the file.
+    let c34 = compile("resnet/resnet34.arch", &[]);
+    let mut vs34 = VarStore::new(Device::Cpu);
+    let _n = Network::new(&vs34.root(), &c34);
+    let before = vs34.variables()["conv1.weight"].copy();
+    match weights::load(&mut vs34, &r18) {
+        Err(weights::WeightsError::Mismatch {
+            missing,
+            unexpected,
+            misshaped,
+            ..
+        }) => {
+            assert!(unexpected.is_empty() && misshaped.is_empty());
+            assert!(
+                missing
+                    .iter()
+                    .any(|(n, s)| n == "layer1.2.conv1.weight" && s == &[64, 64, 3, 3])
+            );
+            // 8 extra basic blocks, each with conv1, bn1 (4 tensors), conv2, bn2 (4 tensors).
+            assert_eq!(missing.len(), 8 * 10);
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    // Nothing was copied.
+    assert!(vs34.variables()["conv1.weight"].equal(&before));
+
+    // Ten classes: the fc is mis-shaped, and the message says so with both shapes.
+    let c10 = compile("resnet/resnet18.arch", &[("classes", "10")]);
+    let mut vs10 = VarStore::new(Device::Cpu);
+    let _n = Network::new(&vs10.root(), &c10);
+    let err = weights::load(&mut vs10, &r18).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("mis-shaped  fc.weight: expected [10, 512], found [1000, 512]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mis-shaped  fc.bias: expected [10], found [1000]"),
+        "{text}"
+    );
+
+    // A resnet34 file in resnet18: the extra tensors are unexpected.
+    let r34 = dir.join("r34.safetensors");
+    weights::save(&vs34, &r34).unwrap();
+    let mut vs18 = VarStore::new(Device::Cpu);
+    let _n = Network::new(&vs18.root(), &c18);
+    match weights::load(&mut vs18, &r34) {
+        Err(weights::WeightsError::Mismatch {
+            missing,
+            unexpected,
+            ..
+        }) => {
+            assert!(missing.is_empty());
+            assert!(
+                unexpected
+                    .iter()
+                    .any(|(n, _)| n == "layer3.5.bn2.running_var")
+            );
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    // Not a safetensors file at all.
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a tensor file").unwrap();
+    assert!(matches!(
+        weights::load(&mut vs18, &junk),
+        Err(weights::WeightsError::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trains_with_autograd_and_updates_running_statistics() {
+    tch::manual_seed(0);
+    let text = r#"
+network tiny {
+  input 3x16x16
+  classes 4
+  param C = 4
+  stem { conv 3x3 -> 16 }
+  block bottleneck(width, out) {
+    conv 1x1 -> width
+    conv 3x3/stride -> width, groups C
+    conv 1x1 -> out
+  }
+  stages bottleneck(width = 16, out = 32) {
+    s1: depth 1
+    s2: depth 1, stride 2
+  }
+  head { avgpool; fc -> classes }
+}"#;
+    let spec = Spec::from_text("tiny.arch", text).unwrap();
+    let c = spec.compile("tiny", &Overrides::default()).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &c);
+    let mut opt = tch::nn::Sgd {
+        momentum: 0.9,
+        ..Default::default()
+    }
+    .build(&vs, 0.05)
+    .unwrap();
+    let x = Tensor::randn([16, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 2, 3]).repeat([4]);
+    let mean_before = vs.variables()["bn1.running_mean"].copy();
+    let first = net
+        .forward_t(&x, true)
+        .cross_entropy_for_logits(&y)
+        .double_value(&[]);
+    for _ in 0..30 {
+        let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
+        opt.backward_step(&loss);
+    }
+    let last = net
+        .forward_t(&x, true)
+        .cross_entropy_for_logits(&y)
+        .double_value(&[]);
+    assert!(last < first * 0.5, "loss {first} -> {last}");
+    assert!(!vs.variables()["bn1.running_mean"].equal(&mean_before));
+    // Eval mode is deterministic and leaves the statistics alone.
+    let stats = vs.variables()["bn1.running_var"].copy();
+    let (a, b) = tch::no_grad(|| (net.forward_t(&x, false), net.forward_t(&x, false)));
+    assert!(a.equal(&b));
+    assert!(vs.variables()["bn1.running_var"].equal(&stats));
+}

@@ -1,0 +1,168 @@
+//! Numeric parity with PyTorch on the same weights (fixtures from `scripts/parity.py`, which
+//! `scripts/test.sh` runs first), the three block forms on one checkpoint, and the inference mode.
+
+use archc::{Compiled, Overrides, Spec};
+use archc_runtime::fast::{Inference, Options};
+use archc_runtime::{Network, weights};
+use std::path::{Path, PathBuf};
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str, what: &str) -> PathBuf {
+    let p = root().join(format!("target/parity/{name}.{what}.safetensors"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
+    let path = root().join("specs").join(rel);
+    let spec = Spec::from_path(&path).unwrap_or_else(|f| panic!("{}", f.render()));
+    let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+    let overrides = Overrides {
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        input: None,
+    };
+    spec.compile(&name, &overrides)
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}
+
+/// ‖a − b‖₂ / ‖b‖₂.
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_kind(Kind::Double);
+    let b = b.to_kind(Kind::Double);
+    let num = (&a - &b).norm().double_value(&[]);
+    let den = b.norm().double_value(&[]);
+    num / den
+}
+
+fn io(name: &str) -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(fixture(name, "io")).unwrap()
+}
+
+fn get<'a>(io: &'a [(String, Tensor)], key: &str) -> &'a Tensor {
+    &io.iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("no {key}"))
+        .1
+}
+
+fn loaded(c: &Compiled, weights_of: &str) -> (VarStore, Network) {
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), c);
+    let report = weights::load(&mut vs, fixture(weights_of, "weights")).unwrap();
+    assert!(report.direct > 0);
+    (vs, net)
+}
+
+fn stage_parity(rel: &str, name: &str) {
+    let c = compile(rel, &[]);
+    let (_vs, net) = loaded(&c, name);
+    let io = io(name);
+    let x = get(&io, "input");
+    let stages = tch::no_grad(|| net.forward_stages(x, false));
+    let mut checked = 0;
+    for (stage, ours) in &stages {
+        let theirs = get(&io, stage);
+        let ours = if stage == "head" {
+            ours.shallow_clone()
+        } else {
+            ours.shallow_clone()
+        };
+        assert_eq!(ours.size(), theirs.size(), "{name} {stage}");
+        let err = rel_l2(&ours, theirs);
+        println!("{name} {stage}: relative L2 error {err:.3e}");
+        assert!(
+            err <= 1e-5,
+            "{name} {stage}: relative L2 error {err:.3e} > 1e-5"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, c.graph.stages.len());
+}
+
+#[test]
+fn resnet50_matches_torchvision_stage_by_stage() {
+    stage_parity("resnet/resnet50.arch", "resnet50");
+}
+
+#[test]
+fn resnext50_matches_torchvision_stage_by_stage() {
+    stage_parity("resnext/resnext50_32x4d.arch", "resnext50_32x4d");
+}
+
+#[test]
+fn resnext29_matches_pytorch_reference_stage_by_stage() {
+    stage_parity("cifar/resnext29_8x64d.arch", "resnext29_8x64d");
+}
+
+#[test]
+fn three_forms_give_the_same_logits_on_one_checkpoint() {
+    let io = io("resnext50_32x4d");
+    let x = get(&io, "input");
+    let logits = |form: &str| {
+        let c = compile("resnext/resnext50_32x4d.arch", &[("form", form)]);
+        let (_vs, net) = loaded(&c, "resnext50_32x4d");
+        tch::no_grad(|| net.forward_t(x, false))
+    };
+    let grouped = logits("grouped");
+    assert!(rel_l2(&grouped, get(&io, "head")) <= 1e-5);
+    for form in ["concat", "split"] {
+        let other = logits(form);
+        let err = rel_l2(&other, &grouped);
+        println!("{form} vs grouped: relative L2 error {err:.3e}");
+        assert!(err <= 1e-5, "{form}: {err:.3e}");
+    }
+}
+
+#[test]
+fn inference_mode_matches_eval_mode() {
+    let c = compile("resnext/resnext50_32x4d.arch", &[]);
+    let (_vs, net) = loaded(&c, "resnext50_32x4d");
+    let io = io("resnext50_32x4d");
+    let x = get(&io, "input");
+    let reference = get(&io, "head");
+    let fp32 = Inference::new(
+        &net,
+        Options {
+            kind: Kind::Float,
+            channels_last: true,
+        },
+    );
+    let err = rel_l2(&fp32.forward(x), reference);
+    println!("folded fp32 channels-last: relative L2 error {err:.3e}");
+    assert!(err <= 1e-4, "{err:.3e}");
+    let plain = Inference::new(
+        &net,
+        Options {
+            kind: Kind::Float,
+            channels_last: false,
+        },
+    );
+    assert!(rel_l2(&plain.forward(x), reference) <= 1e-4);
+    let bf16 = Inference::new(
+        &net,
+        Options {
+            kind: Kind::BFloat16,
+            channels_last: true,
+        },
+    );
+    let err = rel_l2(&bf16.forward(x), reference);
+    println!("folded bf16 channels-last: relative L2 error {err:.3e}");
+    assert!(err <= 5e-2, "{err:.3e}");
+    // The split form folds too (its aggregated batch-norm becomes an affine step).
+    let cs = compile("resnext/resnext50_32x4d.arch", &[("form", "split")]);
+    let (_vs2, split) = loaded(&cs, "resnext50_32x4d");
+    let folded = Inference::new(&split, Options::default());
+    assert!(rel_l2(&folded.forward(x), reference) <= 1e-4);
+}
