@@ -1,1 +1,234 @@
-fn main() {}
+//! Forward-pass speed of resnext50_32x4d: archc-runtime against PyTorch eager torchvision, in one
+//! run, on the same libtorch and the same thread count. Writes its table into BENCHMARKS.md.
+//!
+//! Run with `scripts/bench-runtime.sh` (CPU) or, on a GPU box, through `scripts/gpu-run.sh`.
+//! `ARCHC_DEVICE` picks the device (`cpu`, `cuda`, `auto`; default `auto`), `ARCHC_BENCH_REPEAT`
+//! the number of timed passes (default 10). Each configuration is warmed up, then the median of
+//! the timed passes is reported. Our runs and PyTorch's alternate, so a drift in the machine's
+//! speed affects both sides alike.
+
+use archc_runtime::fast::{Inference, Options};
+use archc_runtime::{Network, parse_device};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+const WARMUP: usize = 3;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn median_ms(device: Device, repeat: usize, mut f: impl FnMut() -> Tensor) -> f64 {
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..WARMUP {
+        let _ = f();
+    }
+    sync();
+    let mut t: Vec<f64> = (0..repeat)
+        .map(|_| {
+            let s = Instant::now();
+            let _ = f();
+            sync();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+/// PyTorch's median milliseconds for a mode, from scripts/torch_forward.py.
+fn torch_ms(
+    python: &Path,
+    mode: &str,
+    batch: i64,
+    device: &str,
+    threads: i32,
+    repeat: usize,
+) -> Option<f64> {
+    let out = Command::new(python)
+        .arg(root().join("scripts/torch_forward.py"))
+        .args([
+            "--mode",
+            mode,
+            "--batch",
+            &batch.to_string(),
+            "--device",
+            device,
+        ])
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--repeat",
+            &repeat.to_string(),
+        ])
+        .args(["--warmup", &WARMUP.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "torch_forward.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["median_ms"].as_f64()
+}
+
+fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[])
+}
+
+fn write_section(name: &str, body: &str) {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let file = root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let section = format!("{begin}\n{body}{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + end.len()..]),
+        _ => format!("{}\n{section}\n", old.trim_end()),
+    };
+    std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with `--test`: build-check only.
+    if std::env::args().any(|a| a == "--test") {
+        return;
+    }
+    let device_name = std::env::var("ARCHC_DEVICE").unwrap_or_else(|_| "auto".to_string());
+    let device = parse_device(&device_name).expect("ARCHC_DEVICE is cpu, cuda, cuda:N or auto");
+    let repeat: usize = std::env::var("ARCHC_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let torch_device = match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    };
+    let threads = tch::get_num_threads();
+    let python = std::env::var_os("ARCHC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python3"));
+
+    let compiled = archc::compile_file(
+        root().join("specs/resnext/resnext50_32x4d.arch"),
+        &Default::default(),
+    )
+    .expect("the shipped spec compiles");
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let net = Network::new(&vs.root(), &compiled);
+    let fp32 = Inference::new(
+        &net,
+        Options {
+            kind: Kind::Float,
+            channels_last: true,
+        },
+    );
+    let bf16 = Inference::new(
+        &net,
+        Options {
+            kind: Kind::BFloat16,
+            channels_last: true,
+        },
+    );
+
+    let mut rows = String::new();
+    let mut errors = String::new();
+    for batch in [8i64, 16] {
+        let x = Tensor::randn([batch, 3, 224, 224], (Kind::Float, device));
+        let ours_eager = median_ms(device, repeat, || tch::no_grad(|| net.forward_t(&x, false)));
+        let torch_fp32 = torch_ms(&python, "fp32", batch, &torch_device, threads, repeat);
+        let ours_fp32 = median_ms(device, repeat, || fp32.forward(&x));
+        let torch_cl = torch_ms(&python, "fp32-cl", batch, &torch_device, threads, repeat);
+        let ours_bf16 = median_ms(device, repeat, || bf16.forward(&x));
+        let torch_bf16 = torch_ms(&python, "bf16-cl", batch, &torch_device, threads, repeat);
+        let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
+        let ratio =
+            |a: f64, b: Option<f64>| b.map_or("n/a".to_string(), |b| format!("{:.2}", a / b));
+        let best = [torch_fp32, torch_cl, torch_bf16]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            rows,
+            "| {batch} | eager fp32 (BN as its own op) | {} | PyTorch eager fp32: {} | **{}** |",
+            fmt(Some(ours_eager)),
+            fmt(torch_fp32),
+            ratio(ours_eager, torch_fp32)
+        );
+        let _ = writeln!(
+            rows,
+            "| {batch} | inference mode fp32 (BN folded, channels-last) | {} | PyTorch eager fp32 channels-last: {} | **{}** |",
+            fmt(Some(ours_fp32)),
+            fmt(torch_cl),
+            ratio(ours_fp32, torch_cl)
+        );
+        let _ = writeln!(
+            rows,
+            "| {batch} | inference mode bf16 (BN folded, channels-last) | {} | PyTorch bf16 autocast channels-last: {} | **{}** (vs PyTorch fp32: {}; vs PyTorch's best: {}) |",
+            fmt(Some(ours_bf16)),
+            fmt(torch_bf16),
+            ratio(ours_bf16, torch_bf16),
+            ratio(ours_bf16, torch_fp32),
+            if best.is_finite() {
+                format!("{:.2}", ours_bf16 / best)
+            } else {
+                "n/a".to_string()
+            }
+        );
+        let reference = tch::no_grad(|| net.forward_t(&x, false));
+        let _ = writeln!(
+            errors,
+            "| {batch} | {:.1e} | {:.1e} |",
+            rel_l2(&fp32.forward(&x), &reference),
+            rel_l2(&bf16.forward(&x), &reference)
+        );
+        eprintln!("batch {batch} done");
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "resnext50_32x4d, 3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} passes after {WARMUP} warm-up; {date}, {cpu}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_DEVICE={device_name} scripts/bench-runtime.sh`.\n"
+    );
+    body.push_str(
+        "| batch | archc-runtime | ours | PyTorch (same run) | ratio |\n|---:|---|---:|---|---:|\n",
+    );
+    body.push_str(&rows);
+    body.push_str("\nNumeric error of the inference mode against our eager fp32 logits (relative L2, same weights and input):\n\n| batch | fp32 folded | bf16 folded |\n|---:|---:|---:|\n");
+    body.push_str(&errors);
+    let section = match device {
+        Device::Cuda(_) => "forward-cuda",
+        _ => "forward-cpu",
+    };
+    write_section(section, &body);
+    println!("{body}");
+}

@@ -259,7 +259,7 @@ impl Network {
     pub fn forward_stages(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
         let wanted: Vec<usize> = self.stages.iter().map(|s| s.1).collect();
         let mut keep = Vec::new();
-        let _ = self.run(xs, train, |i, t| {
+        let _ = self.run(xs, train, &wanted, |i, t| {
             if let Some(k) = wanted.iter().position(|w| *w == i) {
                 keep.push((self.stages[k].0.clone(), t.shallow_clone()));
             }
@@ -267,10 +267,28 @@ impl Network {
         keep
     }
 
-    fn run(&self, xs: &Tensor, train: bool, mut observe: impl FnMut(usize, &Tensor)) -> Tensor {
+    /// Runs the plan. `observed` nodes' outputs are shown to `observe` and never modified in
+    /// place afterwards. ReLU and addition work in place on an input that dies at that node, as
+    /// torchvision's blocks do (`ReLU(inplace=True)`, `out += identity`); both are safe for
+    /// autograd because no producer in the graph saves its output for the backward pass.
+    fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        observed: &[usize],
+        mut observe: impl FnMut(usize, &Tensor),
+    ) -> Tensor {
         let mut values: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut last = None;
         for (i, node) in self.nodes.iter().enumerate() {
+            // The first input, taken out of `values` when this node may overwrite it.
+            let owned = node.inputs.first().copied().filter(|f| {
+                matches!(node.step, Step::Relu | Step::Add)
+                    && node.frees.contains(f)
+                    && !observed.contains(f)
+                    && !matches!(self.nodes[*f].step, Step::Input | Step::Slice { .. })
+            });
+            let mut mine = owned.and_then(|f| values[f].take());
             let arg = |k: usize| {
                 values[node.inputs[k]]
                     .as_ref()
@@ -280,7 +298,13 @@ impl Network {
                 Step::Input => xs.shallow_clone(),
                 Step::Conv(c) => arg(0).apply(c),
                 Step::Bn(bn) => arg(0).apply_t(bn, train),
-                Step::Relu => arg(0).relu(),
+                Step::Relu => match mine.take() {
+                    Some(mut t) => {
+                        let _ = t.relu_();
+                        t
+                    }
+                    None => arg(0).relu(),
+                },
                 Step::MaxPool {
                     kernel,
                     stride,
@@ -289,8 +313,11 @@ impl Network {
                 Step::AvgPool => arg(0).adaptive_avg_pool2d([1, 1]),
                 Step::Linear(l) => arg(0).flatten(1, -1).apply(l),
                 Step::Add => {
-                    let mut acc = arg(0) + arg(1);
-                    for k in 2..node.inputs.len() {
+                    let mut acc = match mine.take() {
+                        Some(t) => t,
+                        None => arg(0).copy(),
+                    };
+                    for k in 1..node.inputs.len() {
                         acc += arg(k);
                     }
                     acc
@@ -318,6 +345,6 @@ impl Network {
 
 impl ModuleT for Network {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.run(xs, train, |_, _| {})
+        self.run(xs, train, &[], |_, _| {})
     }
 }

@@ -1,0 +1,191 @@
+//! `archc-run`: runs a spec's network on libtorch and times its forward pass.
+//!
+//! ```text
+//! archc-run specs/resnext/resnext50_32x4d.arch --device auto --batch 8 --mode fast --dtype bf16
+//! ```
+
+use archc_runtime::fast::{Inference, Options};
+use archc_runtime::{Network, parse_device, weights};
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// Run an archc spec on CPU or CUDA and time its forward pass (warm-up, then the median of the
+/// repeats), printing images per second.
+#[derive(Parser, Debug)]
+#[command(name = "archc-run", version, about)]
+struct Args {
+    /// The spec file.
+    spec: PathBuf,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 8)]
+    batch: i64,
+    /// A safetensors file with the weights (torchvision names); random weights otherwise.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// `eager`: the network as built (batch-norm as its own op); `fast`: batch-norm folded,
+    /// channels-last.
+    #[arg(long, value_enum, default_value_t = Mode::Eager)]
+    mode: Mode,
+    /// Number type of the forward pass (`bf16` and `f16` need `--mode fast`).
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Untimed passes first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed passes; the median is reported.
+    #[arg(long, default_value_t = 10)]
+    repeat: usize,
+    /// Intra-op threads for CPU work (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Override a spec parameter: `--set C=8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Run at another input size, e.g. `3x320x320`.
+    #[arg(long, value_name = "CxHxW")]
+    input: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Eager,
+    Fast,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    F32,
+    Bf16,
+    F16,
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let device = parse_device(&args.device).map_err(|e| e.to_string())?;
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    let kind = match args.dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::Bf16 => Kind::BFloat16,
+        Dtype::F16 => Kind::Half,
+    };
+    if kind != Kind::Float && args.mode == Mode::Eager {
+        return Err("--dtype bf16/f16 needs --mode fast".to_string());
+    }
+    if args.batch < 1 || args.repeat < 1 {
+        return Err("--batch and --repeat must be at least 1".to_string());
+    }
+    let mut set = Vec::new();
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or(format!("--set {kv}: expected KEY=VALUE"))?;
+        set.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let input = match &args.input {
+        None => None,
+        Some(s) => {
+            let n: Vec<u64> = s.split('x').filter_map(|p| p.parse().ok()).collect();
+            match n[..] {
+                [c, h, w] if c > 0 && h > 0 && w > 0 => Some([c, h, w]),
+                _ => return Err(format!("--input {s}: expected CxHxW, e.g. 3x224x224")),
+            }
+        }
+    };
+    let overrides = archc::Overrides { set, input };
+    let compiled = archc::compile_file(&args.spec, &overrides).map_err(|f| f.render())?;
+    let mut vs = VarStore::new(device);
+    let net = Network::new(&vs.root(), &compiled);
+    if let Some(w) = &args.weights {
+        let report = weights::load(&mut vs, w).map_err(|e| e.to_string())?;
+        eprintln!(
+            "loaded {}: {} tensors by name, {} mapped to paths, {} counters ignored",
+            w.display(),
+            report.direct,
+            report.mapped,
+            report.ignored
+        );
+    }
+    let [c, h, w] = compiled.model.input;
+    let x = Tensor::randn(
+        [args.batch, c as i64, h as i64, w as i64],
+        (Kind::Float, device),
+    );
+    let fast = (args.mode == Mode::Fast).then(|| {
+        Inference::new(
+            &net,
+            Options {
+                kind,
+                channels_last: true,
+            },
+        )
+    });
+    let forward = || {
+        tch::no_grad(|| match &fast {
+            Some(f) => f.forward(&x),
+            None => net.forward_t(&x, false),
+        })
+    };
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..args.warmup {
+        let _ = forward();
+    }
+    sync();
+    let mut times = Vec::with_capacity(args.repeat);
+    let mut out = None;
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let y = forward();
+        sync();
+        times.push(t.elapsed().as_secs_f64());
+        out = Some(y);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let out = out.expect("repeat >= 1");
+    let t = compiled.report.total;
+    println!(
+        "{}: {} params, {} MACs/image, device {:?}, {} threads, mode {:?}, dtype {:?}",
+        compiled.model.name,
+        archc::cost::grouped(t.params),
+        archc::cost::si(t.macs),
+        device,
+        tch::get_num_threads(),
+        args.mode,
+        args.dtype
+    );
+    println!(
+        "batch {} x {}x{}x{} -> {:?}: median {:.2} ms over {} runs (min {:.2} ms), {:.1} images/s",
+        args.batch,
+        c,
+        h,
+        w,
+        out.size(),
+        median * 1e3,
+        times.len(),
+        times[0] * 1e3,
+        args.batch as f64 / median
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
