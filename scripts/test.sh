@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). On a fresh machine it installs what
-# the tests need (the Python venv with PyTorch for the reference figures), then checks formatting,
-# lints, and runs every test of the workspace.
+# the tests need, then checks formatting and lints and runs every test of the workspace:
+# - the Python venv (.venv: torch 2.11.0, torchvision 0.26.0, fvcore, safetensors), which gives
+#   the reference figures, the parity fixtures and the libtorch that the runtime links;
+# - the compiler's tests need none of it; the runtime's (archc-runtime) use libtorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== setup: Python venv with torch/torchvision (scripts/setup-venv.sh)"
 scripts/setup-venv.sh
+. scripts/torch-env.sh
 
 echo "== reference: PyTorch's own counts must equal tests/reference/torchvision.json"
 mkdir -p target
-.venv/bin/python3 scripts/reference.py --out target/reference.json
+python3 scripts/reference.py --out target/reference.json
 if ! diff -u tests/reference/torchvision.json target/reference.json; then
   echo "PyTorch's figures differ from tests/reference/torchvision.json" >&2
+  exit 1
+fi
+
+echo "== parity fixtures: torchvision outputs on seeded weights (scripts/parity.py)"
+python3 scripts/parity.py --out target/parity
+
+echo "== the compiler builds without libtorch"
+if cargo tree -p archc -e normal,build | grep -E 'tch|torch-sys'; then
+  echo "archc (the compiler) must not depend on tch or libtorch" >&2
   exit 1
 fi
 

@@ -18,8 +18,11 @@ use tch::{Device, Kind, Tensor};
 
 const WARMUP: usize = 3;
 
+/// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("ARCHC_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 fn median_ms(device: Device, repeat: usize, mut f: impl FnMut() -> Tensor) -> f64 {

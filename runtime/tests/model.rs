@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use tch::nn::{ModuleT, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
+/// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("ARCHC_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
@@ -258,4 +261,27 @@ network tiny {
     let (a, b) = tch::no_grad(|| (net.forward_t(&x, false), net.forward_t(&x, false)));
     assert!(a.equal(&b));
     assert!(vs.variables()["bn1.running_var"].equal(&stats));
+}
+
+#[test]
+fn libtorch_cuda_is_linked_where_libtorch_has_it() {
+    // The linker's --as-needed default drops libtorch_cuda.so, and then CUDA is never available.
+    // build.rs links it explicitly: check the running binary really loaded it.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let torch_cpu = maps
+        .lines()
+        .find(|l| l.contains("libtorch_cpu.so"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(PathBuf::from)
+        .expect("libtorch_cpu.so is loaded");
+    let has_cuda_build = torch_cpu.with_file_name("libtorch_cuda.so").exists();
+    assert_eq!(
+        maps.contains("libtorch_cuda.so"),
+        has_cuda_build,
+        "{}",
+        torch_cpu.display()
+    );
+    if !has_cuda_build {
+        assert!(!tch::Cuda::is_available());
+    }
 }

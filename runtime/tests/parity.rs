@@ -8,12 +8,24 @@ use std::path::{Path, PathBuf};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
+/// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("ARCHC_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// `ARCHC_TEST_DEVICE` (`cpu` by default; `cuda` on a GPU box, see scripts/gpu-run.sh).
+fn device() -> Device {
+    let name = std::env::var("ARCHC_TEST_DEVICE").unwrap_or_else(|_| "cpu".to_string());
+    archc_runtime::parse_device(&name).unwrap_or_else(|e| panic!("ARCHC_TEST_DEVICE: {e}"))
 }
 
 fn fixture(name: &str, what: &str) -> PathBuf {
-    let p = root().join(format!("target/parity/{name}.{what}.safetensors"));
+    let dir = std::env::var_os("ARCHC_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/parity"));
+    let p = dir.join(format!("{name}.{what}.safetensors"));
     assert!(
         p.exists(),
         "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
@@ -47,7 +59,11 @@ fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn io(name: &str) -> Vec<(String, Tensor)> {
-    Tensor::read_safetensors(fixture(name, "io")).unwrap()
+    Tensor::read_safetensors(fixture(name, "io"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device())))
+        .collect()
 }
 
 fn get<'a>(io: &'a [(String, Tensor)], key: &str) -> &'a Tensor {
@@ -58,7 +74,7 @@ fn get<'a>(io: &'a [(String, Tensor)], key: &str) -> &'a Tensor {
 }
 
 fn loaded(c: &Compiled, weights_of: &str) -> (VarStore, Network) {
-    let mut vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(device());
     let net = Network::new(&vs.root(), c);
     let report = weights::load(&mut vs, fixture(weights_of, "weights")).unwrap();
     assert!(report.direct > 0);
@@ -74,13 +90,8 @@ fn stage_parity(rel: &str, name: &str) {
     let mut checked = 0;
     for (stage, ours) in &stages {
         let theirs = get(&io, stage);
-        let ours = if stage == "head" {
-            ours.shallow_clone()
-        } else {
-            ours.shallow_clone()
-        };
         assert_eq!(ours.size(), theirs.size(), "{name} {stage}");
-        let err = rel_l2(&ours, theirs);
+        let err = rel_l2(ours, theirs);
         println!("{name} {stage}: relative L2 error {err:.3e}");
         assert!(
             err <= 1e-5,

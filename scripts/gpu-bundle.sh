@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds, on a machine with cargo, everything the GPU check needs into gpu-bundle/ (git-ignored):
+# the runtime's test binaries, the forward benchmark, archc-run, the specs and the Python helpers.
+# Copy gpu-bundle/ to a GPU box that has PyTorch 2.11 (but maybe no Rust) and run
+# `gpu-bundle/scripts/gpu-run.sh` there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-venv.sh
+. scripts/torch-env.sh
+out=gpu-bundle
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/scripts"
+# Test binaries: cargo prints each executable it builds as JSON.
+cargo test --release -p archc-runtime --no-run --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])
+' | while read -r name exe; do cp "$exe" "$out/bin/test-$name"; done
+cargo bench -p archc-runtime --bench forward --no-run --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["bench"]:
+        print(m["executable"])
+' | while read -r exe; do cp "$exe" "$out/bin/bench-forward"; done
+cargo build --release -p archc-runtime --bin archc-run
+cp target/release/archc-run "$out/bin/"
+cp -r specs "$out/"
+cp scripts/gpu-run.sh scripts/parity.py scripts/reference.py scripts/torch_forward.py "$out/scripts/"
+cp BENCHMARKS.md "$out/"
+ls -la "$out/bin"
+du -sh "$out"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs on a GPU box from the bundle made by scripts/gpu-bundle.sh (no cargo needed there):
+# 1. CUDA parity: PyTorch fixtures (computed by that box's PyTorch on the CPU), then our test
+#    binary on CUDA with TF32 off (NVIDIA_TF32_OVERRIDE=0), relative L2 error <= 1e-5 per stage;
+# 2. the forward benchmark on CUDA (fp32, and bf16 channels-last), written into BENCHMARKS.md;
+# 3. archc-run on CUDA as a smoke test.
+# Set PYTHON to the interpreter that has torch 2.11 and torchvision (default: python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+torch_lib="$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export ARCHC_ROOT="$PWD" ARCHC_PYTHON="$(command -v "$PYTHON")"
+"$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
+
+echo "== CUDA parity"
+"$PYTHON" scripts/parity.py --out parity
+NVIDIA_TF32_OVERRIDE=0 ARCHC_TEST_DEVICE=cuda ARCHC_PARITY_DIR="$PWD/parity" \
+  bin/test-parity --test-threads 1 --nocapture
+
+echo "== forward benchmark on CUDA"
+ARCHC_DEVICE=cuda bin/bench-forward --bench
+
+echo "== archc-run on CUDA"
+for dtype in f32 bf16; do
+  mode=$([ "$dtype" = f32 ] && echo eager || echo fast)
+  bin/archc-run specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
+done
+echo "BENCHMARKS.md in $PWD now has the CUDA table (section forward-cuda)."
