@@ -10,6 +10,7 @@ fn main() {
     }
     if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
         let lib = std::path::PathBuf::from(lib);
+        println!("cargo:libtorch_lib={}", lib.display());
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         if lib.join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

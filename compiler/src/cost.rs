@@ -280,46 +280,56 @@ pub fn violations(report: &CostReport) -> Vec<Diagnostic> {
         .budgets
         .iter()
         .filter(|b| !b.ok)
-        .map(|b| {
-            let (word, diff) = if b.limit_line.at_most {
-                ("over", b.actual - b.limit)
-            } else {
-                ("under", b.limit - b.actual)
-            };
-            let pct = diff as f64 * 100.0 / b.limit.max(1) as f64;
-            let mut stages: Vec<&StageCost> = report.stages.iter().collect();
-            stages.sort_by_key(|s| std::cmp::Reverse(s.cost.metric(b.kind)));
-            let top: Vec<String> = stages
-                .iter()
-                .take(3)
-                .filter(|s| s.cost.metric(b.kind) > 0)
-                .map(|s| {
-                    format!(
-                        "{}{} {} ({:.1}%)",
-                        s.name,
-                        s.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default(),
-                        si(s.cost.metric(b.kind)),
-                        s.cost.metric(b.kind) as f64 * 100.0 / b.actual.max(1) as f64
-                    )
-                })
-                .collect();
-            Diagnostic::new(
-                "archc::budget::exceeded",
-                format!(
-                    "budget `{} {} {}` is broken: the network has {} {} ({}), {} {word} ({pct:.2}%)",
-                    b.kind.as_str(),
-                    b.op,
-                    b.limit_line.written,
-                    grouped(b.actual),
-                    unit(b.kind),
-                    si(b.actual),
-                    grouped(diff),
-                ),
-            )
-            .at(b.limit_line.span, format!("{word} by {}", grouped(diff)))
-            .help(format!("costliest stages by {}: {}", b.kind.as_str(), top.join(", ")))
-        })
+        .map(|b| violation(report, b))
         .collect()
+}
+
+/// The diagnostic for one broken budget of `report`.
+pub fn violation(report: &CostReport, b: &BudgetResult) -> Diagnostic {
+    let (word, diff) = if b.limit_line.at_most {
+        ("over", b.actual.saturating_sub(b.limit))
+    } else {
+        ("under", b.limit.saturating_sub(b.actual))
+    };
+    let pct = diff as f64 * 100.0 / b.limit.max(1) as f64;
+    let mut stages: Vec<&StageCost> = report.stages.iter().collect();
+    stages.sort_by_key(|s| std::cmp::Reverse(s.cost.metric(b.kind)));
+    let top: Vec<String> = stages
+        .iter()
+        .take(3)
+        .filter(|s| s.cost.metric(b.kind) > 0)
+        .map(|s| {
+            format!(
+                "{}{} {} ({:.1}%)",
+                s.name,
+                s.label
+                    .as_deref()
+                    .map(|l| format!(" [{l}]"))
+                    .unwrap_or_default(),
+                si(s.cost.metric(b.kind)),
+                s.cost.metric(b.kind) as f64 * 100.0 / b.actual.max(1) as f64
+            )
+        })
+        .collect();
+    Diagnostic::new(
+        "archc::budget::exceeded",
+        format!(
+            "budget `{} {} {}` is broken: the network has {} {} ({}), {} {word} ({pct:.2}%)",
+            b.kind.as_str(),
+            b.op,
+            b.limit_line.written,
+            grouped(b.actual),
+            unit(b.kind),
+            si(b.actual),
+            grouped(diff),
+        ),
+    )
+    .at(b.limit_line.span, format!("{word} by {}", grouped(diff)))
+    .help(format!(
+        "costliest stages by {}: {}",
+        b.kind.as_str(),
+        top.join(", ")
+    ))
 }
 
 /// `25028904` → `25,028,904`.

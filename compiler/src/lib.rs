@@ -36,6 +36,8 @@
 //! The pipeline is `syntax::parse` → `expand::expand` → `graph::lower` (with `shape::infer` per
 //! node) → `cost::analyze`; ARCHITECTURE.md describes it.
 
+#[cfg(feature = "codegen")]
+pub mod codegen;
 pub mod cost;
 pub mod diag;
 pub mod expand;

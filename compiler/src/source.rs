@@ -119,6 +119,11 @@ impl SourceMap {
         &self.files[id.0 as usize]
     }
 
+    /// The file with this id, if there is one.
+    pub fn try_file(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
+    }
+
     /// The text a span covers.
     pub fn snippet(&self, span: Span) -> &str {
         &self.file(span.file).text[span.start as usize..span.end as usize]

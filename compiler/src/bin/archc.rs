@@ -61,6 +61,16 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The Rust code the `resnext!` macro generates for the spec, formatted.
+    Codegen {
+        /// Spec file.
+        spec: PathBuf,
+        /// The generated struct's name (default: the network name in CamelCase).
+        #[arg(long = "type")]
+        type_name: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The fully instantiated network in a canonical text form.
     Expand {
         /// Spec file.
@@ -94,6 +104,21 @@ fn parse_dims(s: &str) -> Result<[u64; 3], String> {
         _ => Err(format!(
             "`{s}` is not CxHxW with positive integers, e.g. 3x224x224"
         )),
+    }
+}
+
+/// The macro's output for a network, formatted with prettyplease.
+fn codegen(c: &Compiled, origin: &str, type_name: Option<&str>) -> String {
+    let names = archc::codegen::Names {
+        type_name: type_name
+            .map_or_else(|| archc::codegen::type_name(&c.model.name), str::to_string),
+        vis: quote::quote!(pub),
+        origin: format!("`{origin}`"),
+    };
+    let tokens = archc::codegen::emit(c, &names);
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
     }
 }
 
@@ -183,6 +208,24 @@ fn main() -> ExitCode {
         },
         Command::Graph { spec, common } => match compile(spec, common) {
             Ok(nets) => nets.iter().for_each(|c| print!("{}", report::dot(c))),
+            Err(f) => {
+                report_failure(&f);
+                status = 2;
+            }
+        },
+        Command::Codegen {
+            spec,
+            type_name,
+            common,
+        } => match compile(spec, common) {
+            Ok(nets) => {
+                for c in &nets {
+                    print!(
+                        "{}",
+                        codegen(c, &spec.display().to_string(), type_name.as_deref())
+                    );
+                }
+            }
             Err(f) => {
                 report_failure(&f);
                 status = 2;
