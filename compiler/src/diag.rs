@@ -152,7 +152,7 @@ impl Report<'_> {
 
 impl miette::Diagnostic for Report<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.diag.code))
+        (!self.diag.code.is_empty()).then(|| Box::new(self.diag.code) as Box<dyn fmt::Display>)
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {

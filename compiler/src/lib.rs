@@ -38,14 +38,18 @@
 
 #[cfg(feature = "codegen")]
 pub mod codegen;
+pub mod convention;
 pub mod cost;
 pub mod diag;
 pub mod expand;
 pub mod graph;
 pub mod ir;
 pub mod report;
+pub mod resolution;
 pub mod shape;
+pub mod solve;
 pub mod source;
+pub mod sweep;
 pub mod syntax;
 
 pub use cost::{Cost, CostReport};
@@ -252,7 +256,7 @@ impl Compiled {
 
 /// Removes `.` and `dir/..` from a path without touching the file system, so diagnostics show
 /// `specs/resnext/x.arch` rather than `specs/variants/../resnext/x.arch`.
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in path.components() {

@@ -333,7 +333,7 @@ fn compile(
 ) {
     let (spec, fallback, inline) = match &input.source {
         Source::File(lit) => {
-            let path = manifest_dir().join(lit.value());
+            let path = archc::normalize(&manifest_dir().join(lit.value()));
             (Spec::from_path(&path), lit.span(), None)
         }
         Source::Inline { tokens, brace } => {
@@ -360,7 +360,7 @@ fn compile(
                 });
                 match at_setting {
                     Some(span) => (Some(span), d.message.replace("--set ", "where ")),
-                    None => (locate(d, inline), d.render(&f.sources)),
+                    None => (locate(d, inline), render(d, &f.sources)),
                 }
             })
             .collect()
@@ -447,7 +447,7 @@ fn compile(
         Ok(r) => r,
         Err(d) => {
             return (
-                Err(vec![(locate(&d, &inline), d.render(&spec.sources))]),
+                Err(vec![(locate(&d, &inline), render(&d, &spec.sources))]),
                 fallback,
                 inline,
                 files,
@@ -463,7 +463,7 @@ fn compile(
         .map(|(i, b)| {
             let d = archc::cost::violation(&compiled.report, b);
             if i < from_spec {
-                (locate(&d, &inline), d.render(&spec.sources))
+                (locate(&d, &inline), render(&d, &spec.sources))
             } else {
                 let help = d.help.map(|h| format!("\n  help: {h}")).unwrap_or_default();
                 (
@@ -493,6 +493,14 @@ fn names_of(input: &Input) -> Names {
             Source::Inline { .. } => "an inline spec".to_string(),
         },
     }
+}
+
+/// A diagnostic rendered for a compiler message: without the code line, so that the first line
+/// rustc shows is the message itself.
+fn render(d: &Diagnostic, sources: &archc::SourceMap) -> String {
+    let mut d = d.clone();
+    d.code = "";
+    d.render(sources)
 }
 
 /// Where to report a diagnostic: for an inline spec, the token under its primary span; for a
