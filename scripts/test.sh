@@ -35,3 +35,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== tests"
 INSTA_UPDATE=no cargo test --workspace
+
+echo "== the example crate, as a user runs it (resnext! model, torchvision-layout weights)"
+cargo run -q -p classify -- --weights target/parity/resnext50_32x4d.weights.safetensors \
+  --input target/parity/resnext50_32x4d.io.safetensors --device cpu
