@@ -250,7 +250,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
                 let outer_in = body.input(g, n, 0);
                 body.stmts.push(quote!(
                     let parts = self.paths.len() as i64;
-                    let outs: Vec<#p::Tensor> = self.paths.iter().enumerate()
+                    let outs: ::std::vec::Vec<#p::Tensor> = self.paths.iter().enumerate()
                         .map(|(i, path)| path.forward_path(&#outer_in, i as i64, parts, train))
                         .collect();
                 ));
@@ -288,8 +288,8 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
                 let v = format_ident!("v{}", n.index());
                 body.stmts.push(quote!(
                     let #v = match &self.downsample {
-                        Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
-                        None => xs.shallow_clone(),
+                        ::core::option::Option::Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
+                        ::core::option::Option::None => xs.shallow_clone(),
                     };
                 ));
                 body.var.insert(n, quote!(#v));
@@ -354,7 +354,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
             (
                 quote!(
                     /// The block's paths.
-                    pub paths: Vec<#pt>,
+                    pub paths: ::std::vec::Vec<#pt>,
                 ),
                 quote!(
                     paths: (0..paths)
@@ -393,7 +393,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
         (
             quote!(
                 /// The projection shortcut (1×1 conv and batch-norm), where the shape changes.
-                pub downsample: Option<(#p::nn::Conv2D, #p::nn::BatchNorm)>,
+                pub downsample: ::core::option::Option<(#p::nn::Conv2D, #p::nn::BatchNorm)>,
             ),
             quote!(
                 downsample: downsample.map(|spec| (
@@ -425,7 +425,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
                 paths: usize,
                 path_convs: &[#p::ConvSpec],
                 path_bns: &[i64],
-                downsample: Option<#p::ConvSpec>,
+                downsample: ::core::option::Option<#p::ConvSpec>,
             ) -> Self {
                 Self {
                     #( #conv_names: #p::conv(&(p / #conv_strs), &convs[#conv_idx]), )*
@@ -521,9 +521,9 @@ fn block_new(g: &LayerGraph, t: &Template, b: usize) -> TokenStream {
     let ds = match find("downsample.0") {
         Some(n) => {
             let s = conv_spec(g, n);
-            quote!(Some(#s))
+            quote!(::core::option::Option::Some(#s))
         }
-        None => quote!(None),
+        None => quote!(::core::option::Option::None),
     };
     let ty = &t.block_ty;
     let path_expr = bp.split('.').map(|s| quote!(/ #s));
@@ -605,7 +605,7 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
             body.var.insert(last, quote!(#v));
             let label = g.stages[si].label.clone().unwrap_or_default();
             let doc = format!("Stage `{label}`: {} `{tname}` blocks.", blocks.len());
-            stage_fields.push(quote!(#[doc = #doc] pub #field: Vec<#ty>,));
+            stage_fields.push(quote!(#[doc = #doc] pub #field: ::std::vec::Vec<#ty>,));
             let news = blocks.iter().map(|&b| block_new(g, t, b));
             inits.push(quote!(#field: ::std::vec::Vec::from([#(#news),*]),));
             continue;
