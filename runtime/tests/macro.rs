@@ -1,8 +1,10 @@
 //! `resnext!`: the generated models against the compiler's figures and the runtime's `Network`.
 
+mod common;
+
 use archc_runtime::{Network, weights};
+use common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -66,21 +68,6 @@ network tiny {
   }
   head { avgpool; fc -> classes }
 }"#;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn compile(rel: &str, set: &[(&str, &str)]) -> archc::Compiled {
-    let overrides = archc::Overrides {
-        set: set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        input: None,
-    };
-    archc::compile_file(root().join("specs").join(rel), &overrides).unwrap()
-}
 
 fn shapes(vs: &VarStore) -> BTreeMap<String, Vec<i64>> {
     vs.variables()

@@ -1,19 +1,15 @@
 //! Numeric parity with PyTorch on the same weights (fixtures from `scripts/parity.py`, which
 //! `scripts/test.sh` runs first), the three block forms on one checkpoint, and the inference mode.
 
-use archc::{Compiled, Overrides, Spec};
+use archc::Compiled;
+mod common;
+
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, weights};
-use std::path::{Path, PathBuf};
+use common::*;
+use std::path::PathBuf;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
-
-/// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
-fn root() -> PathBuf {
-    std::env::var_os("ARCHC_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-}
 
 /// `ARCHC_TEST_DEVICE` (`cpu` by default; `cuda` on a GPU box, see scripts/gpu-run.sh).
 fn device() -> Device {
@@ -32,30 +28,6 @@ fn fixture(name: &str, what: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
-    let path = root().join("specs").join(rel);
-    let spec = Spec::from_path(&path).unwrap_or_else(|f| panic!("{}", f.render()));
-    let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-    let overrides = Overrides {
-        set: set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        input: None,
-    };
-    spec.compile(&name, &overrides)
-        .unwrap_or_else(|f| panic!("{}", f.render()))
-}
-
-/// ‖a − b‖₂ / ‖b‖₂.
-fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_kind(Kind::Double);
-    let b = b.to_kind(Kind::Double);
-    let num = (&a - &b).norm().double_value(&[]);
-    let den = b.norm().double_value(&[]);
-    num / den
 }
 
 fn io(name: &str) -> Vec<(String, Tensor)> {
