@@ -313,12 +313,18 @@ pub fn expand(
             _ => d,
         }]);
     }
+    // An empty `head {}` is a network without a classifier (a block-level spec such as the
+    // paper's Table 2 block): its output is the last stage's, and it needs no `classes`.
+    let headless = matches!(r.head, Some(layers) if layers.is_empty());
     let classes = match (classes_override, r.classes) {
         (Some(c), _) => c,
         (None, Some(e)) => positive(&env, e, "`classes`").map_err(one)?,
+        (None, None) if headless => 0,
         (None, None) => return Err(missing("classes", "classes 1000")),
     };
-    env.vars.push(("classes", classes));
+    if classes_override.is_some() || r.classes.is_some() {
+        env.vars.push(("classes", classes));
+    }
 
     let mut errors = Vec::new();
     let stem = match r.stem {

@@ -17,7 +17,7 @@ pub struct Model {
     pub input: [u64; 3],
     /// Where the input is declared (the network's name if it comes from `--input`).
     pub input_span: Span,
-    /// Number of classes.
+    /// Number of classes; 0 for a network with an empty `head {}` that declares none.
     pub classes: u64,
     /// The block form.
     pub form: Form,

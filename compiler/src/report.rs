@@ -291,9 +291,12 @@ pub fn expanded(c: &Compiled) -> String {
     let _ = writeln!(o, "network {}", c.model.name);
     let _ = writeln!(
         o,
-        "  input {}, classes {}, form {}",
+        "  input {}, {}, form {}",
         shape(c.model.input),
-        c.model.classes,
+        match c.model.classes {
+            0 => "no classifier".to_string(),
+            n => format!("classes {n}"),
+        },
         c.model.form.as_str()
     );
     for (k, v) in &c.model.params {

@@ -6,6 +6,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "archc/budget_cli.rs"]
+mod budget_cli;
+
 /// An architecture compiler for ResNeXt-family networks.
 ///
 /// Exit status: 0 when every spec compiles and meets its budgets, 1 when a budget is broken,
@@ -41,6 +44,13 @@ enum Command {
         /// Output format. JSON is an array with one object per network (see README.md).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Count macs, flops and activations (and check their budgets) as torchvision (the
+        /// default), fvcore or pycls count them.
+        #[arg(long, value_parser = budget_cli::parse_convention, default_value = "torchvision")]
+        convention: archc::convention::Convention,
+        /// Also give multiply-adds and activations for a batch of N images.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
         #[command(flatten)]
         common: Common,
     },
@@ -51,9 +61,19 @@ enum Command {
         /// Also list layers that cost nothing (ReLU, pooling, additions).
         #[arg(long)]
         all: bool,
+        /// Count the compute and activations columns as torchvision, fvcore or pycls do.
+        #[arg(long, value_parser = budget_cli::parse_convention, default_value = "torchvision")]
+        convention: archc::convention::Convention,
         #[command(flatten)]
         common: Common,
     },
+    /// Solve for a parameter under budgets: for each `--each` value, the largest (or nearest)
+    /// value of `--for` that meets every budget, and which budget binds (paper Tables 2 and 3).
+    Solve(budget_cli::SolveArgs),
+    /// Compile every point of a parameter grid: a table (text, CSV, JSON) and an SVG plot.
+    Sweep(budget_cli::SweepArgs),
+    /// Why cost conventions differ: per layer kind, what torchvision, fvcore and pycls count.
+    Explain(budget_cli::ExplainArgs),
     /// Graphviz DOT of the layer graph, stages and blocks as clusters.
     Graph {
         /// Spec file.
@@ -159,6 +179,8 @@ fn main() -> ExitCode {
         Command::Check {
             specs,
             format,
+            convention,
+            batch,
             common,
         } => {
             let mut json = Vec::new();
@@ -170,21 +192,21 @@ fn main() -> ExitCode {
                     }
                     Ok(nets) => {
                         for c in &nets {
-                            if !c.within_budget() {
+                            if !budget_cli::within(c, *convention) {
                                 status = status.max(1);
                                 let f = Failure {
                                     sources: Spec::from_path(path)
                                         .map(|s| s.sources)
                                         .unwrap_or_default(),
-                                    diagnostics: c.violations(),
+                                    diagnostics: budget_cli::violations(c, *convention),
                                 };
                                 report_failure(&f);
                             }
                             match format {
-                                Format::Text => print!("{}", report::check_text(c)),
-                                Format::Json => json.push(
-                                    serde_json::to_value(report::json(c)).expect("serializable"),
-                                ),
+                                Format::Text => {
+                                    print!("{}", budget_cli::check_text(c, *convention, *batch))
+                                }
+                                Format::Json => json.push(budget_cli::json(c, *convention, *batch)),
                             }
                         }
                     }
@@ -197,15 +219,23 @@ fn main() -> ExitCode {
                 );
             }
         }
-        Command::Summary { spec, all, common } => match compile(spec, common) {
+        Command::Summary {
+            spec,
+            all,
+            convention,
+            common,
+        } => match compile(spec, common) {
             Ok(nets) => nets
                 .iter()
-                .for_each(|c| print!("{}", report::summary(c, *all))),
+                .for_each(|c| print!("{}", budget_cli::summary(c, *all, *convention))),
             Err(f) => {
                 report_failure(&f);
                 status = 2;
             }
         },
+        Command::Solve(args) => status = budget_cli::run_solve(args),
+        Command::Sweep(args) => status = budget_cli::run_sweep(args),
+        Command::Explain(args) => status = budget_cli::run_explain(args),
         Command::Graph { spec, common } => match compile(spec, common) {
             Ok(nets) => nets.iter().for_each(|c| print!("{}", report::dot(c))),
             Err(f) => {

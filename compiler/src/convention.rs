@@ -1,0 +1,696 @@
+//! Cost conventions: which operations count, as torchvision, fvcore and pycls count them.
+//!
+//! Counters disagree about what a network "costs" because they count different operations, not
+//! because any of them is wrong. archc's own figures ([`crate::cost`]) follow
+//! [`Convention::Torchvision`]; the others reproduce the numbers of the common Python counters
+//! exactly, from the same layer graph:
+//!
+//! | kind | torchvision (MACs) | fvcore (flops) | pycls (flops) |
+//! |---|---|---|---|
+//! | conv | `C_out·H_out·W_out·(C_in/g)·k_h·k_w` | the same | the same, `+ C_out` with a bias |
+//! | fc | `in·out` | the same | the same, `+ out` with a bias |
+//! | batch-norm | 0 | 2 per element | 0 |
+//! | global avg-pool | 0 | 1 per input element | 0 |
+//! | max-pool, ReLU, add, concat, slice | 0 | 0 | 0 |
+//! | activations | conv and fc outputs | the same | the same, and max-pool outputs |
+//!
+//! Parameters (conv and fc weights and biases, batch-norm weight and bias) and buffers are the
+//! same under every convention. Sources:
+//!
+//! - **torchvision**: the "GFLOPS" of torchvision's model documentation (4.09 for ResNet-50) are
+//!   multiply-adds of `Conv2d` and `Linear`, the figure a forward hook on those modules gets
+//!   (`scripts/reference.py` measures it). Bias additions are not counted.
+//! - **fvcore** (`fvcore.nn.FlopCountAnalysis` with its default handles, model in eval mode):
+//!   `aten::_convolution` and `aten::addmm`/`aten::linear` count one flop per multiply-add (no
+//!   bias); `aten::batch_norm` in eval mode counts 2 per input element when affine (always, here);
+//!   `aten::adaptive_avg_pool2d` counts 1 per input element; `aten::relu`, `aten::add` and
+//!   `aten::max_pool2d` are skipped. `ActivationCountAnalysis` counts conv and linear outputs.
+//!   `tests/reference/torchvision.json` holds fvcore's totals and per-operator counts for the 11
+//!   shipped torchvision models; `--convention fvcore` reproduces every one exactly (a test checks).
+//! - **pycls** (`pycls/models/blocks.py`, commit `1a33062717a1272f45368cae673dcf9e00ecc8a0`):
+//!   `conv2d_cx` adds `k*k*w_in*w_out*h*w//groups + (w_out if bias else 0)` flops and `w_out*h*w`
+//!   acts; `norm2d_cx` adds `2*w_in` params and nothing else; `pool2d_cx` (max-pool) adds
+//!   `w_in*h*w` acts of its output and no flops; `gap2d_cx` adds nothing; `linear_cx` adds
+//!   `w_in*w_out + (w_out if bias else 0)` flops and `w_out` acts. ReLU and the residual addition
+//!   have no `_cx` function. pycls's ResNet head is `linear(..., bias=True)`, so its total is
+//!   archc's MACs plus the classifier's bias. pycls's `_cx` functions compute sizes as
+//!   `(h - 1) // stride + 1`, which is torch's size for odd kernels with padding `(k - 1) / 2`
+//!   (every shipped spec); archc always uses the true size.
+//!
+//! Every count is an exact integer per image (batch element).
+//!
+//! ```
+//! use archc::convention::Convention;
+//! let spec = archc::Spec::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/resnet/resnet50.arch")).unwrap();
+//! let c = spec.compile("resnet50", &archc::Overrides::default()).unwrap();
+//! let fvcore = archc::convention::analyze(&c.graph, &[], Convention::Fvcore).unwrap();
+//! assert_eq!(fvcore.total.macs, 4_111_512_576); // fvcore_flops of tests/reference/torchvision.json
+//! ```
+
+use crate::cost::{self, BudgetResult, Cost, CostReport, LayerCost, StageCost};
+use crate::diag::Diagnostic;
+use crate::graph::{LayerGraph, Op};
+use crate::syntax::ast::Limit;
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+
+/// A counting convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Convention {
+    /// Multiply-adds of conv and fc layers: archc's default, torchvision's documented figures.
+    #[default]
+    Torchvision,
+    /// fvcore's `FlopCountAnalysis` (eval mode) and `ActivationCountAnalysis`.
+    Fvcore,
+    /// pycls's `complexity()` (`*_cx` functions of `pycls/models/blocks.py`).
+    Pycls,
+}
+
+/// The layer kinds [`explanation`] reports, in order.
+pub const KINDS: [&str; 9] = [
+    "conv", "bn", "relu", "maxpool", "avgpool", "add", "concat", "slice", "fc",
+];
+
+impl Convention {
+    /// Every convention, default first.
+    pub const ALL: [Convention; 3] = [
+        Convention::Torchvision,
+        Convention::Fvcore,
+        Convention::Pycls,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Torchvision => "torchvision",
+            Convention::Fvcore => "fvcore",
+            Convention::Pycls => "pycls",
+        }
+    }
+
+    /// Parses a name given on the command line.
+    pub fn from_name(s: &str) -> Option<Convention> {
+        Convention::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// What the convention calls its compute figure.
+    pub fn compute_name(self) -> &'static str {
+        match self {
+            Convention::Torchvision => "MACs",
+            Convention::Fvcore => "fvcore flops",
+            Convention::Pycls => "pycls flops",
+        }
+    }
+
+    /// The unit of the compute figure, spelled out.
+    pub fn compute_unit(self) -> &'static str {
+        match self {
+            Convention::Torchvision => "multiply-adds of conv and fc layers",
+            Convention::Fvcore => {
+                "fvcore flops: conv and fc multiply-adds, batch-norm 2 per element, \
+                 adaptive avg-pool 1 per input element"
+            }
+            Convention::Pycls => "pycls flops: conv and fc multiply-adds plus their bias additions",
+        }
+    }
+
+    /// The unit of the activations figure, spelled out.
+    pub fn activations_unit(self) -> &'static str {
+        match self {
+            Convention::Torchvision | Convention::Fvcore => "conv and fc output elements",
+            Convention::Pycls => "conv, fc and max-pool output elements",
+        }
+    }
+
+    /// How the convention counts a layer kind (one of [`KINDS`]): (compute, activations).
+    pub fn rule(self, kind: &str) -> (&'static str, &'static str) {
+        use Convention::*;
+        match (self, kind) {
+            (Torchvision | Fvcore, "conv") => (
+                "C_out*H_out*W_out*(C_in/groups)*k_h*k_w, bias not counted",
+                "C_out*H_out*W_out",
+            ),
+            (Pycls, "conv") => (
+                "k*k*C_in*C_out*H_out*W_out//groups, + C_out with a bias",
+                "C_out*H_out*W_out",
+            ),
+            (Torchvision | Fvcore, "fc") => ("in*out, bias not counted", "out"),
+            (Pycls, "fc") => ("in*out, + out with a bias", "out"),
+            (Fvcore, "bn") => ("2 per element (aten::batch_norm, eval, affine)", "-"),
+            (Fvcore, "avgpool") => ("1 per input element (adaptive_avg_pool2d)", "-"),
+            (Pycls, "maxpool") => ("-", "C*H_out*W_out (pool2d_cx)"),
+            (Fvcore, "relu" | "add" | "maxpool") => ("- (skipped by fvcore)", "-"),
+            _ => ("-", "-"),
+        }
+    }
+}
+
+impl std::fmt::Display for Convention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A node's costs under a convention: `params` and `buffers` as [`cost::node_cost`]; `macs` holds
+/// the convention's compute figure and `activations` its activations.
+pub fn node_cost(g: &LayerGraph, n: NodeIndex, conv: Convention) -> Option<Cost> {
+    let base = cost::node_cost(g, n)?;
+    if conv == Convention::Torchvision {
+        return Some(base);
+    }
+    let node = &g.graph[n];
+    let out = node.shape;
+    let input = g.input_shape(n);
+    let (macs, activations) = match (conv, node.op) {
+        (Convention::Fvcore, Op::BatchNorm) => (out.numel()?.checked_mul(2)?, 0),
+        (Convention::Fvcore, Op::GlobalAvgPool) => (input.numel()?, 0),
+        (Convention::Pycls, Op::Conv { out: c, bias, .. })
+        | (Convention::Pycls, Op::Linear { out: c, bias }) => (
+            base.macs.checked_add(if bias { c } else { 0 })?,
+            base.activations,
+        ),
+        (Convention::Pycls, Op::MaxPool { .. }) => (0, out.numel()?),
+        _ => (base.macs, base.activations),
+    };
+    Some(Cost {
+        macs,
+        activations,
+        ..base
+    })
+}
+
+/// Like [`cost::analyze`], with every node counted under `conv`: `total.macs` (and each stage's
+/// and layer's) is the convention's compute figure, `activations` its activations; budgets on
+/// `macs`, `flops` (2 × that figure) and `activations` are checked against them.
+pub fn analyze(
+    g: &LayerGraph,
+    budgets: &[Limit],
+    conv: Convention,
+) -> Result<CostReport, Diagnostic> {
+    let base = cost::analyze(g, budgets)?;
+    if conv == Convention::Torchvision {
+        return Ok(base);
+    }
+    let overflow = |path: &str| {
+        Diagnostic::new(
+            "archc::cost::overflow",
+            format!("the {} cost of `{path}` overflows 64 bits", conv.name()),
+        )
+    };
+    let mut stages = vec![Cost::default(); g.stages.len()];
+    let mut total = Cost::default();
+    let mut layers = Vec::with_capacity(base.layers.len());
+    for l in &base.layers {
+        let node = &g.graph[l.node];
+        let c = node_cost(g, l.node, conv).ok_or_else(|| overflow(&node.path))?;
+        stages[node.stage] = add(stages[node.stage], c).ok_or_else(|| overflow(&node.path))?;
+        total = add(total, c).ok_or_else(|| overflow(&node.path))?;
+        layers.push(LayerCost {
+            cost: c,
+            ..l.clone()
+        });
+    }
+    if total.macs.checked_mul(2).is_none() {
+        return Err(overflow(&g.name));
+    }
+    let stages = base
+        .stages
+        .iter()
+        .zip(stages)
+        .map(|(s, cost)| StageCost {
+            cost,
+            flops: cost.flops(),
+            ..s.clone()
+        })
+        .collect();
+    let budgets = budgets.iter().map(|l| verdict(&total, l)).collect();
+    Ok(CostReport {
+        layers,
+        stages,
+        total,
+        budgets,
+    })
+}
+
+fn add(a: Cost, b: Cost) -> Option<Cost> {
+    Some(Cost {
+        params: a.params.checked_add(b.params)?,
+        buffers: a.buffers.checked_add(b.buffers)?,
+        macs: a.macs.checked_add(b.macs)?,
+        activations: a.activations.checked_add(b.activations)?,
+    })
+}
+
+/// A budget line checked against `total`.
+pub fn verdict(total: &Cost, l: &Limit) -> BudgetResult {
+    let actual = total.metric(l.metric);
+    BudgetResult {
+        kind: l.metric,
+        op: if l.at_most { "<=" } else { ">=" },
+        limit: l.value,
+        actual,
+        ok: if l.at_most {
+            actual <= l.value
+        } else {
+            actual >= l.value
+        },
+        limit_line: l.clone(),
+    }
+}
+
+/// One layer kind's figures under each convention, for [`explanation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindRow {
+    /// `conv`, `bn`, ...
+    pub kind: &'static str,
+    /// How many nodes of this kind the graph has.
+    pub count: u64,
+    /// Parameters of these nodes (the same under every convention).
+    pub params: u64,
+    /// Compute figure per convention, in the order asked.
+    pub compute: Vec<u64>,
+    /// Activations per convention, in the order asked.
+    pub activations: Vec<u64>,
+}
+
+/// The per-kind comparison of conventions for one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The network.
+    pub name: String,
+    /// The input `[C, H, W]`.
+    pub input: [u64; 3],
+    /// The conventions compared.
+    pub conventions: Vec<Convention>,
+    /// One row per layer kind present in the graph.
+    pub kinds: Vec<KindRow>,
+    /// Totals: (params, buffers, compute per convention, activations per convention).
+    pub total_params: u64,
+    /// Buffers (batch-norm running statistics), counted by no convention's compute figure.
+    pub total_buffers: u64,
+    /// Compute per convention.
+    pub total_compute: Vec<u64>,
+    /// Activations per convention.
+    pub total_activations: Vec<u64>,
+}
+
+/// Counts `g` under each convention in `convs`, layer kind by layer kind.
+pub fn explanation(g: &LayerGraph, convs: &[Convention]) -> Option<Explanation> {
+    let mut kinds: Vec<KindRow> = Vec::new();
+    for (n, node) in g.nodes() {
+        let kind = node.op.kind();
+        if kind == "input" {
+            continue;
+        }
+        let kind = KINDS.iter().copied().find(|k| *k == kind)?;
+        let i = match kinds.iter().position(|r| r.kind == kind) {
+            Some(i) => i,
+            None => {
+                kinds.push(KindRow {
+                    kind,
+                    count: 0,
+                    params: 0,
+                    compute: vec![0; convs.len()],
+                    activations: vec![0; convs.len()],
+                });
+                kinds.len() - 1
+            }
+        };
+        let row = &mut kinds[i];
+        row.count += 1;
+        row.params = row.params.checked_add(cost::node_cost(g, n)?.params)?;
+        for (j, conv) in convs.iter().enumerate() {
+            let c = node_cost(g, n, *conv)?;
+            row.compute[j] = row.compute[j].checked_add(c.macs)?;
+            row.activations[j] = row.activations[j].checked_add(c.activations)?;
+        }
+    }
+    kinds.sort_by_key(|r| KINDS.iter().position(|k| *k == r.kind));
+    let mut total_compute = vec![0u64; convs.len()];
+    let mut total_activations = vec![0u64; convs.len()];
+    let mut total_params = 0u64;
+    for r in &kinds {
+        total_params = total_params.checked_add(r.params)?;
+        for j in 0..convs.len() {
+            total_compute[j] = total_compute[j].checked_add(r.compute[j])?;
+            total_activations[j] = total_activations[j].checked_add(r.activations[j])?;
+        }
+    }
+    let total_buffers = g.nodes().try_fold(0u64, |acc, (n, _)| {
+        acc.checked_add(cost::node_cost(g, n)?.buffers)
+    })?;
+    Some(Explanation {
+        name: g.name.clone(),
+        input: g.graph[g.input].shape.to_array(),
+        conventions: convs.to_vec(),
+        kinds,
+        total_params,
+        total_buffers,
+        total_compute,
+        total_activations,
+    })
+}
+
+fn signed(d: i128) -> String {
+    let abs = cost::grouped(d.unsigned_abs().min(u64::MAX as u128) as u64);
+    match d.signum() {
+        1 => format!("+{abs}"),
+        -1 => format!("-{abs}"),
+        _ => "0".to_string(),
+    }
+}
+
+fn table(
+    o: &mut String,
+    e: &Explanation,
+    title: &str,
+    pick: impl Fn(&KindRow) -> &[u64],
+    totals: &[u64],
+) {
+    use std::fmt::Write as _;
+    let convs = &e.conventions;
+    let _ = write!(o, "  {:<8} {:>6}", "kind", "layers");
+    for c in convs {
+        let _ = write!(o, " {:>16}", c.name());
+    }
+    if convs.len() > 1 {
+        let _ = write!(o, "   vs {}", convs[0].name());
+    }
+    let _ = writeln!(o, "   ({title})");
+    let row = |o: &mut String, name: &str, count: String, v: &[u64]| {
+        let _ = write!(o, "  {name:<8} {count:>6}");
+        for x in v {
+            let _ = write!(o, " {:>16}", cost::grouped(*x));
+        }
+        if convs.len() > 1 {
+            let diffs: Vec<String> = v[1..]
+                .iter()
+                .map(|x| signed(i128::from(*x) - i128::from(v[0])))
+                .collect();
+            let _ = write!(o, "   {}", diffs.join(", "));
+        }
+        let _ = writeln!(o);
+    };
+    for r in &e.kinds {
+        row(o, r.kind, r.count.to_string(), pick(r));
+    }
+    row(o, "total", String::new(), totals);
+}
+
+/// The text of `archc explain`: per layer kind, what each convention counts and why, then the
+/// totals and how far they are apart.
+pub fn explain_text(e: &Explanation) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let convs = &e.conventions;
+    let _ = writeln!(
+        o,
+        "{}  (input {}x{}x{}; every figure per image)",
+        e.name, e.input[0], e.input[1], e.input[2]
+    );
+    let _ = writeln!(o, "compute, per layer kind:");
+    table(&mut o, e, "compute", |r| &r.compute, &e.total_compute);
+    let _ = writeln!(o, "activations, per layer kind:");
+    table(
+        &mut o,
+        e,
+        "activations",
+        |r| &r.activations,
+        &e.total_activations,
+    );
+    let _ = writeln!(o, "units:");
+    for c in convs {
+        let _ = writeln!(o, "  {:<12} compute = {}", c.name(), c.compute_unit());
+        let _ = writeln!(o, "  {:<12} activations = {}", "", c.activations_unit());
+    }
+    let _ = writeln!(
+        o,
+        "params: {} under every convention (conv and fc weights and biases, batch-norm weight \
+         and bias); buffers: {} (batch-norm running mean and var, never counted as compute)",
+        cost::grouped(e.total_params),
+        cost::grouped(e.total_buffers)
+    );
+    let _ = writeln!(o, "rules, per layer kind:");
+    for r in &e.kinds {
+        for (j, c) in convs.iter().enumerate() {
+            let (compute, acts) = c.rule(r.kind);
+            let _ = writeln!(
+                o,
+                "  {:<8} {:<12} compute: {compute}; activations: {acts}",
+                if j == 0 { r.kind } else { "" },
+                c.name()
+            );
+        }
+    }
+    if convs.len() > 1 {
+        let _ = writeln!(o, "why the totals differ:");
+        for (j, c) in convs.iter().enumerate().skip(1) {
+            let mut why = Vec::new();
+            for r in &e.kinds {
+                let d = i128::from(r.compute[j]) - i128::from(r.compute[0]);
+                if d != 0 {
+                    why.push(format!("{} {}", r.kind, signed(d)));
+                }
+            }
+            let d = i128::from(e.total_compute[j]) - i128::from(e.total_compute[0]);
+            let pct = d as f64 * 100.0 / e.total_compute[0].max(1) as f64;
+            let _ = writeln!(
+                o,
+                "  {} - {}: compute {} ({pct:+.3}%){}",
+                c.name(),
+                convs[0].name(),
+                signed(d),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" = {}", why.join(", "))
+                }
+            );
+            let mut why = Vec::new();
+            for r in &e.kinds {
+                let d = i128::from(r.activations[j]) - i128::from(r.activations[0]);
+                if d != 0 {
+                    why.push(format!("{} {}", r.kind, signed(d)));
+                }
+            }
+            let d = i128::from(e.total_activations[j]) - i128::from(e.total_activations[0]);
+            let _ = writeln!(
+                o,
+                "  {} - {}: activations {}{}",
+                c.name(),
+                convs[0].name(),
+                signed(d),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" = {}", why.join(", "))
+                }
+            );
+        }
+    }
+    o
+}
+
+/// The text verdict of `archc check --convention`: totals and stages counted under `conv`, each
+/// figure with its unit, then the budgets (checked under `conv`).
+pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) -> String {
+    use std::fmt::Write as _;
+    if conv == Convention::Torchvision {
+        return crate::report::check_text(c);
+    }
+    let t = report.total;
+    let shape = |s: [u64; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+    let mut o = String::new();
+    let params: Vec<String> = c
+        .model
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "{}  ({}, input {}, output {}{}; convention {})",
+        c.model.name,
+        c.model.form.as_str(),
+        shape(c.model.input),
+        shape(c.output()),
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", params.join(" "))
+        },
+        conv.name()
+    );
+    let g = cost::grouped;
+    let _ = writeln!(
+        o,
+        "  params       {:>16}  ({})",
+        g(t.params),
+        cost::si(t.params)
+    );
+    let _ = writeln!(
+        o,
+        "  buffers      {:>16}  (batch-norm running mean and var)",
+        g(t.buffers)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<12} {:>16}  ({}; {})",
+        conv.compute_name(),
+        g(t.macs),
+        cost::si(t.macs),
+        conv.compute_unit()
+    );
+    let _ = writeln!(
+        o,
+        "  activations  {:>16}  ({}; {})",
+        g(t.activations),
+        cost::si(t.activations),
+        conv.activations_unit()
+    );
+    let _ = writeln!(
+        o,
+        "  MACs         {:>16}  (torchvision convention, for comparison)",
+        g(c.report.total.macs)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<16} {:>14} {:>12} {:>16} {:>14}",
+        "stage",
+        "output",
+        "params",
+        conv.compute_name(),
+        "activations"
+    );
+    for s in &report.stages {
+        let name = match &s.label {
+            Some(l) => format!("{} [{l}]", s.name),
+            None => s.name.clone(),
+        };
+        let _ = writeln!(
+            o,
+            "  {:<16} {:>14} {:>12} {:>16} {:>14}",
+            name,
+            shape(s.output),
+            g(s.cost.params),
+            g(s.cost.macs),
+            g(s.cost.activations)
+        );
+    }
+    for b in &report.budgets {
+        let _ = writeln!(
+            o,
+            "  budget {:<12} {} {:<8} actual {:<8} {} ({})",
+            b.kind.as_str(),
+            b.op,
+            cost::si(b.limit),
+            cost::si(b.actual),
+            if b.ok { "ok" } else { "BROKEN" },
+            conv.name()
+        );
+    }
+    o
+}
+
+/// The per-layer table of `archc summary --convention`: like [`crate::report::summary`], with the
+/// compute and activations columns counted under `conv`.
+pub fn summary(c: &crate::Compiled, report: &CostReport, conv: Convention, all: bool) -> String {
+    use std::fmt::Write as _;
+    if conv == Convention::Torchvision {
+        return crate::report::summary(c, all);
+    }
+    let g = cost::grouped;
+    let shape = |s: [u64; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+    let width = report
+        .layers
+        .iter()
+        .map(|l| l.path.len())
+        .max()
+        .unwrap_or(4)
+        .max(5);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
+        "layer",
+        "op",
+        "output",
+        "params",
+        conv.compute_name(),
+        "activations"
+    );
+    for l in &report.layers {
+        if l.op == "input" || (!all && l.cost == Cost::default()) {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
+            l.path,
+            l.op,
+            shape(l.output),
+            g(l.cost.params),
+            g(l.cost.macs),
+            g(l.cost.activations)
+        );
+    }
+    let t = report.total;
+    let _ = writeln!(
+        o,
+        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
+        "total",
+        "",
+        shape(c.output()),
+        g(t.params),
+        g(t.macs),
+        g(t.activations)
+    );
+    let _ = writeln!(
+        o,
+        "params {} ({}), buffers {}, {} {} ({}; {})",
+        g(t.params),
+        cost::si(t.params),
+        g(t.buffers),
+        conv.compute_name(),
+        g(t.macs),
+        cost::si(t.macs),
+        conv.compute_unit()
+    );
+    o
+}
+
+/// The convention's figures for the JSON report (an additive `convention` field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonConvention {
+    /// `torchvision`, `fvcore` or `pycls`.
+    pub name: Convention,
+    /// Parameters (the same under every convention).
+    pub params: u64,
+    /// The convention's compute figure.
+    pub compute: u64,
+    /// Its unit, spelled out.
+    pub compute_unit: &'static str,
+    /// The convention's activations.
+    pub activations: u64,
+    /// Their unit, spelled out.
+    pub activations_unit: &'static str,
+    /// Budget verdicts under the convention.
+    pub budgets: Vec<BudgetResult>,
+    /// Whether every budget holds under the convention.
+    pub ok: bool,
+}
+
+/// The `convention` object of the JSON report.
+pub fn json(report: &CostReport, conv: Convention) -> JsonConvention {
+    JsonConvention {
+        name: conv,
+        params: report.total.params,
+        compute: report.total.macs,
+        compute_unit: conv.compute_unit(),
+        activations: report.total.activations,
+        activations_unit: conv.activations_unit(),
+        budgets: report.budgets.clone(),
+        ok: report.budgets.iter().all(|b| b.ok),
+    }
+}

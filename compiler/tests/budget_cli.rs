@@ -1,0 +1,204 @@
+//! The budget commands of the binary: `solve`, `sweep`, `explain`, `--convention` and `--batch`,
+//! their exit codes (0 ok, 1 no variant fits or a budget is broken, 2 spec or usage error) and
+//! the additive JSON fields.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("archc runs")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const T2: &str = "specs/paper/table2_conv2_block.arch";
+const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
+
+#[test]
+fn solve_table2_both_criteria() {
+    let o = archc(&[
+        "solve",
+        T2,
+        "--for",
+        "d",
+        "--each",
+        "C=1,2,4,8,32",
+        "--budget",
+        "weights<=@",
+        "--criterion",
+        "both",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let s = out(&o);
+    assert!(s.contains("largest d that meets every budget"), "{s}");
+    assert!(s.contains("d nearest to weights <= 69,632"), "{s}");
+    assert!(s.contains("d=40: 128 over"), "{s}");
+}
+
+#[test]
+fn solve_table3_json() {
+    let o = archc(&[
+        "solve",
+        R50X,
+        "--for",
+        "d",
+        "--each",
+        "C=2,4,8,32",
+        "--budget",
+        "params<=@specs/resnet/resnet50.arch",
+        "--nearest",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let ds: Vec<u64> = v["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ds, [40, 24, 14, 4]);
+    assert_eq!(v["references"][0]["figures"]["params"], 25_557_032);
+}
+
+#[test]
+fn solve_exit_codes() {
+    // No variant fits: 1, with a clear message.
+    let o = archc(&[
+        "solve",
+        T2,
+        "--for",
+        "d",
+        "--each",
+        "C=32",
+        "--budget",
+        "weights<=1k",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no d fits for C=32"), "{}", err(&o));
+    assert!(out(&o).contains("NO FIT"));
+    // Unknown parameter, bad budget, contradictory flags, missing reference: 2.
+    for args in [
+        vec!["solve", T2, "--for", "e"],
+        vec!["solve", T2, "--for", "d", "--budget", "bogus<=1"],
+        vec![
+            "solve",
+            T2,
+            "--for",
+            "d",
+            "--nearest",
+            "--criterion",
+            "largest",
+        ],
+        vec![
+            "solve",
+            T2,
+            "--for",
+            "d",
+            "--budget",
+            "params<=@no/such.arch",
+        ],
+        vec!["solve", T2, "--for", "d", "--budget", "params>=1"],
+        vec!["solve", T2, "--for", "d", "--multiple-of", "0"],
+    ] {
+        let o = archc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        assert!(!err(&o).contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn sweep_formats_and_svg() {
+    let svg = std::env::temp_dir().join(format!("archc-sweep-{}.svg", std::process::id()));
+    let o = archc(&[
+        "sweep",
+        T2,
+        "--grid",
+        "C=1,32",
+        "--grid",
+        "d=1..8",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("16 points"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("C=32") && text.contains("budget params"));
+    std::fs::remove_file(&svg).ok();
+    let o = archc(&[
+        "sweep", T2, "--grid", "C=1,2", "--grid", "d=4", "--format", "csv",
+    ]);
+    assert_eq!(out(&o).lines().count(), 3);
+    let o = archc(&["sweep", T2, "--grid", "d=4,5", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["points"].as_array().unwrap().len(), 2);
+    let o = archc(&["sweep", T2, "--grid", "d=9..1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn explain_and_conventions() {
+    let o = archc(&[
+        "explain",
+        "specs/resnet/resnet50.arch",
+        "--convention",
+        "torchvision",
+        "--convention",
+        "fvcore",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("4,111,512,576"));
+    // resnet50's `macs <= 4.1G` breaks under fvcore's count: exit 1, the convention named.
+    let o = archc(&[
+        "check",
+        "specs/resnet/resnet50.arch",
+        "--convention",
+        "fvcore",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("fvcore convention"), "{}", err(&o));
+    assert!(out(&o).contains("fvcore flops"));
+    let o = archc(&[
+        "check",
+        "specs/resnet/resnet50.arch",
+        "--convention",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = archc(&["summary", R50X, "--convention", "pycls"]);
+    assert!(out(&o).contains("maxpool"));
+}
+
+#[test]
+fn json_gains_convention_and_batch_only_when_asked() {
+    let o = archc(&["check", "--format", "json", R50X]);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(v[0].get("convention").is_none() && v[0].get("batch").is_none());
+    let o = archc(&[
+        "check",
+        "--format",
+        "json",
+        "--convention",
+        "fvcore",
+        "--batch",
+        "8",
+        R50X,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v[0]["macs"], 4_230_479_872u64); // the contract's field is unchanged
+    assert_eq!(v[0]["convention"]["compute"], 4_259_381_248u64);
+    assert_eq!(v[0]["batch"]["macs"], 8 * 4_259_381_248u64);
+    assert_eq!(v[0]["batch"]["params"], 25_028_904);
+}
