@@ -550,18 +550,19 @@ pub fn svg(s: &Sweep, x: &str) -> Result<String, String> {
                             .map_err(|e| e.to_string())?;
                     }
                     for (limit, label) in &lines {
-                        let red = RED.stroke_width(2);
+                        // Black, so the budget is never mistaken for a series of the palette.
+                        let line = BLACK.stroke_width(2);
                         chart
                             .draw_series(DashedLineSeries::new(
                                 vec![(x0, *limit), (x1, *limit)],
                                 8,
                                 6,
-                                red,
+                                line,
                             ))
                             .map_err(|e| e.to_string())?
                             .label(format!("budget {label}"))
                             .legend(move |(lx, ly)| {
-                                PathElement::new(vec![(lx, ly), (lx + 20, ly)], red)
+                                PathElement::new(vec![(lx, ly), (lx + 20, ly)], line)
                             });
                     }
                     chart
