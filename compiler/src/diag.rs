@@ -68,13 +68,19 @@ impl Diagnostic {
 
     /// Like [`Diagnostic::render`], with ANSI colours when `color` is true.
     pub fn render_with(&self, sources: &SourceMap, color: bool) -> String {
+        self.render_styled(sources, color, 100)
+    }
+
+    /// Renders with text wrapped at `width` columns. The proc-macro uses a very wide one, so
+    /// that its messages (which carry absolute paths) wrap the same on every machine.
+    pub fn render_styled(&self, sources: &SourceMap, color: bool, width: usize) -> String {
         let theme = if color {
             miette::GraphicalTheme::unicode()
         } else {
             miette::GraphicalTheme::unicode_nocolor()
         };
         let handler = miette::GraphicalReportHandler::new_themed(theme)
-            .with_width(100)
+            .with_width(width)
             .with_links(false);
         let mut out = String::new();
         let named = self.primary.as_ref().map(|(span, _)| {

@@ -500,7 +500,7 @@ fn names_of(input: &Input) -> Names {
 fn render(d: &Diagnostic, sources: &archc::SourceMap) -> String {
     let mut d = d.clone();
     d.code = "";
-    d.render(sources)
+    d.render_styled(sources, false, 10_000)
 }
 
 /// Where to report a diagnostic: for an inline spec, the token under its primary span; for a
