@@ -41,6 +41,15 @@ impl Diagnostic {
         self
     }
 
+    /// Sets the place of the error if it has none yet.
+    pub fn at_if_unplaced(self, span: Span, label: impl Into<String>) -> Diagnostic {
+        if self.primary.is_some() {
+            self
+        } else {
+            self.at(span, label)
+        }
+    }
+
     /// Adds a further labelled place.
     pub fn also(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
         self.secondary.push((span, label.into()));

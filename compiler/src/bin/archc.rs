@@ -149,12 +149,32 @@ fn report_failure(f: &Failure) {
     }
 }
 
-/// Compiles the selected networks of one spec file.
+/// Compiles the selected networks of one spec file. `--input` with the spec's own channel count
+/// re-costs the compiled graph at the new height and width (`resolution::recost`: no expansion or
+/// lowering again); other channel counts change the first layer, so they recompile.
 fn compile(path: &PathBuf, common: &Common) -> Result<Vec<Compiled>, Failure> {
     let spec = Spec::from_path(path)?;
     let overrides = Overrides {
         set: common.set.clone(),
-        input: common.input,
+        input: None,
+    };
+    let at_input = |c: Compiled| -> Result<Compiled, Failure> {
+        let fail = |d| Failure {
+            sources: spec.sources.clone(),
+            diagnostics: vec![d],
+        };
+        match common.input {
+            None => Ok(c),
+            Some(i) if i[0] == c.model.input[0] => archc::resolution::recost(&c, i)
+                .map_err(|d| fail(d.at_if_unplaced(c.model.input_span, "the network's input"))),
+            Some(i) => spec.compile(
+                &c.model.name,
+                &Overrides {
+                    set: common.set.clone(),
+                    input: Some(i),
+                },
+            ),
+        }
     };
     let names: Vec<String> = match &common.network {
         Some(n) => vec![n.clone()],
@@ -169,7 +189,10 @@ fn compile(path: &PathBuf, common: &Common) -> Result<Vec<Compiled>, Failure> {
             )],
         });
     }
-    names.iter().map(|n| spec.compile(n, &overrides)).collect()
+    names
+        .iter()
+        .map(|n| spec.compile(n, &overrides).and_then(at_input))
+        .collect()
 }
 
 fn main() -> ExitCode {
