@@ -234,30 +234,10 @@ pub fn analyze(
 }
 
 fn add(a: Cost, b: Cost) -> Option<Cost> {
-    Some(Cost {
-        params: a.params.checked_add(b.params)?,
-        buffers: a.buffers.checked_add(b.buffers)?,
-        macs: a.macs.checked_add(b.macs)?,
-        activations: a.activations.checked_add(b.activations)?,
-    })
+    a.checked_add(b)
 }
 
-/// A budget line checked against `total`.
-pub fn verdict(total: &Cost, l: &Limit) -> BudgetResult {
-    let actual = total.metric(l.metric);
-    BudgetResult {
-        kind: l.metric,
-        op: if l.at_most { "<=" } else { ">=" },
-        limit: l.value,
-        actual,
-        ok: if l.at_most {
-            actual <= l.value
-        } else {
-            actual >= l.value
-        },
-        limit_line: l.clone(),
-    }
-}
+pub use cost::verdict;
 
 /// One layer kind's figures under each convention, for [`explanation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

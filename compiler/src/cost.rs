@@ -41,7 +41,8 @@ impl Cost {
         self.macs.saturating_mul(2)
     }
 
-    fn checked_add(self, o: Cost) -> Option<Cost> {
+    /// The sum, or `None` on overflow.
+    pub fn checked_add(self, o: Cost) -> Option<Cost> {
         Some(Cost {
             params: self.params.checked_add(o.params)?,
             buffers: self.buffers.checked_add(o.buffers)?,
@@ -236,30 +237,30 @@ pub fn analyze(g: &LayerGraph, budgets: &[Limit]) -> Result<CostReport, Diagnost
             cost,
         })
         .collect();
-    let budgets = budgets
-        .iter()
-        .map(|l| {
-            let actual = total.metric(l.metric);
-            BudgetResult {
-                kind: l.metric,
-                op: if l.at_most { "<=" } else { ">=" },
-                limit: l.value,
-                actual,
-                ok: if l.at_most {
-                    actual <= l.value
-                } else {
-                    actual >= l.value
-                },
-                limit_line: l.clone(),
-            }
-        })
-        .collect();
+    let budgets = budgets.iter().map(|l| verdict(&total, l)).collect();
     Ok(CostReport {
         layers,
         stages,
         total,
         budgets,
     })
+}
+
+/// A budget line checked against `total`.
+pub fn verdict(total: &Cost, l: &Limit) -> BudgetResult {
+    let actual = total.metric(l.metric);
+    BudgetResult {
+        kind: l.metric,
+        op: if l.at_most { "<=" } else { ">=" },
+        limit: l.value,
+        actual,
+        ok: if l.at_most {
+            actual <= l.value
+        } else {
+            actual >= l.value
+        },
+        limit_line: l.clone(),
+    }
 }
 
 /// The unit a metric is counted in, for messages.
