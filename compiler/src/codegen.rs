@@ -52,7 +52,11 @@ pub fn type_name(network: &str) -> String {
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, 'N');
     }
-    out
+    match out.as_str() {
+        "" => "Network".to_string(),
+        "Self" => "SelfNetwork".to_string(),
+        _ => out,
+    }
 }
 
 fn camel(s: &str) -> String {
@@ -215,7 +219,11 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
         .flat_map(|&n| g.inputs(n))
         .find(|&i| !in_block(i))
         .expect("a block has an input");
-    let block_ty = format_ident!("{}{}", net_ty, camel(name));
+    let suffix = match camel(name) {
+        c if c.is_empty() || c == "Path" => format!("Template{}", camel(name)),
+        c => c,
+    };
+    let block_ty = format_ident!("{}{}", net_ty, suffix);
     let is_path = |i: NodeIndex| rel(&g.graph[i], block_path).starts_with("paths.");
     let path_index = |i: NodeIndex| -> Option<u64> {
         rel(&g.graph[i], block_path)

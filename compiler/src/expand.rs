@@ -105,7 +105,38 @@ fn resolve<'a>(
             resolve(scope, b, chain)?
         }
     };
+    // Within one network each item is given once; only `extends` replaces a base's items.
+    let mut seen: Vec<(String, crate::source::Span)> = Vec::new();
     for item in &net.items {
+        let mut once = |key: String, span: crate::source::Span| -> Result<(), Diagnostic> {
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                return Err(Diagnostic::new(
+                    "archc::expand::duplicate",
+                    format!("{key} is given twice in network `{}`", net.name.name),
+                )
+                .at(span, "given again here")
+                .also(*first, "first given here")
+                .help("give it once; a variant replaces a base network's items with `extends`"));
+            }
+            seen.push((key, span));
+            Ok(())
+        };
+        match item {
+            Item::Input(d) => once("`input`".into(), d.span)?,
+            Item::Classes(e) => once("`classes`".into(), e.span)?,
+            Item::Param(name, _) => once(format!("parameter `{}`", name.name), name.span)?,
+            Item::Form(_, span) => once("`form`".into(), *span)?,
+            Item::Stem(_, span) => once("`stem`".into(), *span)?,
+            Item::Block(b) => once(format!("block template `{}`", b.name.name), b.name.span)?,
+            Item::Stages(st) => once("`stages`".into(), st.template.span)?,
+            Item::Head(_, span) => once("`head`".into(), *span)?,
+            Item::Budget(lines, _) => {
+                for l in lines {
+                    let op = if l.at_most { "<=" } else { ">=" };
+                    once(format!("budget `{} {op}`", l.metric.as_str()), l.span)?;
+                }
+            }
+        }
         match item {
             Item::Input(d) => r.input = Some(*d),
             Item::Classes(e) => r.classes = Some(e),

@@ -235,6 +235,7 @@ impl Builder {
             ShapeError::Vanishes { .. } => "archc::shape::vanishes",
             ShapeError::Mismatch { .. } => "archc::shape::mismatch",
             ShapeError::Slice { .. } => "archc::shape::slice",
+            ShapeError::PoolPadding { .. } => "archc::shape::pool_padding",
             ShapeError::Overflow => "archc::shape::overflow",
         };
         let label = match (&e, op) {

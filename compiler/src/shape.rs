@@ -67,6 +67,13 @@ pub enum ShapeError {
         /// Their shapes.
         shapes: Vec<Shape>,
     },
+    /// A pooling window padded by more than half its size, which PyTorch refuses.
+    PoolPadding {
+        /// Kernel (h, w).
+        kernel: (u64, u64),
+        /// Padding (h, w).
+        pad: (u64, u64),
+    },
     /// A slice that does not divide the channels.
     Slice {
         /// Parts.
@@ -102,6 +109,14 @@ impl fmt::Display for ShapeError {
                 let s: Vec<String> = shapes.iter().map(Shape::to_string).collect();
                 write!(f, "shapes do not agree: {}", s.join(" vs "))
             }
+            ShapeError::PoolPadding { kernel, pad } => write!(
+                f,
+                "a {}x{} pooling window takes at most {} padding (half the window, as PyTorch requires), not {}",
+                kernel.0,
+                kernel.1,
+                kernel.0.min(kernel.1) / 2,
+                pad.0.max(pad.1)
+            ),
             ShapeError::Slice { parts, input } => {
                 write!(f, "cannot split {input} channels into {parts} equal paths")
             }
@@ -162,7 +177,15 @@ pub fn infer(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
             kernel,
             stride,
             pad,
-        } => spatial(first, first.c, *kernel, *stride, *pad)?,
+        } => {
+            if pad.0 > kernel.0 / 2 || pad.1 > kernel.1 / 2 {
+                return Err(ShapeError::PoolPadding {
+                    kernel: *kernel,
+                    pad: *pad,
+                });
+            }
+            spatial(first, first.c, *kernel, *stride, *pad)?
+        }
         Op::BatchNorm | Op::Relu => first,
         Op::GlobalAvgPool => Shape::new(first.c, 1, 1),
         Op::Linear { out, .. } => Shape::new(*out, 1, 1),

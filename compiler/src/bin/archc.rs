@@ -152,7 +152,7 @@ fn report_failure(f: &Failure) {
 /// Compiles the selected networks of one spec file. `--input` with the spec's own channel count
 /// re-costs the compiled graph at the new height and width (`resolution::recost`: no expansion or
 /// lowering again); other channel counts change the first layer, so they recompile.
-fn compile(path: &PathBuf, common: &Common) -> Result<Vec<Compiled>, Failure> {
+fn compile(path: &PathBuf, common: &Common) -> Result<CompiledSpec, Failure> {
     let spec = Spec::from_path(path)?;
     let overrides = Overrides {
         set: common.set.clone(),
@@ -189,10 +189,39 @@ fn compile(path: &PathBuf, common: &Common) -> Result<Vec<Compiled>, Failure> {
             )],
         });
     }
-    names
+    let nets = names
         .iter()
         .map(|n| spec.compile(n, &overrides).and_then(at_input))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CompiledSpec {
+        sources: spec.sources.clone(),
+        nets,
+    })
+}
+
+/// The networks of one spec file, with the sources their diagnostics point into.
+struct CompiledSpec {
+    sources: archc::SourceMap,
+    nets: Vec<Compiled>,
+}
+
+impl std::ops::Deref for CompiledSpec {
+    type Target = Vec<Compiled>;
+    fn deref(&self) -> &Vec<Compiled> {
+        &self.nets
+    }
+}
+
+/// Reports broken budgets on stderr; returns whether all hold.
+fn report_budgets(sources: &archc::SourceMap, diagnostics: Vec<archc::Diagnostic>) -> bool {
+    let ok = diagnostics.is_empty();
+    if !ok {
+        report_failure(&Failure {
+            sources: sources.clone(),
+            diagnostics,
+        });
+    }
+    ok
 }
 
 fn main() -> ExitCode {
@@ -214,16 +243,13 @@ fn main() -> ExitCode {
                         status = 2;
                     }
                     Ok(nets) => {
-                        for c in &nets {
+                        for c in nets.iter() {
                             if !budget_cli::within(c, *convention) {
                                 status = status.max(1);
-                                let f = Failure {
-                                    sources: Spec::from_path(path)
-                                        .map(|s| s.sources)
-                                        .unwrap_or_default(),
-                                    diagnostics: budget_cli::violations(c, *convention),
-                                };
-                                report_failure(&f);
+                                report_budgets(
+                                    &nets.sources,
+                                    budget_cli::violations(c, *convention),
+                                );
                             }
                             match format {
                                 Format::Text => {
@@ -272,7 +298,20 @@ fn main() -> ExitCode {
             common,
         } => match compile(spec, common) {
             Ok(nets) => {
-                for c in &nets {
+                if let Some(t) = type_name
+                    .as_deref()
+                    .filter(|t| syn::parse_str::<syn::Ident>(t).is_err())
+                {
+                    eprintln!(
+                        "error: --type {t:?} is not a Rust identifier (use a struct name such as ResNeXt50)"
+                    );
+                    return ExitCode::from(2);
+                }
+                for c in nets.iter() {
+                    // The macro refuses a spec that breaks its budgets: say so, and exit 1.
+                    if !report_budgets(&nets.sources, c.violations()) {
+                        status = status.max(1);
+                    }
                     print!(
                         "{}",
                         codegen(c, &spec.display().to_string(), type_name.as_deref())

@@ -28,7 +28,11 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses one file's text. `file` is the id its spans will carry.
 pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     let mut pairs = ArchParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
-    let cx = Cx { file, text };
+    let cx = Cx {
+        file,
+        text,
+        depth: std::cell::Cell::new(0),
+    };
     let root = pairs.next().expect("grammar: file");
     cx.file(root)
 }
@@ -176,7 +180,15 @@ fn inner(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 struct Cx<'t> {
     file: FileId,
     text: &'t str,
+    /// How many `expr` rules enclose the one being read (parentheses nest them).
+    depth: std::cell::Cell<usize>,
 }
+
+/// Expressions nest at most this deep (parentheses) ...
+const MAX_EXPR_DEPTH: usize = 64;
+/// ... and have at most this many operands: enough for any width formula, and a bound on the
+/// recursion of evaluation and printing, so no input can overflow the stack.
+const MAX_EXPR_TERMS: usize = 256;
 
 /// The end of `text[start..end]` without trailing whitespace, `;` and comments (pest's spans of
 /// non-atomic rules can take in the separators that follow them).
@@ -470,7 +482,20 @@ impl Cx<'_> {
                         span: sp,
                     };
                     for opt in j {
+                        let twice = |what: &str, opt: &Pair<'_, Rule>| {
+                            Diagnostic::new(
+                                "archc::syntax::duplicate",
+                                format!("`{what}` is given twice for stage `{}`", stage.label.name),
+                            )
+                            .at(self.span(opt), "given again here")
+                        };
                         match opt.as_rule() {
+                            Rule::depth if stage.depth.is_some() => {
+                                return Err(twice("depth", &opt));
+                            }
+                            Rule::stage_stride if stage.stride.is_some() => {
+                                return Err(twice("stride", &opt));
+                            }
                             Rule::depth => stage.depth = Some(self.atom_in(opt)?),
                             Rule::stage_stride => stage.stride = Some(self.atom_in(opt)?),
                             Rule::arg => stage.args.push(self.arg(opt)?),
@@ -524,6 +549,27 @@ impl Cx<'_> {
     }
 
     fn expr(&self, pair: Pair<'_, Rule>) -> Result<Expr, Diagnostic> {
+        if pair.as_rule() == Rule::expr {
+            let terms = pair.clone().into_inner().count().div_ceil(2);
+            let depth = self.depth.get() + 1;
+            if terms > MAX_EXPR_TERMS || depth > MAX_EXPR_DEPTH {
+                return Err(Diagnostic::new(
+                    "archc::syntax::expression",
+                    format!(
+                        "expression too large: at most {MAX_EXPR_TERMS} operands and {MAX_EXPR_DEPTH} levels of parentheses"
+                    ),
+                )
+                .at(self.span(&pair), "simplify this expression"));
+            }
+            self.depth.set(depth);
+            let out = self.expr_inner(pair);
+            self.depth.set(depth - 1);
+            return out;
+        }
+        self.expr_inner(pair)
+    }
+
+    fn expr_inner(&self, pair: Pair<'_, Rule>) -> Result<Expr, Diagnostic> {
         match pair.as_rule() {
             Rule::expr => PRATT
                 .map_primary(|p| self.expr(p))

@@ -301,7 +301,7 @@ pub fn run_explain(a: &ExplainArgs) -> u8 {
         v
     };
     let nets = match super::compile(&a.spec, &a.common) {
-        Ok(n) => n,
+        Ok(n) => n.nets,
         Err(f) => {
             report_failure(&f);
             return 2;
