@@ -99,7 +99,21 @@ impl Diagnostic {
                 text: &file.text,
             }
         });
-        let report = Report { diag: self, named };
+        let primary_file = self.primary.as_ref().map(|(span, _)| span.file);
+        let elsewhere = self
+            .secondary
+            .iter()
+            .filter(|(span, _)| Some(span.file) != primary_file)
+            .map(|(span, label)| {
+                let (line, col) = sources.line_col(*span);
+                format!("{label}: {}:{line}:{col}", sources.file(span.file).name)
+            })
+            .collect();
+        let report = Report {
+            diag: self,
+            named,
+            elsewhere,
+        };
         if handler.render_report(&mut out, &report).is_err() {
             return format!("error[{}]: {}", self.code, self.message);
         }
@@ -119,6 +133,8 @@ impl std::error::Error for Diagnostic {}
 struct Report<'a> {
     diag: &'a Diagnostic,
     named: Option<Named<'a>>,
+    /// Secondary places in other files, as `file:line:col: label`.
+    elsewhere: Vec<String>,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -171,10 +187,23 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        // Places in other files than the primary one cannot be drawn: name them in the help.
+        let elsewhere: Vec<&String> = self.elsewhere.iter().collect();
+        match (&self.diag.help, elsewhere.is_empty()) {
+            (None, true) => None,
+            (Some(h), true) => Some(Box::new(h)),
+            (h, false) => {
+                let mut text = elsewhere
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if let Some(h) = h {
+                    text = format!("{h}\n{text}");
+                }
+                Some(Box::new(text))
+            }
+        }
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

@@ -295,7 +295,7 @@ pub fn expand(
         form = Form::from_keyword(text).ok_or_else(|| {
             vec![Diagnostic::new(
                 "archc::expand::override",
-                format!("--set form={text}: the form is `grouped`, `concat` or `split`"),
+                format!("`form = {text}`: the form is `grouped`, `concat` or `split`"),
             )]
         })?;
     }
@@ -309,7 +309,7 @@ pub fn expand(
             Diagnostic::new(
                 "archc::expand::override",
                 format!(
-                    "--set {key}=...: network `{}` has no parameter `{key}`",
+                    "network `{}` has no parameter `{key}` to set",
                     net.name.name
                 ),
             )
@@ -404,7 +404,17 @@ fn parse_set(key: &str, text: &str) -> Result<u64, Diagnostic> {
     text.trim().replace('_', "").parse::<u64>().map_err(|_| {
         Diagnostic::new(
             "archc::expand::override",
-            format!("--set {key}={text}: the value must be a non-negative integer"),
+            if text
+                .trim()
+                .replace('_', "")
+                .chars()
+                .all(|c| c.is_ascii_digit())
+                && !text.trim().is_empty()
+            {
+                format!("`{key} = {text}`: the value is too large (over 64 bits)")
+            } else {
+                format!("`{key} = {text}`: the value must be a non-negative integer")
+            },
         )
     })
 }

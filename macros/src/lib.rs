@@ -352,14 +352,16 @@ fn compile(
                 // An override the spec rejects points at the `where` item that made it.
                 let at_setting = input.settings.iter().find_map(|s| match s {
                     Setting::Set { key, span, .. }
-                        if d.primary.is_none() && d.message.contains(&format!("--set {key}=")) =>
+                        if d.primary.is_none()
+                            && (d.message.contains(&format!("parameter `{key}`"))
+                                || d.message.starts_with(&format!("`{key} = "))) =>
                     {
                         Some(*span)
                     }
                     _ => None,
                 });
                 match at_setting {
-                    Some(span) => (Some(span), d.message.replace("--set ", "where ")),
+                    Some(span) => (Some(span), d.message.clone()),
                     None => (locate(d, inline), render(d, &f.sources)),
                 }
             })

@@ -182,7 +182,14 @@ pub fn load(vs: &mut VarStore, path: impl AsRef<Path>) -> Result<Loaded, Weights
                 plans.push((var, source));
             }
             Err(None) => missing.push((name.clone(), want)),
-            Err(Some(got)) => misshaped.push((name.clone(), want, got)),
+            Err(Some(got)) => {
+                // Reported as mis-shaped, not also as unexpected.
+                used.insert(match grouped_source(name) {
+                    Some((src, _)) if !file.contains_key(name) => src,
+                    _ => name.clone(),
+                });
+                misshaped.push((name.clone(), want, got));
+            }
         }
     }
     let mut unexpected = Vec::new();

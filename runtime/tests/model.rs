@@ -138,6 +138,10 @@ fn mismatched_files_are_refused_with_every_name() {
     let err = weights::load(&mut vs10, &r18).unwrap_err();
     let text = err.to_string();
     assert!(
+        text.contains("0 missing, 0 unexpected, 2 mis-shaped"),
+        "{text}"
+    );
+    assert!(
         text.contains("mis-shaped  fc.weight: expected [10, 512], found [1000, 512]"),
         "{text}"
     );
