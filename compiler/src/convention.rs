@@ -182,7 +182,8 @@ pub fn node_cost(g: &LayerGraph, n: NodeIndex, conv: Convention) -> Option<Cost>
 
 /// Like [`cost::analyze`], with every node counted under `conv`: `total.macs` (and each stage's
 /// and layer's) is the convention's compute figure, `activations` its activations; budgets on
-/// `macs`, `flops` (2 × that figure) and `activations` are checked against them.
+/// `macs` and `flops` are both checked against the compute figure (the tools call it flops and
+/// count one per multiply-add), `activations` against the activations.
 pub fn analyze(
     g: &LayerGraph,
     budgets: &[Limit],
@@ -224,7 +225,23 @@ pub fn analyze(
             ..s.clone()
         })
         .collect();
-    let budgets = budgets.iter().map(|l| verdict(&total, l)).collect();
+    // fvcore and pycls call their count "flops" and count one per multiply-add: under their
+    // conventions a `flops` budget is checked against that count itself, not twice it.
+    let budgets = budgets
+        .iter()
+        .map(|l| {
+            let mut b = verdict(&total, l);
+            if l.metric == crate::Metric::Flops {
+                b.actual = total.macs;
+                b.ok = if l.at_most {
+                    b.actual <= l.value
+                } else {
+                    b.actual >= l.value
+                };
+            }
+            b
+        })
+        .collect();
     Ok(CostReport {
         layers,
         stages,

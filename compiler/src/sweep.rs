@@ -424,7 +424,7 @@ pub fn series(s: &Sweep, x: &str) -> Result<Vec<Series>, String> {
 
 /// The SVG plot: two panels, parameters (or weights, when the budgets limit weights) and the
 /// convention's compute figure against `x`, one
-/// line per series, budget lines dashed in red, feasible points filled and the others hollow.
+/// line per series, budget lines dashed in black, feasible points filled and the others hollow.
 /// The y axes are logarithmic when the figures span more than two orders of magnitude.
 #[cfg(feature = "plot")]
 pub fn svg(s: &Sweep, x: &str) -> Result<String, String> {

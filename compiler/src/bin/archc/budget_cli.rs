@@ -361,12 +361,13 @@ pub fn violations(c: &Compiled, conv: Convention) -> Vec<Diagnostic> {
         Ok(r) => cost::violations(&r)
             .into_iter()
             .map(|mut d| {
-                d.message = format!(
-                    "{} [counted under the {} convention: macs = {}]",
-                    d.message,
-                    conv.name(),
-                    conv.compute_unit()
-                );
+                // Under fvcore's and pycls's conventions the figure is that tool's own count.
+                let unit = conv.compute_name();
+                d.message = d
+                    .message
+                    .replace(cost::unit(archc::Metric::Macs), unit)
+                    .replace(cost::unit(archc::Metric::Flops), unit);
+                d.message = format!("{} [{} convention]", d.message, conv.name());
                 d
             })
             .collect(),
@@ -406,10 +407,13 @@ pub fn json(c: &Compiled, conv: Convention, batch: Option<u64>) -> serde_json::V
     if conv != Convention::Torchvision {
         v["convention"] =
             serde_json::to_value(convention::json(&report, conv)).expect("serializable");
+        // `ok` is what the exit code says: the budgets as checked under the convention.
+        v["ok"] = serde_json::Value::Bool(within(c, conv));
     }
     if let Some(n) = batch {
+        // Like the top-level figures, `batch` is in torchvision's units: MACs and 2 x MACs.
         v["batch"] =
-            serde_json::to_value(resolution::batched(&report.total, n)).expect("serializable");
+            serde_json::to_value(resolution::batched(&c.report.total, n)).expect("serializable");
     }
     v
 }
