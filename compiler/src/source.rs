@@ -109,7 +109,11 @@ impl SourceMap {
             .map(|i| FileId(i as u32))
     }
 
-    fn push(&mut self, file: SourceFile) -> FileId {
+    fn push(&mut self, mut file: SourceFile) -> FileId {
+        // A UTF-8 byte-order mark is not part of the spec.
+        if let Some(rest) = file.text.strip_prefix('\u{feff}') {
+            file.text = rest.to_string();
+        }
         self.files.push(file);
         FileId(self.files.len() as u32 - 1)
     }

@@ -89,6 +89,10 @@ fn describe(r: &Rule) -> String {
         Rule::int => "an integer",
         Rule::name => "a name",
         Rule::close => "`}`",
+        Rule::open => "`{`",
+        Rule::arrow => "`->`",
+        Rule::assign => "`=`",
+        Rule::colon => "`:`",
         Rule::item => "a network item (`input`, `classes`, `param`, `form`, `stem`, `block`, `stages`, `head`, `budget`)",
         Rule::conv_option => "a conv option (`groups`, `pad`, `bias`)",
         Rule::stage_option => "a stage option (`depth N`, `stride N`, `name = value`)",
@@ -174,7 +178,12 @@ fn join_or(items: &[String]) -> String {
 
 /// The children of a pair, without the closing braces.
 fn inner(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
-    pair.into_inner().filter(|p| p.as_rule() != Rule::close)
+    pair.into_inner().filter(|p| {
+        !matches!(
+            p.as_rule(),
+            Rule::close | Rule::open | Rule::arrow | Rule::assign | Rule::colon
+        )
+    })
 }
 
 struct Cx<'t> {
@@ -282,7 +291,7 @@ impl Cx<'_> {
                 Rule::input => Item::Input(self.dims(p.into_inner().next().expect("dims"))?),
                 Rule::classes => Item::Classes(self.expr(p.into_inner().next().expect("expr"))?),
                 Rule::param => {
-                    let mut i = p.into_inner();
+                    let mut i = inner(p);
                     let n = self.ident(i.next().expect("name"));
                     Item::Param(n, self.expr(i.next().expect("expr"))?)
                 }
@@ -354,7 +363,7 @@ impl Cx<'_> {
             Rule::avgpool => Layer::AvgPool(span),
             Rule::fc => {
                 let text = p.as_str().to_string();
-                let out = self.expr(p.into_inner().next().expect("expr"))?;
+                let out = self.expr(inner(p).next().expect("expr"))?;
                 Layer::Fc {
                     out,
                     bias: !text.contains("no_bias"),
@@ -372,7 +381,7 @@ impl Cx<'_> {
 
     fn conv(&self, p: Pair<'_, Rule>) -> Result<Conv, Diagnostic> {
         let span = self.span(&p);
-        let mut i = p.into_inner();
+        let mut i = inner(p);
         let kernel = self.kernel(i.next().expect("kernel"))?;
         let mut conv = Conv {
             kernel,
@@ -435,7 +444,7 @@ impl Cx<'_> {
     }
 
     fn arg(&self, a: Pair<'_, Rule>) -> Result<Arg, Diagnostic> {
-        let mut i = a.into_inner();
+        let mut i = inner(a);
         Ok(Arg {
             name: self.ident(i.next().expect("name")),
             value: self.expr(i.next().expect("expr"))?,
@@ -472,7 +481,7 @@ impl Cx<'_> {
                 }
                 Rule::stage => {
                     let sp = self.span(&o);
-                    let mut j = o.into_inner();
+                    let mut j = inner(o);
                     let label = self.ident(j.next().expect("stage_name"));
                     let mut stage = Stage {
                         label,
