@@ -189,20 +189,40 @@ fn compile(path: &PathBuf, common: &Common) -> Result<CompiledSpec, Failure> {
             )],
         });
     }
-    let nets = names
-        .iter()
-        .map(|n| spec.compile(n, &overrides).and_then(at_input))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (mut nets, mut failures) = (Vec::new(), Vec::new());
+    for n in &names {
+        match spec.compile(n, &overrides).and_then(at_input) {
+            Ok(c) => nets.push(c),
+            Err(f) => failures.push(f),
+        }
+    }
+    if nets.is_empty() {
+        return Err(Failure {
+            sources: spec.sources.clone(),
+            diagnostics: failures.into_iter().flat_map(|f| f.diagnostics).collect(),
+        });
+    }
     Ok(CompiledSpec {
         sources: spec.sources.clone(),
         nets,
+        failures,
     })
 }
 
-/// The networks of one spec file, with the sources their diagnostics point into.
+/// The networks of one spec file, with the sources their diagnostics point into. A file with
+/// several networks reports the ones that fail and still shows the others.
 struct CompiledSpec {
     sources: archc::SourceMap,
     nets: Vec<Compiled>,
+    failures: Vec<Failure>,
+}
+
+impl CompiledSpec {
+    /// Reports the networks that failed; returns the exit status they call for (2 or 0).
+    fn report_failures(&self) -> u8 {
+        self.failures.iter().for_each(report_failure);
+        if self.failures.is_empty() { 0 } else { 2 }
+    }
 }
 
 impl std::ops::Deref for CompiledSpec {
@@ -243,6 +263,7 @@ fn main() -> ExitCode {
                         status = 2;
                     }
                     Ok(nets) => {
+                        status = status.max(nets.report_failures());
                         for c in nets.iter() {
                             if !budget_cli::within(c, *convention) {
                                 status = status.max(1);
@@ -274,9 +295,11 @@ fn main() -> ExitCode {
             convention,
             common,
         } => match compile(spec, common) {
-            Ok(nets) => nets
-                .iter()
-                .for_each(|c| print!("{}", budget_cli::summary(c, *all, *convention))),
+            Ok(nets) => {
+                status = status.max(nets.report_failures());
+                nets.iter()
+                    .for_each(|c| print!("{}", budget_cli::summary(c, *all, *convention)))
+            }
             Err(f) => {
                 report_failure(&f);
                 status = 2;
@@ -286,7 +309,10 @@ fn main() -> ExitCode {
         Command::Sweep(args) => status = budget_cli::run_sweep(args),
         Command::Explain(args) => status = budget_cli::run_explain(args),
         Command::Graph { spec, common } => match compile(spec, common) {
-            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::dot(c))),
+            Ok(nets) => {
+                status = status.max(nets.report_failures());
+                nets.iter().for_each(|c| print!("{}", report::dot(c)))
+            }
             Err(f) => {
                 report_failure(&f);
                 status = 2;
@@ -298,6 +324,7 @@ fn main() -> ExitCode {
             common,
         } => match compile(spec, common) {
             Ok(nets) => {
+                status = status.max(nets.report_failures());
                 if let Some(t) = type_name
                     .as_deref()
                     .filter(|t| syn::parse_str::<syn::Ident>(t).is_err())
@@ -324,7 +351,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Expand { spec, common } => match compile(spec, common) {
-            Ok(nets) => nets.iter().for_each(|c| print!("{}", report::expanded(c))),
+            Ok(nets) => {
+                status = status.max(nets.report_failures());
+                nets.iter().for_each(|c| print!("{}", report::expanded(c)))
+            }
             Err(f) => {
                 report_failure(&f);
                 status = 2;

@@ -296,12 +296,19 @@ pub fn run_explain(a: &ExplainArgs) -> u8 {
     let convs = if a.conventions.is_empty() {
         Convention::ALL.to_vec()
     } else {
-        let mut v = a.conventions.clone();
-        v.dedup();
+        let mut v: Vec<Convention> = Vec::new();
+        for c in &a.conventions {
+            if !v.contains(c) {
+                v.push(*c);
+            }
+        }
         v
     };
-    let nets = match super::compile(&a.spec, &a.common) {
-        Ok(n) => n.nets,
+    let (nets, failed) = match super::compile(&a.spec, &a.common) {
+        Ok(n) => {
+            let failed = n.report_failures();
+            (n.nets, failed)
+        }
         Err(f) => {
             report_failure(&f);
             return 2;
@@ -336,7 +343,7 @@ pub fn run_explain(a: &ExplainArgs) -> u8 {
             serde_json::to_string_pretty(&json).expect("serializable")
         );
     }
-    0
+    failed
 }
 
 /// The report of `c` under `conv` (the standard report for torchvision's).
