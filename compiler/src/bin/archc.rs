@@ -11,8 +11,10 @@ mod budget_cli;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
-/// Exit status: 0 when every spec compiles and meets its budgets, 1 when a budget is broken,
-/// 2 on a spec error (syntax, names, shapes) or a usage error.
+/// Exit status: 0 when every spec compiles (and, for `check` and `codegen`, meets its budgets);
+/// 1 when `check` or `codegen` finds a broken budget, or `solve` finds no value that fits;
+/// 2 on a spec error (syntax, names, shapes) or a usage error. `summary`, `graph`, `expand` and
+/// `explain` describe a network whatever its budgets.
 #[derive(Parser, Debug)]
 #[command(name = "archc", version, about, long_about)]
 struct Cli {
