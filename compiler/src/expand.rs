@@ -124,6 +124,18 @@ fn resolve<'a>(
         match item {
             Item::Input(d) => once("`input`".into(), d.span)?,
             Item::Classes(e) => once("`classes`".into(), e.span)?,
+            Item::Param(name, _) if name.name == "classes" || name.name == "stride" => {
+                return Err(Diagnostic::new(
+                    "archc::expand::reserved",
+                    format!("`{}` is reserved and cannot be a `param`", name.name),
+                )
+                .at(name.span, "choose another name")
+                .help(if name.name == "classes" {
+                    "set the number of classes with `classes N`; layers can use it (`fc -> classes`)"
+                } else {
+                    "`stride` is the block's stride inside templates"
+                }));
+            }
             Item::Param(name, _) => once(format!("parameter `{}`", name.name), name.span)?,
             Item::Form(_, span) => once("`form`".into(), *span)?,
             Item::Stem(_, span) => once("`stem`".into(), *span)?,

@@ -267,6 +267,15 @@ fn main() -> ExitCode {
                     Ok(nets) => {
                         status = status.max(nets.report_failures());
                         for c in nets.iter() {
+                            if let Some(n) = batch {
+                                if archc::resolution::batched(&c.report.total, *n).is_none() {
+                                    eprintln!(
+                                        "error: --batch {n}: `{}`'s figures for {n} images overflow 64 bits",
+                                        c.model.name
+                                    );
+                                    status = 2;
+                                }
+                            }
                             if !budget_cli::within(c, *convention) {
                                 status = status.max(1);
                                 report_budgets(
