@@ -238,7 +238,12 @@ pub fn run_solve(a: &SolveArgs) -> u8 {
                 s.reason.as_deref().unwrap_or("no value meets every budget")
             );
         }
-        1
+        // No value gives a valid network at all: that is a spec error, not a budget verdict.
+        let invalid = r
+            .solutions
+            .iter()
+            .any(|s| s.value.is_none() && s.evaluated > 0 && s.skipped == s.evaluated);
+        if invalid { 2 } else { 1 }
     }
 }
 
