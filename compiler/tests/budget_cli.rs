@@ -2,28 +2,13 @@
 //! their exit codes (0 ok, 1 no variant fits or a budget is broken, 2 spec or usage error) and
 //! the additive JSON fields.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn archc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("archc runs")
-}
+use common::*;
 
-fn out(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
+use common::{stderr as err, stdout as out};
 
 const T2: &str = "specs/paper/table2_conv2_block.arch";
-const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
 
 #[test]
 fn solve_table2_both_criteria() {

@@ -1,26 +1,8 @@
 //! The `archc` binary: exit codes, the JSON contract, and every command.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn archc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("archc runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
+use common::*;
 
 #[test]
 fn check_passes_with_exit_0() {
