@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runtime benchmark: archc-runtime against PyTorch eager on resnext50_32x4d (runtime/benches/
-# forward.rs); writes its table into BENCHMARKS.md. ARCHC_DEVICE=cpu|cuda|auto picks the device.
+# forward.rs); writes its table into BENCHMARKS.md. `scripts/bench-runtime.sh -- --device cpu|cuda|auto`
+# picks the device (default auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh

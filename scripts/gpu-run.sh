@@ -19,7 +19,7 @@ NVIDIA_TF32_OVERRIDE=0 ARCHC_TEST_DEVICE=cuda ARCHC_PARITY_DIR="$PWD/parity" \
   bin/test-parity --test-threads 1 --nocapture
 
 echo "== forward benchmark on CUDA"
-ARCHC_DEVICE=cuda bin/bench-forward --bench
+bin/bench-forward --bench --device cuda
 
 echo "== archc-run on CUDA"
 for dtype in f32 bf16; do

@@ -2,7 +2,7 @@
 //! run, on the same libtorch and the same thread count. Writes its table into BENCHMARKS.md.
 //!
 //! Run with `scripts/bench-runtime.sh` (CPU) or, on a GPU box, through `scripts/gpu-run.sh`.
-//! `ARCHC_DEVICE` picks the device (`cpu`, `cuda`, `auto`; default `auto`), `ARCHC_BENCH_REPEAT`
+//! `--device cpu|cuda|auto` (or `ARCHC_DEVICE`; default `auto`) picks the device, `ARCHC_BENCH_REPEAT`
 //! the number of timed passes (default 10). Each configuration is warmed up, then the median of
 //! the timed passes is reported. Our runs and PyTorch's alternate, so a drift in the machine's
 //! speed affects both sides alike.
@@ -111,8 +111,21 @@ fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    let device_name = std::env::var("ARCHC_DEVICE").unwrap_or_else(|_| "auto".to_string());
-    let device = parse_device(&device_name).expect("ARCHC_DEVICE is cpu, cuda, cuda:N or auto");
+    // `--device cpu|cuda|auto` (after `--` with cargo bench), or ARCHC_DEVICE; default auto.
+    let args: Vec<String> = std::env::args().collect();
+    let device_name = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("ARCHC_DEVICE").ok())
+        .unwrap_or_else(|| "auto".to_string());
+    let device = match parse_device(&device_name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let repeat: usize = std::env::var("ARCHC_BENCH_REPEAT")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -220,7 +233,7 @@ fn main() {
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "resnext50_32x4d, 3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} passes after {WARMUP} warm-up; {date}, {cpu}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_DEVICE={device_name} scripts/bench-runtime.sh`.\n"
+        "resnext50_32x4d, 3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} passes after {WARMUP} warm-up; {date}, {cpu}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `scripts/bench-runtime.sh -- --device {device_name}`.\n"
     );
     body.push_str(
         "| batch | archc-runtime | ours | PyTorch (same run) | ratio |\n|---:|---|---:|---|---:|\n",
