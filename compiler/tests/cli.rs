@@ -147,3 +147,80 @@ fn expand_is_canonical() {
     assert!(out.contains("layer4.1.conv2"));
     assert!(out.contains("fc 512 -> 10"));
 }
+
+/// A scratch folder for specs a test writes.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("archc-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn codegen_checks_its_type_name_and_budgets() {
+    let o = archc(&["codegen", "specs/resnet/resnet18.arch", "--type", "Foo Bar"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a Rust identifier"));
+    // The macro would refuse a spec over its budget: codegen says so and exits 1.
+    let o = archc(&["codegen", R50X, "--set", "C=64"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("params <= 25.1M` is broken"));
+    assert!(stdout(&o).contains("pub struct Resnext50_32x4d"));
+}
+
+#[test]
+fn one_bad_network_does_not_hide_the_good_ones() {
+    let dir = scratch("two");
+    let spec = dir.join("two.arch");
+    std::fs::write(
+        &spec,
+        "network good {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n}\n\
+         network bad {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 0 }\n head { avgpool; fc -> classes }\n}\n",
+    )
+    .unwrap();
+    let o = archc(&["check", "--format", "json", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["name"], "good");
+    assert!(stderr(&o).contains("width must be at least 1"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn byte_order_mark_and_labels_in_other_files() {
+    let dir = scratch("files");
+    std::fs::write(
+        dir.join("base.arch"),
+        "\u{feff}network tiny {\n  input 3x32x32\n  classes 10\n  param C = 4\n  stem { conv 3x3 -> 16 }\n  \
+         block bottleneck(width, out) {\n    conv 1x1 -> width\n    conv 3x3/stride -> width, groups C\n    conv 1x1 -> out\n  }\n  \
+         stages bottleneck(width = 16, out = 32) { s1: depth 1 }\n  head { avgpool; fc -> classes }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("wide.arch"),
+        "import \"base.arch\"\nnetwork wide extends tiny {\n  stages bottleneck(width = 18, out = 32) { s1: depth 1 }\n}\n",
+    )
+    .unwrap();
+    let base = dir.join("base.arch");
+    let o = archc(&["check", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let wide = dir.join("wide.arch");
+    let o = archc(&["check", wide.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    // The error is drawn in base.arch (the template); the stage that caused it is named.
+    assert!(
+        stderr(&o).contains("instantiated by this stage: "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("wide.arch:3:"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn solve_with_no_valid_network_is_a_spec_error() {
+    let o = archc(&["solve", R50X, "--for", "d", "--each", "C=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = archc(&["check", R50X, "--batch", "18446744073709551615"]);
+    assert_eq!(o.status.code(), Some(2));
+}
