@@ -697,6 +697,16 @@ pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
             if stop_at.is_some_and(|s| v >= s) || v >= p.max {
                 break;
             }
+            // A parameter that changes no figure would be scanned up to --max for nothing.
+            if v == CONSTANT_PROBE && stop_at.is_none() && constant(&points) {
+                return Err(fail(
+                    format!(
+                        "`{}` changes no figure of `{}`: {} values give the same costs",
+                        p.param, p.network, CONSTANT_PROBE
+                    ),
+                    "solve for a parameter that the budgets depend on (a width, a depth)",
+                ));
+            }
             v += 1;
         }
         for criterion in &p.criteria {
@@ -704,6 +714,21 @@ pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
         }
     }
     Ok(out)
+}
+
+/// After this many values, a parameter whose figures never changed is reported as inert.
+const CONSTANT_PROBE: u64 = 64;
+
+/// Whether every valid point has the same figures (and there is at least one).
+fn constant(points: &[(u64, Outcome)]) -> bool {
+    let mut figures = points.iter().filter_map(|(_, o)| match o {
+        Outcome::Valid(f, _) => Some(**f),
+        Outcome::Skipped(_) => None,
+    });
+    match figures.next() {
+        Some(first) => figures.all(|f| f == first),
+        None => false,
+    }
 }
 
 fn pick(

@@ -224,3 +224,22 @@ fn solve_with_no_valid_network_is_a_spec_error() {
     let o = archc(&["check", R50X, "--batch", "18446744073709551615"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn solving_for_an_inert_parameter_is_refused_quickly() {
+    let dir = scratch("inert");
+    let spec = dir.join("inert.arch");
+    std::fs::write(
+        &spec,
+        "network t {\n input 3x32x32\n classes 10\n param k = 1\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n budget { params <= 1M }\n}\n",
+    )
+    .unwrap();
+    let o = archc(&["solve", spec.to_str().unwrap(), "--for", "k"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`k` changes no figure"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
