@@ -272,6 +272,15 @@ pub fn run_sweep(a: &SweepArgs) -> u8 {
             return 2;
         }
     };
+    // The table comes first: a plot that fails does not take it away.
+    match a.format {
+        SweepFormat::Text => print!("{}", sweep::text(&s)),
+        SweepFormat::Csv => print!("{}", sweep::csv(&s)),
+        SweepFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("serializable")
+        ),
+    }
     if let Some(path) = &a.svg {
         let x =
             a.x.clone()
@@ -284,14 +293,6 @@ pub fn run_sweep(a: &SweepArgs) -> u8 {
             }
             Err(e) => return usage(format!("cannot plot: {e}")),
         }
-    }
-    match a.format {
-        SweepFormat::Text => print!("{}", sweep::text(&s)),
-        SweepFormat::Csv => print!("{}", sweep::csv(&s)),
-        SweepFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&s).expect("serializable")
-        ),
     }
     0
 }
