@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use archc::cost::grouped;
 use archc::{Compiled, Overrides, Spec};
 use criterion::Criterion;
 
@@ -294,19 +295,6 @@ fn fmt_ratio(a: Duration, b: Duration) -> String {
     } else {
         format!("{r:.1}×")
     }
-}
-
-/// `25028904` → `25,028,904`.
-fn grouped(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// A table cell for an optional measurement.

@@ -497,28 +497,7 @@ pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) ->
         return crate::report::check_text(c);
     }
     let t = report.total;
-    let shape = |s: [u64; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
-    let mut o = String::new();
-    let params: Vec<String> = c
-        .model
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let _ = writeln!(
-        o,
-        "{}  ({}, input {}, output {}{}; convention {})",
-        c.model.name,
-        c.model.form.as_str(),
-        shape(c.model.input),
-        shape(c.output()),
-        if params.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", params.join(" "))
-        },
-        conv.name()
-    );
+    let mut o = crate::report::check_header(c, &format!("; convention {}", conv.name()));
     let g = cost::grouped;
     let _ = writeln!(
         o,
@@ -551,30 +530,7 @@ pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) ->
         "  MACs         {:>16}  (torchvision convention, for comparison)",
         g(c.report.total.macs)
     );
-    let _ = writeln!(
-        o,
-        "  {:<16} {:>14} {:>12} {:>16} {:>14}",
-        "stage",
-        "output",
-        "params",
-        conv.compute_name(),
-        "activations"
-    );
-    for s in &report.stages {
-        let name = match &s.label {
-            Some(l) => format!("{} [{l}]", s.name),
-            None => s.name.clone(),
-        };
-        let _ = writeln!(
-            o,
-            "  {:<16} {:>14} {:>12} {:>16} {:>14}",
-            name,
-            shape(s.output),
-            g(s.cost.params),
-            g(s.cost.macs),
-            g(s.cost.activations)
-        );
-    }
+    crate::report::stage_table(&mut o, &report.stages, conv.compute_name());
     for b in &report.budgets {
         let _ = writeln!(
             o,

@@ -141,19 +141,17 @@ fn shape(s: [u64; 3]) -> String {
     format!("{}x{}x{}", s[0], s[1], s[2])
 }
 
-/// The text verdict of `archc check`: totals with units, stages, budgets.
-pub fn check_text(c: &Compiled) -> String {
-    let t = c.report.total;
-    let mut o = String::new();
+/// The first line of `archc check`'s text: name, form, input, output and parameters, then
+/// `extra` (e.g. `; convention fvcore`) inside the parentheses.
+pub(crate) fn check_header(c: &Compiled, extra: &str) -> String {
     let params: Vec<String> = c
         .model
         .params
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let _ = writeln!(
-        o,
-        "{}  ({}, input {}, output {}{})",
+    format!(
+        "{}  ({}, input {}, output {}{}{extra})\n",
         c.model.name,
         c.model.form.as_str(),
         shape(c.model.input),
@@ -163,7 +161,37 @@ pub fn check_text(c: &Compiled) -> String {
         } else {
             format!(", {}", params.join(" "))
         }
+    )
+}
+
+/// The per-stage table of `archc check`'s text, with `compute` as the compute column's title.
+pub(crate) fn stage_table(o: &mut String, stages: &[crate::cost::StageCost], compute: &str) {
+    let _ = writeln!(
+        o,
+        "  {:<16} {:>14} {:>12} {:>16} {:>14}",
+        "stage", "output", "params", compute, "activations"
     );
+    for s in stages {
+        let name = match &s.label {
+            Some(l) => format!("{} [{l}]", s.name),
+            None => s.name.clone(),
+        };
+        let _ = writeln!(
+            o,
+            "  {:<16} {:>14} {:>12} {:>16} {:>14}",
+            name,
+            shape(s.output),
+            grouped(s.cost.params),
+            grouped(s.cost.macs),
+            grouped(s.cost.activations)
+        );
+    }
+}
+
+/// The text verdict of `archc check`: totals with units, stages, budgets.
+pub fn check_text(c: &Compiled) -> String {
+    let t = c.report.total;
+    let mut o = check_header(c, "");
     let _ = writeln!(
         o,
         "  params       {:>16}  ({})",
@@ -193,26 +221,7 @@ pub fn check_text(c: &Compiled) -> String {
         grouped(t.activations),
         si(t.activations)
     );
-    let _ = writeln!(
-        o,
-        "  {:<16} {:>14} {:>12} {:>16} {:>14}",
-        "stage", "output", "params", "MACs", "activations"
-    );
-    for s in &c.report.stages {
-        let name = match &s.label {
-            Some(l) => format!("{} [{l}]", s.name),
-            None => s.name.clone(),
-        };
-        let _ = writeln!(
-            o,
-            "  {:<16} {:>14} {:>12} {:>16} {:>14}",
-            name,
-            shape(s.output),
-            grouped(s.cost.params),
-            grouped(s.cost.macs),
-            grouped(s.cost.activations)
-        );
-    }
+    stage_table(&mut o, &c.report.stages, "MACs");
     for b in &c.report.budgets {
         let _ = writeln!(
             o,

@@ -326,11 +326,7 @@ impl Inference {
                     let parts: Vec<&Tensor> = (0..node.inputs.len()).map(arg).collect();
                     Tensor::cat(&parts, 1)
                 }
-                FStep::Slice { index, parts } => {
-                    let x = arg(0);
-                    let len = x.size()[1] / parts;
-                    x.narrow(1, index * len, len)
-                }
+                FStep::Slice { index, parts } => crate::slice_channels(arg(0), *index, *parts),
             };
             for &f in &node.frees {
                 values[f] = None;

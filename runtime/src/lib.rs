@@ -68,6 +68,12 @@ pub fn parse_device(s: &str) -> Result<Device, Error> {
     }
 }
 
+/// Part `index` of `parts` equal channel slices of `x` (a path's share of a grouped layer).
+pub(crate) fn slice_channels(x: &Tensor, index: i64, parts: i64) -> Tensor {
+    let len = x.size()[1] / parts;
+    x.narrow(1, index * len, len)
+}
+
 /// The tch path of a module path: `layer1.0.conv2` → `root / "layer1" / "0" / "conv2"`.
 pub(crate) fn sub<'a>(root: &nn::Path<'a>, path: &str) -> nn::Path<'a> {
     path.split('.').fold(root.clone(), |p, part| p / part)
@@ -383,11 +389,7 @@ impl Network {
                     let parts: Vec<&Tensor> = (0..node.inputs.len()).map(arg).collect();
                     Tensor::cat(&parts, 1)
                 }
-                Step::Slice { index, parts } => {
-                    let x = arg(0);
-                    let len = x.size()[1] / parts;
-                    x.narrow(1, index * len, len)
-                }
+                Step::Slice { index, parts } => slice_channels(arg(0), *index, *parts),
             };
             observe(i, &y);
             for &f in &node.frees {
