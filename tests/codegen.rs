@@ -1,6 +1,6 @@
 //! `archc codegen`: snapshots of the Rust that `resnext!` generates, formatted with prettyplease.
 
-use archc::codegen::{Names, emit, type_name};
+use archc::emit::rust::{Names, emit, type_name};
 use std::path::Path;
 
 fn generated(rel: &str, set: &[(&str, &str)]) -> String {

@@ -2,10 +2,12 @@
 //! conventions (fvcore's figures exactly, pycls's rules), costs at any resolution and batch, and
 //! property tests that every solution meets its budgets and the next larger value does not.
 
-use archc::convention::{self, Convention};
-use archc::resolution::{self, ResolutionModel};
-use archc::solve::{self, Budget, Criterion, Figure, Figures, Problem, SolveReport, parse_budget};
-use archc::sweep;
+use archc::cost::convention::{self, Convention};
+use archc::cost::resolution::{self, ResolutionModel};
+use archc::tools::solve::{
+    self, Budget, Criterion, Figure, Figures, Problem, SolveReport, parse_budget,
+};
+use archc::tools::sweep;
 use archc::{Compiled, Overrides, Spec};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};

@@ -43,8 +43,8 @@ fn snapshot_every_spec() {
             "{} breaks its own budget",
             path.display()
         );
-        insta::assert_json_snapshot!("report", archc::report::json(&c));
-        insta::assert_snapshot!("expanded", archc::report::expanded(&c));
+        insta::assert_json_snapshot!("report", archc::emit::report::json(&c));
+        insta::assert_snapshot!("expanded", archc::emit::report::expanded(&c));
     });
 }
 

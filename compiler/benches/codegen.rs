@@ -1,9 +1,9 @@
 //! The `resnext!` macro's expansion work for resnext101_64x4d: reading and parsing the spec,
-//! expansion, lowering, costing and code generation (`archc::codegen::emit`), which is what the
+//! expansion, lowering, costing and code generation (`archc::emit::rust::emit`), which is what the
 //! proc-macro does inside rustc. Writes the median into BENCHMARKS.md (section `codegen`).
 //! Rerun: `cargo bench -p archc --bench codegen`.
 
-use archc::codegen::{Names, emit, type_name};
+use archc::emit::rust::{Names, emit, type_name};
 use criterion::Criterion;
 use std::fmt::Write as _;
 use std::path::Path;

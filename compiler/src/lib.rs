@@ -36,21 +36,15 @@
 //! The pipeline is `syntax::parse` → `expand::expand` → `graph::lower` (with `shape::infer` per
 //! node) → `cost::analyze`; ARCHITECTURE.md describes it.
 
-#[cfg(feature = "codegen")]
-pub mod codegen;
-pub mod convention;
 pub mod cost;
 pub mod diag;
+pub mod emit;
 pub mod expand;
 pub mod graph;
-pub mod ir;
-pub mod report;
-pub mod resolution;
-pub mod shape;
-pub mod solve;
 pub mod source;
-pub mod sweep;
 pub mod syntax;
+#[cfg(feature = "tools")]
+pub mod tools;
 
 pub use cost::{Cost, CostReport};
 pub use diag::Diagnostic;
@@ -230,7 +224,7 @@ impl Spec {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     /// The expanded model.
-    pub model: ir::Model,
+    pub model: expand::ir::Model,
     /// The layer graph, with shapes.
     pub graph: LayerGraph,
     /// Costs and budget verdicts.

@@ -3,7 +3,7 @@
 //!
 //! See [`resnext!`] for the syntax.
 
-use archc::codegen::{self, Names};
+use archc::emit::rust::{self, Names};
 use archc::syntax::ast::{Limit, Metric};
 use archc::{Diagnostic, Failure, Overrides, Spec};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
@@ -306,7 +306,7 @@ fn expand(input: Input) -> TokenStream {
                 }
             }
             let errors = all.map(|e| e.to_compile_error());
-            let stub = codegen::stub(&names);
+            let stub = rust::stub(&names);
             // Track the files even when they fail, so fixing them rebuilds.
             let track = tracked.iter().map(|p| {
                 let p = p.display().to_string();
@@ -479,7 +479,7 @@ fn compile(
         return (Err(broken), fallback, inline, files);
     }
     (
-        Ok(codegen::emit(&compiled, &names_of(input))),
+        Ok(rust::emit(&compiled, &names_of(input))),
         fallback,
         inline,
         files,

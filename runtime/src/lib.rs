@@ -289,7 +289,7 @@ impl Network {
         for (i, &n) in order.iter().enumerate() {
             stages[g.graph[n].stage].1 = i;
         }
-        let shape = |s: archc::shape::Shape| [s.c as i64, s.h as i64, s.w as i64];
+        let shape = |s: archc::graph::shape::Shape| [s.c as i64, s.h as i64, s.w as i64];
         Network {
             name: g.name.clone(),
             nodes,

@@ -1,6 +1,7 @@
 //! The `archc` command-line tool. See `archc --help`.
 
-use archc::{Compiled, Failure, Overrides, Spec, report};
+use archc::emit::report;
+use archc::{Compiled, Failure, Overrides, Spec};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ enum Command {
         /// Count macs, flops and activations (and check their budgets) as torchvision (the
         /// default), fvcore or pycls count them.
         #[arg(long, value_parser = budget_cli::parse_convention, default_value = "torchvision")]
-        convention: archc::convention::Convention,
+        convention: archc::cost::convention::Convention,
         /// Also give multiply-adds and activations for a batch of N images.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch: Option<u64>,
@@ -65,7 +66,7 @@ enum Command {
         all: bool,
         /// Count the compute and activations columns as torchvision, fvcore or pycls do.
         #[arg(long, value_parser = budget_cli::parse_convention, default_value = "torchvision")]
-        convention: archc::convention::Convention,
+        convention: archc::cost::convention::Convention,
         #[command(flatten)]
         common: Common,
     },
@@ -131,13 +132,15 @@ fn parse_dims(s: &str) -> Result<[u64; 3], String> {
 
 /// The macro's output for a network, formatted with prettyplease.
 fn codegen(c: &Compiled, origin: &str, type_name: Option<&str>) -> String {
-    let names = archc::codegen::Names {
-        type_name: type_name
-            .map_or_else(|| archc::codegen::type_name(&c.model.name), str::to_string),
+    let names = archc::emit::rust::Names {
+        type_name: type_name.map_or_else(
+            || archc::emit::rust::type_name(&c.model.name),
+            str::to_string,
+        ),
         vis: quote::quote!(pub),
         origin: format!("`{origin}`"),
     };
-    let tokens = archc::codegen::emit(c, &names);
+    let tokens = archc::emit::rust::emit(c, &names);
     match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
         Err(_) => tokens.to_string(),
@@ -167,7 +170,7 @@ fn compile(path: &PathBuf, common: &Common) -> Result<CompiledSpec, Failure> {
         };
         match common.input {
             None => Ok(c),
-            Some(i) if i[0] == c.model.input[0] => archc::resolution::recost(&c, i)
+            Some(i) if i[0] == c.model.input[0] => archc::cost::resolution::recost(&c, i)
                 .map_err(|d| fail(d.at_if_unplaced(c.model.input_span, "the network's input"))),
             Some(i) => spec.compile(
                 &c.model.name,
@@ -268,7 +271,7 @@ fn main() -> ExitCode {
                         status = status.max(nets.report_failures());
                         for c in nets.iter() {
                             if let Some(n) = batch {
-                                if archc::resolution::batched(&c.report.total, *n).is_none() {
+                                if archc::cost::resolution::batched(&c.report.total, *n).is_none() {
                                     eprintln!(
                                         "error: --batch {n}: `{}`'s figures for {n} images overflow 64 bits",
                                         c.model.name

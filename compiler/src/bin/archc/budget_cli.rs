@@ -1,13 +1,14 @@
 //! The budget commands of the CLI: `solve`, `sweep`, `explain`, and `--convention` / `--batch`
-//! for `check` and `summary`. The work is done by `archc::solve`, `archc::sweep`,
-//! `archc::convention` and `archc::resolution`; this module reads files, parses flags and owns
+//! for `check` and `summary`. The work is done by `archc::tools::solve`, `archc::tools::sweep`,
+//! `archc::cost::convention` and `archc::cost::resolution`; this module reads files, parses flags and owns
 //! the exit codes (0 ok, 1 no variant fits a budget or a budget is broken, 2 spec or usage error).
 
 use super::{Common, Format, report_failure};
-use archc::convention::{self, Convention};
-use archc::solve::{self, BudgetText, Criterion, Problem, SolveReport};
-use archc::sweep;
-use archc::{Compiled, Diagnostic, Failure, Overrides, Spec, cost, resolution};
+use archc::cost::convention::{self, Convention};
+use archc::cost::{self, resolution};
+use archc::tools::solve::{self, BudgetText, Criterion, Problem, SolveReport};
+use archc::tools::sweep;
+use archc::{Compiled, Diagnostic, Failure, Overrides, Spec};
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -189,7 +190,7 @@ pub fn run_solve(a: &SolveArgs) -> u8 {
             return Err(Failure {
                 sources: spec.sources.clone(),
                 diagnostics: vec![Diagnostic::new(
-                    "archc::solve",
+                    "archc::tools::solve",
                     "--multiple-of must be at least 1",
                 )],
             });
@@ -415,7 +416,7 @@ pub fn check_text(c: &Compiled, conv: Convention, batch: Option<u64>) -> String 
 /// `archc check --format json`'s object for `c`: the documented contract, plus `convention`
 /// (with `--convention`) and `batch` (with `--batch`), both additive.
 pub fn json(c: &Compiled, conv: Convention, batch: Option<u64>) -> serde_json::Value {
-    let mut v = serde_json::to_value(archc::report::json(c)).expect("serializable");
+    let mut v = serde_json::to_value(archc::emit::report::json(c)).expect("serializable");
     let report = under(c, conv).unwrap_or_else(|_| c.report.clone());
     if conv != Convention::Torchvision {
         v["convention"] =
@@ -435,6 +436,6 @@ pub fn json(c: &Compiled, conv: Convention, batch: Option<u64>) -> serde_json::V
 pub fn summary(c: &Compiled, all: bool, conv: Convention) -> String {
     match under(c, conv) {
         Ok(r) => convention::summary(c, &r, conv, all),
-        Err(_) => archc::report::summary(c, all),
+        Err(_) => archc::emit::report::summary(c, all),
     }
 }

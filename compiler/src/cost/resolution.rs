@@ -35,11 +35,11 @@
 //! ```
 
 use crate::Compiled;
-use crate::convention::{self, Convention};
+use crate::cost::convention::{self, Convention};
 use crate::cost::{self, Cost};
 use crate::diag::Diagnostic;
+use crate::graph::shape::{self, Shape};
 use crate::graph::{LayerGraph, Op};
-use crate::shape::{self, Shape};
 use serde::Serialize;
 
 /// `graph` with every node's shape recomputed for a new input, by each operation's shape rule in

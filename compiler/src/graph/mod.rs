@@ -1,19 +1,21 @@
 //! Lowering: [`ir::Model`] to a [`LayerGraph`], a petgraph graph of operations.
 //!
 //! Each node keeps its operation, its torchvision-style module path (`layer2.0.conv2`,
-//! `layer2.0.downsample.0`, `fc`), its output shape (inferred by [`crate::shape::infer`] as the
+//! `layer2.0.downsample.0`, `fc`), its output shape (inferred by [`crate::graph::shape::infer`] as the
 //! node is added), the span of the spec text it came from, and the stage and block it belongs to.
 //! Edges carry the input slot they feed, so `Add` and `Concat` inputs keep their order.
 
+pub mod shape;
+
 use crate::diag::Diagnostic;
-use crate::ir;
-use crate::shape::{self, Shape, ShapeError};
+use crate::expand::ir;
 use crate::source::Span;
 use crate::syntax::ast::{Form, Shortcut};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::Serialize;
+use shape::{Shape, ShapeError};
 
 /// The largest graph we build (guards against absurd cardinalities in the split form).
 pub const MAX_NODES: usize = 2_000_000;

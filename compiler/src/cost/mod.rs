@@ -16,6 +16,9 @@
 //! assert_eq!(64u64 * 56 * 56 * 64 * 3 * 3, 115_605_504);
 //! ```
 
+pub mod convention;
+pub mod resolution;
+
 use crate::diag::Diagnostic;
 use crate::graph::{LayerGraph, Op};
 use crate::syntax::ast::{Limit, Metric};

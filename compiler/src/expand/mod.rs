@@ -1,8 +1,9 @@
 //! Expansion: resolves `extends`, applies overrides, evaluates parameters and instantiates the
 //! template rules into an [`ir::Model`].
 
+pub mod ir;
+
 use crate::diag::Diagnostic;
-use crate::ir;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Form, Ident, Item, Limit, Network};
 use std::collections::{BTreeMap, HashMap};
 

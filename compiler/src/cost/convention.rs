@@ -494,10 +494,10 @@ pub fn explain_text(e: &Explanation) -> String {
 pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) -> String {
     use std::fmt::Write as _;
     if conv == Convention::Torchvision {
-        return crate::report::check_text(c);
+        return crate::emit::report::check_text(c);
     }
     let t = report.total;
-    let mut o = crate::report::check_header(c, &format!("; convention {}", conv.name()));
+    let mut o = crate::emit::report::check_header(c, &format!("; convention {}", conv.name()));
     let g = cost::grouped;
     let _ = writeln!(
         o,
@@ -530,7 +530,7 @@ pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) ->
         "  MACs         {:>16}  (torchvision convention, for comparison)",
         g(c.report.total.macs)
     );
-    crate::report::stage_table(&mut o, &report.stages, conv.compute_name());
+    crate::emit::report::stage_table(&mut o, &report.stages, conv.compute_name());
     for b in &report.budgets {
         let _ = writeln!(
             o,
@@ -546,12 +546,12 @@ pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) ->
     o
 }
 
-/// The per-layer table of `archc summary --convention`: like [`crate::report::summary`], with the
+/// The per-layer table of `archc summary --convention`: like [`crate::emit::report::summary`], with the
 /// compute and activations columns counted under `conv`.
 pub fn summary(c: &crate::Compiled, report: &CostReport, conv: Convention, all: bool) -> String {
     use std::fmt::Write as _;
     if conv == Convention::Torchvision {
-        return crate::report::summary(c, all);
+        return crate::emit::report::summary(c, all);
     }
     let g = cost::grouped;
     let shape = |s: [u64; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);

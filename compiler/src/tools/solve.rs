@@ -26,7 +26,7 @@
 //! `C·(256·d + 3·3·d·d + d·256)`). `macs`, `flops` and `activations` are counted under the chosen
 //! [`Convention`].
 
-use crate::convention::{self, Convention};
+use crate::cost::convention::{self, Convention};
 use crate::cost::grouped;
 use crate::diag::Diagnostic;
 use crate::expand::Overrides;

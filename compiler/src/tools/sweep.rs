@@ -4,12 +4,12 @@
 //!
 //! A grid axis is a spec parameter, `form`, `classes`, or `res`: the input's height and width
 //! (`224` for 224×224, or `320x480`). Points that differ only in `res` share one compile; their
-//! costs come from [`crate::resolution::recost`], which re-infers the spatial sizes only.
+//! costs come from [`crate::cost::resolution::recost`], which re-infers the spatial sizes only.
 
-use crate::convention::Convention;
+use crate::cost::convention::Convention;
 use crate::cost::grouped;
 use crate::expand::Overrides;
-use crate::solve::{Budget, BudgetCheck, Figure, Figures};
+use crate::tools::solve::{Budget, BudgetCheck, Figure, Figures};
 use crate::{Compiled, Diagnostic, Failure, Spec};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ pub fn sweep(
             )));
         }
     }
-    let assignments = crate::solve::assignments(axes);
+    let assignments = crate::tools::solve::assignments(axes);
     let mut compiled: HashMap<Vec<(String, String)>, Result<Compiled, String>> = HashMap::new();
     let mut points = Vec::with_capacity(n);
     for a in assignments {
@@ -185,7 +185,7 @@ pub fn sweep(
         let at = match (base_c, res_axis) {
             (Ok(c), Some(i)) => {
                 let (h, w) = parse_res(&a[i].1).expect("checked");
-                crate::resolution::recost(c, [c.model.input[0], h, w])
+                crate::cost::resolution::recost(c, [c.model.input[0], h, w])
                     .map(Some)
                     .map_err(|d| d.message)
             }
