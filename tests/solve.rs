@@ -491,7 +491,7 @@ fn fvcore_convention_reproduces_fvcore_exactly() {
         let kind = |k: &str| {
             e.kinds
                 .iter()
-                .find(|r| r.kind == k)
+                .find(|r| r.kind.name() == k)
                 .map_or(0, |r| r.compute[0])
         };
         let by_op = &fig["fvcore_by_operator"];

@@ -40,16 +40,16 @@
 //! Every count is an exact integer per image (batch element).
 //!
 //! ```
-//! use archc::convention::Convention;
+//! use archc::cost::convention::Convention;
 //! let spec = archc::Spec::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/resnet/resnet50.arch")).unwrap();
 //! let c = spec.compile("resnet50", &archc::Overrides::default()).unwrap();
-//! let fvcore = archc::convention::analyze(&c.graph, &[], Convention::Fvcore).unwrap();
+//! let fvcore = archc::cost::convention::analyze(&c.graph, &[], Convention::Fvcore).unwrap();
 //! assert_eq!(fvcore.total.macs, 4_111_512_576); // fvcore_flops of tests/reference/torchvision.json
 //! ```
 
 use crate::cost::{self, BudgetResult, Cost, CostReport, LayerCost, StageCost};
 use crate::diag::Diagnostic;
-use crate::graph::{LayerGraph, Op};
+use crate::graph::{LayerGraph, Op, OpKind};
 use crate::syntax::ast::Limit;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
@@ -66,11 +66,6 @@ pub enum Convention {
     /// pycls's `complexity()` (`*_cx` functions of `pycls/models/blocks.py`).
     Pycls,
 }
-
-/// The layer kinds [`explanation`] reports, in order.
-pub const KINDS: [&str; 9] = [
-    "conv", "bn", "relu", "maxpool", "avgpool", "add", "concat", "slice", "fc",
-];
 
 impl Convention {
     /// Every convention, default first.
@@ -123,24 +118,26 @@ impl Convention {
         }
     }
 
-    /// How the convention counts a layer kind (one of [`KINDS`]): (compute, activations).
-    pub fn rule(self, kind: &str) -> (&'static str, &'static str) {
+    /// How the convention counts a layer kind: (compute, activations).
+    pub fn rule(self, kind: OpKind) -> (&'static str, &'static str) {
         use Convention::*;
         match (self, kind) {
-            (Torchvision | Fvcore, "conv") => (
+            (Torchvision | Fvcore, OpKind::Conv) => (
                 "C_out*H_out*W_out*(C_in/groups)*k_h*k_w, bias not counted",
                 "C_out*H_out*W_out",
             ),
-            (Pycls, "conv") => (
+            (Pycls, OpKind::Conv) => (
                 "k*k*C_in*C_out*H_out*W_out//groups, + C_out with a bias",
                 "C_out*H_out*W_out",
             ),
-            (Torchvision | Fvcore, "fc") => ("in*out, bias not counted", "out"),
-            (Pycls, "fc") => ("in*out, + out with a bias", "out"),
-            (Fvcore, "bn") => ("2 per element (aten::batch_norm, eval, affine)", "-"),
-            (Fvcore, "avgpool") => ("1 per input element (adaptive_avg_pool2d)", "-"),
-            (Pycls, "maxpool") => ("-", "C*H_out*W_out (pool2d_cx)"),
-            (Fvcore, "relu" | "add" | "maxpool") => ("- (skipped by fvcore)", "-"),
+            (Torchvision | Fvcore, OpKind::Linear) => ("in*out, bias not counted", "out"),
+            (Pycls, OpKind::Linear) => ("in*out, + out with a bias", "out"),
+            (Fvcore, OpKind::BatchNorm) => ("2 per element (aten::batch_norm, eval, affine)", "-"),
+            (Fvcore, OpKind::GlobalAvgPool) => ("1 per input element (adaptive_avg_pool2d)", "-"),
+            (Pycls, OpKind::MaxPool) => ("-", "C*H_out*W_out (pool2d_cx)"),
+            (Fvcore, OpKind::Relu | OpKind::Add | OpKind::MaxPool) => {
+                ("- (skipped by fvcore)", "-")
+            }
             _ => ("-", "-"),
         }
     }
@@ -259,8 +256,8 @@ pub use cost::verdict;
 /// One layer kind's figures under each convention, for [`explanation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KindRow {
-    /// `conv`, `bn`, ...
-    pub kind: &'static str,
+    /// The layer kind.
+    pub kind: OpKind,
     /// How many nodes of this kind the graph has.
     pub count: u64,
     /// Parameters of these nodes (the same under every convention).
@@ -297,10 +294,9 @@ pub fn explanation(g: &LayerGraph, convs: &[Convention]) -> Option<Explanation> 
     let mut kinds: Vec<KindRow> = Vec::new();
     for (n, node) in g.nodes() {
         let kind = node.op.kind();
-        if kind == "input" {
+        if kind == OpKind::Input {
             continue;
         }
-        let kind = KINDS.iter().copied().find(|k| *k == kind)?;
         let i = match kinds.iter().position(|r| r.kind == kind) {
             Some(i) => i,
             None => {
@@ -323,7 +319,7 @@ pub fn explanation(g: &LayerGraph, convs: &[Convention]) -> Option<Explanation> 
             row.activations[j] = row.activations[j].checked_add(c.activations)?;
         }
     }
-    kinds.sort_by_key(|r| KINDS.iter().position(|k| *k == r.kind));
+    kinds.sort_by_key(|r| OpKind::LAYERS.iter().position(|k| *k == r.kind));
     let mut total_compute = vec![0u64; convs.len()];
     let mut total_activations = vec![0u64; convs.len()];
     let mut total_params = 0u64;
@@ -390,7 +386,7 @@ fn table(
         let _ = writeln!(o);
     };
     for r in &e.kinds {
-        row(o, r.kind, r.count.to_string(), pick(r));
+        row(o, r.kind.name(), r.count.to_string(), pick(r));
     }
     row(o, "total", String::new(), totals);
 }
@@ -435,7 +431,7 @@ pub fn explain_text(e: &Explanation) -> String {
             let _ = writeln!(
                 o,
                 "  {:<8} {:<12} compute: {compute}; activations: {acts}",
-                if j == 0 { r.kind } else { "" },
+                if j == 0 { r.kind.name() } else { "" },
                 c.name()
             );
         }
@@ -574,7 +570,7 @@ pub fn summary(c: &crate::Compiled, report: &CostReport, conv: Convention, all: 
         "activations"
     );
     for l in &report.layers {
-        if l.op == "input" || (!all && l.cost == Cost::default()) {
+        if l.op == OpKind::Input || (!all && l.cost == Cost::default()) {
             continue;
         }
         let _ = writeln!(

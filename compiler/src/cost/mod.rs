@@ -20,7 +20,7 @@ pub mod convention;
 pub mod resolution;
 
 use crate::diag::Diagnostic;
-use crate::graph::{LayerGraph, Op};
+use crate::graph::{LayerGraph, Op, OpKind};
 use crate::syntax::ast::{Limit, Metric};
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub struct LayerCost {
     /// Module path.
     pub path: String,
     /// Operation kind.
-    pub op: &'static str,
+    pub op: OpKind,
     /// Output shape.
     pub output: [u64; 3],
     /// Its costs.

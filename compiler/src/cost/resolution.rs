@@ -24,8 +24,8 @@
 //! or an identity), so it needs a recompile; [`recost`] refuses it.
 //!
 //! ```
-//! use archc::resolution::ResolutionModel;
-//! use archc::convention::Convention;
+//! use archc::cost::resolution::ResolutionModel;
+//! use archc::cost::convention::Convention;
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/resnet/resnet50.arch");
 //! let c = archc::compile_file(path, &archc::Overrides::default()).unwrap();
 //! let m = ResolutionModel::new(&c.graph, Convention::Torchvision).unwrap();
@@ -48,7 +48,7 @@ pub fn reshape(graph: &LayerGraph, input: [u64; 3]) -> Result<LayerGraph, Diagno
     let declared = graph.graph[graph.input].shape;
     if input[0] != declared.c {
         return Err(Diagnostic::new(
-            "archc::resolution::channels",
+            "archc::cost::resolution::channels",
             format!(
                 "the input has {} channels, not {}: changing channels can change the graph, so \
                  recompile with --input instead",
@@ -75,7 +75,7 @@ pub fn reshape(graph: &LayerGraph, input: [u64; 3]) -> Result<LayerGraph, Diagno
         }
         node.shape = shape::infer(&node.op, &shapes).map_err(|e| {
             Diagnostic::new(
-                "archc::resolution::shape",
+                "archc::cost::resolution::shape",
                 format!(
                     "`{}`: {e} (at input {}x{}x{})",
                     node.path, input[0], input[1], input[2]

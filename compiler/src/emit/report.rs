@@ -3,7 +3,7 @@
 
 use crate::Compiled;
 use crate::cost::{BudgetResult, Cost, grouped, si};
-use crate::graph::{LayerGraph, Op};
+use crate::graph::{LayerGraph, Op, OpKind};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -372,7 +372,7 @@ pub fn summary(c: &Compiled, all: bool) -> String {
     );
     let mut sum = Cost::default();
     for l in &c.report.layers {
-        if l.op == "input" || (!all && l.cost == Cost::default()) {
+        if l.op == OpKind::Input || (!all && l.cost == Cost::default()) {
             continue;
         }
         sum.params += l.cost.params;

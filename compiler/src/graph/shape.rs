@@ -3,7 +3,7 @@
 //! [`infer`] is called by [`crate::graph::lower`] for every node as it is added, so a node's
 //! shape is known the moment it exists (the automatic shortcut needs the block's input channels).
 
-use crate::graph::Op;
+use super::op::Op;
 use serde::Serialize;
 use std::fmt;
 

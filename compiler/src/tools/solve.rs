@@ -30,6 +30,7 @@ use crate::cost::convention::{self, Convention};
 use crate::cost::grouped;
 use crate::diag::Diagnostic;
 use crate::expand::Overrides;
+use crate::graph::OpKind;
 use crate::syntax::ast::Metric;
 use crate::{Compiled, Failure, Spec};
 use serde::Serialize;
@@ -140,7 +141,7 @@ impl Figures {
             .report
             .layers
             .iter()
-            .filter(|l| l.op == "conv" || l.op == "fc")
+            .filter(|l| matches!(l.op, OpKind::Conv | OpKind::Linear))
             .try_fold(0u64, |acc, l| acc.checked_add(l.cost.params))
             .ok_or_else(|| Diagnostic::new("archc::cost::overflow", "weights overflow 64 bits"))?;
         Ok(Figures {
@@ -653,7 +654,7 @@ fn evaluate(spec: &Spec, p: &Problem, set: &[(String, String)]) -> Result<Outcom
 pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
     let fail = |msg: String, help: &str| Failure {
         sources: spec.sources.clone(),
-        diagnostics: vec![Diagnostic::new("archc::solve", msg).help(help.to_string())],
+        diagnostics: vec![Diagnostic::new("archc::tools::solve", msg).help(help.to_string())],
     };
     if !p.budgets.iter().any(Budget::at_most) {
         return Err(fail(
