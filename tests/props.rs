@@ -128,25 +128,47 @@ fn apply(text: &str, edits: &[Edit]) -> String {
     chars.into_iter().collect()
 }
 
+/// Every diagnostic has a stable code; every span is inside its file and on character
+/// boundaries, and the rendering names the primary span's `file:line:col`.
+fn located(ds: &[archc::Diagnostic], sources: &archc::SourceMap) -> Result<(), TestCaseError> {
+    for d in ds {
+        prop_assert!(d.code.starts_with("archc::"), "code {}", d.code);
+        let spans = d.primary.iter().chain(&d.secondary).map(|(s, _)| *s);
+        for span in spans {
+            let text = &sources.file(span.file).text;
+            let (a, b) = (span.start as usize, span.end as usize);
+            prop_assert!(
+                a <= b && b <= text.len(),
+                "{}: span {a}..{b} of {}",
+                d.code,
+                text.len()
+            );
+            prop_assert!(text.is_char_boundary(a) && text.is_char_boundary(b));
+        }
+        if let Some(at) = d.location(sources) {
+            prop_assert!(d.render(sources).contains(&at), "{} not rendered", at);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
-    /// Mangled specs produce diagnostics, never a panic, and every diagnostic renders.
+    /// Mangled specs produce diagnostics, never a panic; every diagnostic has a stable code,
+    /// and every span it has lies inside its file, on character boundaries, and is rendered
+    /// with that file's `name:line:col`.
     #[test]
     fn mangled_specs_never_panic(which in 0usize..64, edits in prop::collection::vec(edit(), 1..4)) {
         let specs = shipped();
         let text = apply(&specs[which % specs.len()], &edits);
         match Spec::from_text("mangled.arch", &text) {
-            Err(f) => prop_assert!(!f.render().is_empty()),
+            Err(f) => located(&f.diagnostics, &f.sources)?,
             Ok(spec) => {
                 for n in spec.networks() {
                     match spec.compile(n, &Overrides::default()) {
-                        Err(f) => prop_assert!(!f.render().is_empty()),
-                        Ok(c) => {
-                            for d in c.violations() {
-                                prop_assert!(!d.render(&spec.sources).is_empty());
-                            }
-                        }
+                        Err(f) => located(&f.diagnostics, &f.sources)?,
+                        Ok(c) => located(&c.violations(), &spec.sources)?,
                     }
                 }
             }

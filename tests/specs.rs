@@ -349,3 +349,28 @@ fn table1_shapes() {
         }
     ));
 }
+
+/// Options are decided from parsed tokens, never from the rule's text: a comment that mentions
+/// `no_bias` leaves the classifier's bias in place; the option itself removes it.
+#[test]
+fn comments_do_not_change_the_network() {
+    let net = |fc: &str| {
+        let text = format!(
+            "network n {{\n  input 3x8x8\n  classes 10\n  stem {{ conv 3x3 -> 8 }}\n  \
+             block b(w) {{ conv 3x3 -> w }}\n  stages b(w = 8) {{ s1: depth 1 }}\n  \
+             head {{ avgpool\n    {fc}\n  }}\n}}\n"
+        );
+        let spec = Spec::from_text("n.arch", &text).unwrap_or_else(|f| panic!("{}", f.render()));
+        spec.compile("n", &Overrides::default())
+            .unwrap_or_else(|f| panic!("{}", f.render()))
+            .report
+            .total
+            .params
+    };
+    let plain = net("fc -> classes");
+    assert_eq!(plain, 914);
+    assert_eq!(net("fc -> classes // no_bias here? no"), plain);
+    assert_eq!(net("fc -> classes # no_bias"), plain);
+    assert_eq!(net("fc -> classes, no_bias"), plain - 10);
+    assert_eq!(net("fc -> classes, no_bias // no_bias"), plain - 10);
+}

@@ -11,7 +11,7 @@ use std::fmt;
 /// One error found in a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// A stable machine-readable code, e.g. `archc::graph::shape::groups`.
+    /// A stable machine-readable code, e.g. `archc::shape::groups`.
     pub code: &'static str,
     /// One sentence saying what is wrong.
     pub message: String,

@@ -102,12 +102,10 @@ impl Spec {
         let root = match sources.load(path) {
             Ok(id) => id,
             Err(e) => {
+                let diagnostics = vec![e.diagnostic("read", path)];
                 return Err(Failure {
                     sources,
-                    diagnostics: vec![Diagnostic::new(
-                        "archc::io",
-                        format!("cannot read `{}`: {e}", path.display()),
-                    )],
+                    diagnostics,
                 });
             }
         };
@@ -154,11 +152,11 @@ impl Spec {
                 match sources.load(&path) {
                     Ok(new) => pending.push((new, path.parent().map(Path::to_path_buf))),
                     Err(e) => {
-                        let d = Diagnostic::new(
-                            "archc::io",
-                            format!("cannot import `{}`: {e}", path.display()),
-                        )
-                        .at(imp.span, "imported here");
+                        let d = e.diagnostic("import", &path);
+                        let d = match d.primary {
+                            Some(_) => d.also(imp.span, "imported here"),
+                            None => d.at(imp.span, "imported here"),
+                        };
                         return Err(Failure {
                             sources,
                             diagnostics: vec![d],

@@ -51,6 +51,42 @@ impl Span {
     }
 }
 
+/// Why [`SourceMap::load`] could not give a file's text.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The file is not UTF-8; it was added with replacement characters, and `span` covers the
+    /// one that stands for the first invalid byte.
+    NotUtf8 {
+        /// The first invalid sequence, in the added file.
+        span: Span,
+        /// Its first byte.
+        byte: u8,
+    },
+}
+
+impl LoadError {
+    /// The diagnostic for a file that was being `verb`ed (`read`, `import`) from `path`.
+    pub fn diagnostic(&self, verb: &str, path: &Path) -> crate::Diagnostic {
+        match self {
+            LoadError::Io(e) => crate::Diagnostic::new(
+                "archc::io",
+                format!("cannot {verb} `{}`: {e}", path.display()),
+            ),
+            LoadError::NotUtf8 { span, byte } => crate::Diagnostic::new(
+                "archc::io::utf8",
+                format!(
+                    "cannot {verb} `{}`: it is not UTF-8 text (byte 0x{byte:02X})",
+                    path.display()
+                ),
+            )
+            .at(*span, format!("invalid byte 0x{byte:02X}"))
+            .help("save the spec as UTF-8"),
+        }
+    }
+}
+
 /// One source file: a display name (its path as given) and its text.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -84,16 +120,45 @@ impl SourceMap {
     }
 
     /// Reads a file from disk and adds it; returns its id.
-    pub fn load(&mut self, path: &Path) -> std::io::Result<FileId> {
+    ///
+    /// A file that is not UTF-8 is still added, with each invalid sequence replaced by U+FFFD,
+    /// so that [`LoadError::NotUtf8`] can point at the first one.
+    pub fn load(&mut self, path: &Path) -> Result<FileId, LoadError> {
         if let Some(id) = self.find(path) {
             return Ok(id);
         }
-        let text = std::fs::read_to_string(path)?;
-        Ok(self.push(SourceFile {
+        let bytes = std::fs::read(path).map_err(LoadError::Io)?;
+        let (text, bad) = match String::from_utf8(bytes) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let bytes = e.as_bytes();
+                let at = e.utf8_error().valid_up_to();
+                // `push` drops a byte-order mark, which moves every offset back by its length.
+                let bom = if bytes.starts_with("\u{feff}".as_bytes()) {
+                    3
+                } else {
+                    0
+                };
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                (text, Some((at - bom, bytes[at])))
+            }
+        };
+        let id = self.push(SourceFile {
             name: path.display().to_string(),
             path: Some(path.to_path_buf()),
             text,
-        }))
+        });
+        match bad {
+            None => Ok(id),
+            Some((at, byte)) => {
+                // The valid prefix is unchanged, so the replacement character starts at `at`.
+                let end = at + char::REPLACEMENT_CHARACTER.len_utf8();
+                Err(LoadError::NotUtf8 {
+                    span: Span::new(id, at, end),
+                    byte,
+                })
+            }
+        }
     }
 
     /// The id of a file already loaded from `path`.
@@ -133,12 +198,23 @@ impl SourceMap {
         &self.file(span.file).text[span.start as usize..span.end as usize]
     }
 
-    /// 1-based line and column (in characters) of a span's start.
+    /// 1-based line and column (in characters) of a span's start. Lines end at `\n`, `\r\n`
+    /// or a lone `\r`, as in editors (and the Language Server Protocol) and in the rendered
+    /// diagnostics.
     pub fn line_col(&self, span: Span) -> (usize, usize) {
         let text = &self.file(span.file).text;
-        let before = &text[..(span.start as usize).min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let at = (span.start as usize).min(text.len());
+        let (mut line, mut col) = (1, 1);
+        let mut chars = text[..at].chars().peekable();
+        while let Some(c) = chars.next() {
+            let ends_line = c == '\n' || (c == '\r' && chars.peek() != Some(&'\n'));
+            if ends_line {
+                line += 1;
+                col = 1;
+            } else if c != '\r' {
+                col += 1;
+            }
+        }
         (line, col)
     }
 }

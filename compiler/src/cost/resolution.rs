@@ -48,7 +48,7 @@ pub fn reshape(graph: &LayerGraph, input: [u64; 3]) -> Result<LayerGraph, Diagno
     let declared = graph.graph[graph.input].shape;
     if input[0] != declared.c {
         return Err(Diagnostic::new(
-            "archc::cost::resolution::channels",
+            "archc::resolution::channels",
             format!(
                 "the input has {} channels, not {}: changing channels can change the graph, so \
                  recompile with --input instead",
@@ -75,7 +75,7 @@ pub fn reshape(graph: &LayerGraph, input: [u64; 3]) -> Result<LayerGraph, Diagno
         }
         node.shape = shape::infer(&node.op, &shapes).map_err(|e| {
             Diagnostic::new(
-                "archc::cost::resolution::shape",
+                "archc::resolution::shape",
                 format!(
                     "`{}`: {e} (at input {}x{}x{})",
                     node.path, input[0], input[1], input[2]

@@ -14,7 +14,7 @@
 //! [`archc-runtime`'s `Network`]: https://docs.rs/archc-runtime
 
 use crate::Compiled;
-use crate::graph::{LayerGraph, Node, Op};
+use crate::graph::{LayerGraph, Node, Op, OpKind, Role};
 use petgraph::graph::NodeIndex;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -75,33 +75,19 @@ fn camel(s: &str) -> String {
 /// `ConvSpec { .. }` literal for a conv node.
 fn conv_spec(g: &LayerGraph, n: NodeIndex) -> TokenStream {
     let p = private();
-    let Op::Conv {
-        out,
-        kernel,
-        stride,
-        pad,
-        groups,
-        bias,
-    } = g.graph[n].op
-    else {
-        unreachable!("conv_spec of a conv node");
-    };
-    let cin = lit_i(g.input_shape(n).c);
-    let (out, kh, kw, stride, ph, pw, groups) = (
-        lit_i(out),
-        lit_i(kernel.0),
-        lit_i(kernel.1),
-        lit_i(stride),
-        lit_i(pad.0),
-        lit_i(pad.1),
-        lit_i(groups),
+    let c = g.conv(n).expect("conv_spec of a conv node");
+    let (cin, out, kh, kw, stride, ph, pw, groups, bias) = (
+        lit_i(c.cin),
+        lit_i(c.cout),
+        lit_i(c.kernel.0),
+        lit_i(c.kernel.1),
+        lit_i(c.stride),
+        lit_i(c.pad.0),
+        lit_i(c.pad.1),
+        lit_i(c.groups),
+        c.bias,
     );
     quote!(#p::ConvSpec { cin: #cin, cout: #out, kernel: [#kh, #kw], stride: #stride, pad: [#ph, #pw], groups: #groups, bias: #bias })
-}
-
-/// A field of a generated struct.
-struct Field {
-    name: Ident,
 }
 
 /// Statements computing a sequence of nodes; `var` maps computed nodes to expressions.
@@ -118,6 +104,8 @@ impl Body {
         }
     }
 
+    /// The expression of input `k` of `n`. Nodes are visited in creation order, which is
+    /// topological, so every input has been computed (or seeded as the block's input).
     fn input(&self, g: &LayerGraph, n: NodeIndex, k: usize) -> TokenStream {
         let i = g.inputs(n)[k];
         self.var.get(&i).cloned().unwrap_or_else(|| {
@@ -128,35 +116,42 @@ impl Body {
         })
     }
 
-    /// Emits `let vN = <expr>;` for a plain node (conv, bn, relu, pools, fc, add).
-    fn plain(&mut self, g: &LayerGraph, n: NodeIndex, field: Option<&Ident>) {
+    /// Binds `let vN = <expr>;` as node `n`'s value.
+    fn bind(&mut self, n: NodeIndex, expr: TokenStream) {
         let v = format_ident!("v{}", n.index());
+        self.stmts.push(quote!(let #v = #expr;));
+        self.var.insert(n, quote!(#v));
+    }
+
+    /// Emits a node that needs no structure around it: a layer with its `field`, or an
+    /// operation on its inputs.
+    fn plain(&mut self, g: &LayerGraph, n: NodeIndex, field: Option<&Ident>) {
         let x = || self.input(g, n, 0);
-        let expr = match g.graph[n].op {
-            Op::Conv { .. } | Op::Linear { .. } if field.is_none() => {
-                unreachable!("param node without field")
-            }
-            Op::Conv { .. } => {
-                let (x, f) = (x(), field.expect("checked"));
+        let expr = match (g.graph[n].op, field) {
+            (Op::Conv { .. }, Some(f)) => {
+                let x = x();
                 quote!(#x.apply(&self.#f))
             }
-            Op::Linear { .. } => {
-                let (x, f) = (x(), field.expect("checked"));
+            (Op::Linear { .. }, Some(f)) => {
+                let x = x();
                 quote!(#x.flatten(1, -1).apply(&self.#f))
             }
-            Op::BatchNorm => {
-                let (x, f) = (x(), field.expect("bn has a field"));
+            (Op::BatchNorm, Some(f)) => {
+                let x = x();
                 quote!(#x.apply_t(&self.#f, train))
             }
-            Op::Relu => {
+            (Op::Relu, _) => {
                 let x = x();
                 quote!(#x.relu())
             }
-            Op::MaxPool {
-                kernel,
-                stride,
-                pad,
-            } => {
+            (
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                },
+                _,
+            ) => {
                 let x = x();
                 let (kh, kw, s, ph, pw) = (
                     lit_i(kernel.0),
@@ -167,197 +162,301 @@ impl Body {
                 );
                 quote!(#x.max_pool2d([#kh, #kw], [#s, #s], [#ph, #pw], [1, 1], false))
             }
-            Op::GlobalAvgPool => {
+            (Op::GlobalAvgPool, _) => {
                 let x = x();
                 quote!(#x.adaptive_avg_pool2d([1, 1]))
             }
-            Op::Add => {
+            (Op::Add, _) => {
                 let ins: Vec<TokenStream> = (0..g.inputs(n).len())
                     .map(|k| self.input(g, n, k))
                     .collect();
                 quote!(#(&#ins)+*)
             }
-            Op::Concat | Op::Slice { .. } | Op::Input { .. } => {
-                unreachable!("handled by the caller")
-            }
+            (op, _) => unreachable!(
+                "codegen: {} at {} has no plain form",
+                op.kind(),
+                g.graph[n].path
+            ),
         };
-        self.stmts.push(quote!(let #v = #expr;));
-        self.var.insert(n, quote!(#v));
+        self.bind(n, expr);
     }
 }
 
-/// The code of one block template, derived from a representative block's nodes.
-struct Template {
-    block_ty: Ident,
-    items: TokenStream,
-    /// Conv and bn fields of the block itself, in order.
-    convs: Vec<Field>,
-    bns: Vec<Field>,
-    /// Conv and bn fields of a path (relative to `paths.0.`).
-    path_convs: Vec<Field>,
-    path_bns: Vec<Field>,
+/// The field of a layer inside a block: `conv{k}` or `bn{k}` for its role's statement number.
+fn field(node: &Node) -> Option<Ident> {
+    let k = match node.role {
+        Role::Branch { k } | Role::Path { k, .. } => k,
+        _ => return None,
+    };
+    match node.op.kind() {
+        OpKind::Conv => Some(format_ident!("conv{}", k)),
+        OpKind::BatchNorm => Some(format_ident!("bn{}", k)),
+        _ => None,
+    }
 }
 
-fn rel<'a>(node: &'a Node, block: &str) -> &'a str {
-    node.path
-        .strip_prefix(block)
-        .and_then(|s| s.strip_prefix('.'))
-        .unwrap_or(&node.path)
+/// Where a node of a block takes an input from, for [`Layout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The block's input.
+    Outside,
+    /// The projection shortcut.
+    Shortcut,
+    /// The `i`-th node of the layout.
+    Node(usize),
 }
 
-fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
-    let p = private();
-    let block_path = &g.blocks[rep].path;
-    let nodes: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.block == Some(rep))
+/// What a generated block struct is made of: the roles, kinds and connections of a block's
+/// nodes (path 0 standing for every path; the projection shortcut left out, since it is an
+/// `Option` field). Two blocks with the same layout differ only in channel counts, strides and
+/// the number of paths, which `new` receives as arguments, so they share one struct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout(Vec<(Role, OpKind, Vec<Source>)>);
+
+/// A block's nodes that a layout describes: all but the shortcut and the paths after path 0.
+fn layout_nodes(g: &LayerGraph, b: usize) -> Vec<NodeIndex> {
+    g.block_nodes(b)
+        .filter(|(_, n)| match n.role {
+            Role::Downsample => false,
+            Role::Path { p, .. } | Role::Slice { p } => p == 0,
+            _ => true,
+        })
         .map(|(i, _)| i)
-        .collect();
-    let in_block = |i: NodeIndex| g.graph[i].block == Some(rep);
+        .collect()
+}
+
+fn layout(g: &LayerGraph, b: usize) -> Layout {
+    let nodes = layout_nodes(g, b);
+    Layout(
+        nodes
+            .iter()
+            .map(|&n| {
+                let node = &g.graph[n];
+                let role = match node.role {
+                    Role::Path { k, .. } => Role::Path { p: 0, k },
+                    Role::Slice { .. } => Role::Slice { p: 0 },
+                    r => r,
+                };
+                if node.role == Role::Merge {
+                    // Its inputs are the paths, as many as the block's cardinality.
+                    return (node.role, node.op.kind(), Vec::new());
+                }
+                let sources = g
+                    .inputs(n)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(slot, i)| match nodes.iter().position(|&m| m == i) {
+                        // The residual's second input is the shortcut, projected or not.
+                        _ if node.role == Role::Residual && slot == 1 => Source::Shortcut,
+                        Some(pos) => Source::Node(pos),
+                        None => Source::Outside,
+                    })
+                    .collect();
+                (role, node.op.kind(), sources)
+            })
+            .collect(),
+    )
+}
+
+/// The blocks of the network grouped by template and layout: one generated struct each.
+struct Kind {
+    template: String,
+    layout: Layout,
+    /// The block the struct is generated from: one with a projection shortcut, if any has one.
+    rep: usize,
+}
+
+fn kinds(g: &LayerGraph) -> (Vec<Kind>, Vec<usize>) {
+    let mut kinds: Vec<Kind> = Vec::new();
+    let mut kind_of = Vec::with_capacity(g.blocks.len());
+    for (b, info) in g.blocks.iter().enumerate() {
+        let template = g.stages[info.stage].template.clone().unwrap_or_default();
+        let layout = layout(g, b);
+        let k = match kinds
+            .iter()
+            .position(|k| k.template == template && k.layout == layout)
+        {
+            Some(k) => k,
+            None => {
+                kinds.push(Kind {
+                    template,
+                    layout,
+                    rep: b,
+                });
+                kinds.len() - 1
+            }
+        };
+        let has_ds = |b: usize| g.block_nodes(b).any(|(_, n)| n.role == Role::Downsample);
+        if has_ds(b) && !has_ds(kinds[k].rep) {
+            kinds[k].rep = b;
+        }
+        kind_of.push(k);
+    }
+    (kinds, kind_of)
+}
+
+/// The struct name of each kind: `{Net}{Template}`, and `{Net}{Template}Layout{n}` for the
+/// n-th layout of a template that has several.
+fn kind_types(net_ty: &str, kinds: &[Kind]) -> Vec<Ident> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    kinds
+        .iter()
+        .map(|k| {
+            let n = seen.entry(k.template.as_str()).or_insert(0);
+            *n += 1;
+            let suffix = match camel(&k.template) {
+                c if c.is_empty() || c == "Path" => format!("Template{}", camel(&k.template)),
+                c => c,
+            };
+            if *n == 1 {
+                format_ident!("{}{}", net_ty, suffix)
+            } else {
+                format_ident!("{}{}Layout{}", net_ty, suffix, *n)
+            }
+        })
+        .collect()
+}
+
+/// The fields of a block struct and of its path struct, in creation order.
+#[derive(Default)]
+struct Fields {
+    convs: Vec<Ident>,
+    bns: Vec<Ident>,
+    path_convs: Vec<Ident>,
+    path_bns: Vec<Ident>,
+    downsample: bool,
+}
+
+/// The forward statements of a block (and of its path), with the fields they use.
+struct Forward {
+    body: Body,
+    path_body: Body,
+    /// The last node of path 0.
+    path_out: Option<NodeIndex>,
+    fields: Fields,
+}
+
+fn forward(g: &LayerGraph, rep: usize) -> Forward {
+    let p = private();
+    let nodes: Vec<NodeIndex> = g.block_nodes(rep).map(|(i, _)| i).collect();
     let block_input = nodes
         .iter()
         .flat_map(|&n| g.inputs(n))
-        .find(|&i| !in_block(i))
+        .find(|&i| g.graph[i].block != Some(rep))
         .expect("a block has an input");
-    let suffix = match camel(name) {
-        c if c.is_empty() || c == "Path" => format!("Template{}", camel(name)),
-        c => c,
+    let mut f = Forward {
+        body: Body::new(),
+        path_body: Body::new(),
+        path_out: None,
+        fields: Fields::default(),
     };
-    let block_ty = format_ident!("{}{}", net_ty, suffix);
-    let is_path = |i: NodeIndex| rel(&g.graph[i], block_path).starts_with("paths.");
-    let path_index = |i: NodeIndex| -> Option<u64> {
-        rel(&g.graph[i], block_path)
-            .strip_prefix("paths.")?
-            .split('.')
-            .next()?
-            .parse()
-            .ok()
-    };
-    let mut body = Body::new();
-    body.var.insert(block_input, quote!((*xs)));
-    let (mut convs, mut bns) = (Vec::new(), Vec::new());
-    let (mut path_convs, mut path_bns) = (Vec::new(), Vec::new());
-    let mut path_body = Body::new();
-    let mut path_ty = None;
-    let mut has_downsample = false;
-    let mut path_out = None; // the last node of path 0
+    f.body.var.insert(block_input, quote!((*xs)));
     for &n in &nodes {
         let node = &g.graph[n];
-        let r = rel(node, block_path);
-        if is_path(n) {
-            let index = path_index(n).unwrap_or(0);
-            if index != 0 {
-                continue;
-            }
-            let leaf = r.splitn(3, '.').nth(2).unwrap_or(r);
-            if path_ty.is_none() {
-                path_ty = Some(format_ident!("{}Path", block_ty));
-                // The group's input: the input of the first path node.
-                let group_in = g.inputs(n)[0];
-                path_body.var.insert(group_in, quote!((*xs)));
-                let outer_in = body.input(g, n, 0);
-                body.stmts.push(quote!(
-                    let parts = self.paths.len() as i64;
-                    let outs: ::std::vec::Vec<#p::Tensor> = self.paths.iter().enumerate()
-                        .map(|(i, path)| path.forward_path(&#outer_in, i as i64, parts, train))
-                        .collect();
-                ));
-            }
-            match node.op {
-                Op::Slice { .. } => {
-                    let x = path_body.input(g, n, 0);
+        match node.role {
+            Role::Path { p: 0, .. } | Role::Slice { p: 0 } => {
+                if f.path_out.is_none() {
+                    // The paths' input: the input of path 0's first node.
+                    f.path_body.var.insert(g.inputs(n)[0], quote!((*xs)));
+                    let outer_in = f.body.input(g, n, 0);
+                    f.body.stmts.push(quote!(
+                        let parts = self.paths.len() as i64;
+                        let outs: ::std::vec::Vec<#p::Tensor> = self.paths.iter().enumerate()
+                            .map(|(i, path)| path.forward_path(&#outer_in, i as i64, parts, train))
+                            .collect();
+                    ));
+                }
+                if let Op::Slice { .. } = node.op {
+                    let x = f.path_body.input(g, n, 0);
                     let v = format_ident!("v{}", n.index());
-                    path_body.stmts.push(quote!(
+                    f.path_body.stmts.push(quote!(
                         let len = #x.size()[1] / parts;
                         let #v = #x.narrow(1, index * len, len);
                     ));
-                    path_body.var.insert(n, quote!(#v));
-                }
-                Op::Conv { .. } => {
-                    let f = format_ident!("{}", leaf);
-                    path_body.plain(g, n, Some(&f));
-                    path_convs.push(Field { name: f });
-                }
-                Op::BatchNorm => {
-                    let f = format_ident!("{}", leaf);
-                    path_body.plain(g, n, Some(&f));
-                    path_bns.push(Field { name: f });
-                }
-                _ => path_body.plain(g, n, None),
-            }
-            path_out = Some(n);
-            continue;
-        }
-        match (node.op, r) {
-            (Op::Conv { .. }, "downsample.0") => {
-                has_downsample = true;
-            }
-            (Op::BatchNorm, "downsample.1") => {
-                let v = format_ident!("v{}", n.index());
-                body.stmts.push(quote!(
-                    let #v = match &self.downsample {
-                        ::core::option::Option::Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
-                        ::core::option::Option::None => xs.shallow_clone(),
-                    };
-                ));
-                body.var.insert(n, quote!(#v));
-            }
-            (Op::Concat, _) | (Op::Add, _) if g.inputs(n).iter().any(|&i| is_path(i)) => {
-                let v = format_ident!("v{}", n.index());
-                let expr = if node.op == Op::Concat {
-                    quote!(#p::Tensor::cat(&outs, 1))
+                    f.path_body.var.insert(n, quote!(#v));
                 } else {
-                    quote!(
-                        outs[1..]
-                            .iter()
-                            .fold(outs[0].shallow_clone(), |acc, t| acc + t)
-                    )
-                };
-                body.stmts.push(quote!(let #v = #expr;));
-                body.var.insert(n, quote!(#v));
+                    let field = field(node);
+                    match node.op.kind() {
+                        OpKind::Conv => f.fields.path_convs.extend(field.clone()),
+                        OpKind::BatchNorm => f.fields.path_bns.extend(field.clone()),
+                        _ => {}
+                    }
+                    f.path_body.plain(g, n, field.as_ref());
+                }
+                f.path_out = Some(n);
             }
-            (Op::Add, _) => {
-                // The residual addition: the branch plus the shortcut (identity or projection).
-                let h = body.input(g, n, 0);
-                // An identity shortcut is the block's input itself.
-                let s = body.input(g, n, 1);
-                let v = format_ident!("v{}", n.index());
-                body.stmts.push(quote!(let #v = &#h + &#s;));
-                body.var.insert(n, quote!(#v));
+            Role::Path { .. } | Role::Slice { .. } => {}
+            Role::Downsample if node.op.kind() == OpKind::Conv => f.fields.downsample = true,
+            Role::Downsample => f.body.bind(
+                n,
+                quote!(match &self.downsample {
+                    ::core::option::Option::Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
+                    ::core::option::Option::None => xs.shallow_clone(),
+                }),
+            ),
+            Role::Merge if node.op == Op::Concat => {
+                f.body.bind(n, quote!(#p::Tensor::cat(&outs, 1)));
             }
-            (Op::Conv { .. }, _) => {
-                let f = format_ident!("{}", r);
-                body.plain(g, n, Some(&f));
-                convs.push(Field { name: f });
+            Role::Merge => f.body.bind(
+                n,
+                quote!(
+                    outs[1..]
+                        .iter()
+                        .fold(outs[0].shallow_clone(), |acc, t| acc + t)
+                ),
+            ),
+            Role::Residual => {
+                // The branch plus the shortcut: the projection, or the block's input itself.
+                let (h, s) = (f.body.input(g, n, 0), f.body.input(g, n, 1));
+                f.body.bind(n, quote!(&#h + &#s));
             }
-            (Op::BatchNorm, _) => {
-                let f = format_ident!("{}", r);
-                body.plain(g, n, Some(&f));
-                bns.push(Field { name: f });
+            _ => {
+                let field = field(node);
+                match node.op.kind() {
+                    OpKind::Conv => f.fields.convs.extend(field.clone()),
+                    OpKind::BatchNorm => f.fields.bns.extend(field.clone()),
+                    _ => {}
+                }
+                f.body.plain(g, n, field.as_ref());
             }
-            _ => body.plain(g, n, None),
         }
     }
-    let out = body.var[nodes.last().expect("a block has nodes")].clone();
+    f
+}
+
+/// The items of one block kind (its struct, `new`, `ModuleT`, and its path struct), derived from
+/// its representative block's nodes.
+fn template(g: &LayerGraph, net_ty: &str, kind: &Kind, ty: &Ident) -> TokenStream {
+    let p = private();
+    let name = &kind.template;
+    let Forward {
+        body,
+        path_body,
+        path_out,
+        fields,
+    } = forward(g, kind.rep);
+    let last = g.block_nodes(kind.rep).last().expect("a block has nodes").0;
+    let out = &body.var[&last];
     let stmts = &body.stmts;
-    let conv_names: Vec<&Ident> = convs.iter().map(|f| &f.name).collect();
-    let bn_names: Vec<&Ident> = bns.iter().map(|f| &f.name).collect();
+    let (conv_names, bn_names) = (&fields.convs, &fields.bns);
     let conv_strs: Vec<String> = conv_names.iter().map(|i| i.to_string()).collect();
     let bn_strs: Vec<String> = bn_names.iter().map(|i| i.to_string()).collect();
-    let conv_idx: Vec<Literal> = (0..convs.len()).map(Literal::usize_unsuffixed).collect();
-    let bn_idx: Vec<Literal> = (0..bns.len()).map(Literal::usize_unsuffixed).collect();
+    let conv_idx: Vec<Literal> = (0..conv_names.len())
+        .map(Literal::usize_unsuffixed)
+        .collect();
+    let bn_idx: Vec<Literal> = (0..bn_names.len()).map(Literal::usize_unsuffixed).collect();
     let doc = format!("A `{name}` block of [`{net_ty}`] (generated by `resnext!`).");
-    let (path_field, path_new, path_items) = match &path_ty {
+    let (path_field, path_new, path_items) = match path_out {
         None => (quote!(), quote!(), quote!()),
-        Some(pt) => {
-            let pc: Vec<&Ident> = path_convs.iter().map(|f| &f.name).collect();
-            let pb: Vec<&Ident> = path_bns.iter().map(|f| &f.name).collect();
+        Some(path_out) => {
+            let pt = format_ident!("{}Path", ty);
+            let (pc, pb) = (&fields.path_convs, &fields.path_bns);
             let pcs: Vec<String> = pc.iter().map(|i| i.to_string()).collect();
             let pbs: Vec<String> = pb.iter().map(|i| i.to_string()).collect();
             let pci: Vec<Literal> = (0..pc.len()).map(Literal::usize_unsuffixed).collect();
             let pbi: Vec<Literal> = (0..pb.len()).map(Literal::usize_unsuffixed).collect();
             let pstmts = &path_body.stmts;
-            let pout = path_body.var[&path_out.expect("a path has nodes")].clone();
+            let pout = &path_body.var[&path_out];
             let pdoc = format!("One of the C paths of a `{name}` block (paper Fig. 3a/3b).");
             (
                 quote!(
@@ -397,7 +496,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
             )
         }
     };
-    let (ds_field, ds_new) = if has_downsample {
+    let (ds_field, ds_new) = if fields.downsample {
         (
             quote!(
                 /// The projection shortcut (1×1 conv and batch-norm), where the shape changes.
@@ -413,17 +512,17 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
     } else {
         (quote!(), quote!())
     };
-    let items = quote!(
+    quote!(
         #[doc = #doc]
         #[derive(Debug)]
-        pub struct #block_ty {
+        pub struct #ty {
             #( #[doc = "A convolution."] pub #conv_names: #p::nn::Conv2D, )*
             #( #[doc = "A batch-norm."] pub #bn_names: #p::nn::BatchNorm, )*
             #path_field
             #ds_field
         }
 
-        impl #block_ty {
+        impl #ty {
             /// Creates the block's variables under `p`, with the concrete layer shapes.
             #[allow(unused_variables)]
             pub fn new(
@@ -444,7 +543,7 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
             }
         }
 
-        impl #p::nn::ModuleT for #block_ty {
+        impl #p::nn::ModuleT for #ty {
             fn forward_t(&self, xs: &#p::Tensor, train: bool) -> #p::Tensor {
                 #(#stmts)*
                 #out
@@ -452,91 +551,84 @@ fn template(g: &LayerGraph, net_ty: &str, name: &str, rep: usize) -> Template {
         }
 
         #path_items
-    );
-    Template {
-        block_ty,
-        items,
-        convs,
-        bns,
-        path_convs,
-        path_bns,
-    }
+    )
 }
 
-/// The `Block::new(..)` call of one block instance.
-fn block_new(g: &LayerGraph, t: &Template, b: usize) -> TokenStream {
-    let bp = &g.blocks[b].path;
-    let nodes: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.block == Some(b))
-        .map(|(i, _)| i)
-        .collect();
-    let find = |r: &str| nodes.iter().copied().find(|&i| rel(&g.graph[i], bp) == r);
-    let conv_specs: Vec<TokenStream> = t
-        .convs
-        .iter()
-        .map(|f| {
-            conv_spec(
-                g,
-                find(&f.name.to_string()).expect("same template, same fields"),
-            )
-        })
-        .collect();
-    let bn_c: Vec<Literal> = t
-        .bns
-        .iter()
-        .map(|f| {
-            lit_i(
-                g.graph[find(&f.name.to_string()).expect("same fields")]
-                    .shape
-                    .c,
-            )
-        })
-        .collect();
-    let paths = nodes
-        .iter()
-        .filter_map(|&i| {
-            rel(&g.graph[i], bp)
-                .strip_prefix("paths.")?
-                .split('.')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .max()
-        .map_or(0, |m| m + 1);
-    let path_specs: Vec<TokenStream> = t
-        .path_convs
-        .iter()
-        .map(|f| {
-            conv_spec(
-                g,
-                find(&format!("paths.0.{}", f.name)).expect("same fields"),
-            )
-        })
-        .collect();
-    let path_bn_c: Vec<Literal> = t
-        .path_bns
-        .iter()
-        .map(|f| {
-            lit_i(
-                g.graph[find(&format!("paths.0.{}", f.name)).expect("same fields")]
-                    .shape
-                    .c,
-            )
-        })
-        .collect();
-    let ds = match find("downsample.0") {
-        Some(n) => {
-            let s = conv_spec(g, n);
-            quote!(::core::option::Option::Some(#s))
+/// The `Block::new(..)` call of one block instance. Its arguments list the block's layers in
+/// creation order, by role, which is the order of the struct's fields: the block has the
+/// layout of its kind, so the two agree by construction.
+fn block_new(g: &LayerGraph, ty: &Ident, b: usize) -> TokenStream {
+    let (mut convs, mut bns, mut path_convs, mut path_bns) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ds, mut paths) = (quote!(::core::option::Option::None), 0u64);
+    for (n, node) in g.block_nodes(b) {
+        let kind = node.op.kind();
+        match (node.role, kind) {
+            (Role::Downsample, OpKind::Conv) => {
+                let s = conv_spec(g, n);
+                ds = quote!(::core::option::Option::Some(#s));
+            }
+            (Role::Path { p, .. } | Role::Slice { p }, _) => {
+                paths = paths.max(p + 1);
+                match (p, kind) {
+                    (0, OpKind::Conv) => path_convs.push(conv_spec(g, n)),
+                    (0, OpKind::BatchNorm) => path_bns.push(lit_i(node.shape.c)),
+                    _ => {}
+                }
+            }
+            (Role::Branch { .. }, OpKind::Conv) => convs.push(conv_spec(g, n)),
+            (Role::Branch { .. }, OpKind::BatchNorm) => bns.push(lit_i(node.shape.c)),
+            _ => {}
         }
-        None => quote!(::core::option::Option::None),
-    };
-    let ty = &t.block_ty;
-    let path_expr = bp.split('.').map(|s| quote!(/ #s));
+    }
+    let path_expr = g.blocks[b].path.split('.').map(|s| quote!(/ #s));
     let paths = Literal::usize_unsuffixed(paths as usize);
-    quote!(#ty::new(&(p #(#path_expr)*), &[#(#conv_specs),*], &[#(#bn_c),*], #paths, &[#(#path_specs),*], &[#(#path_bn_c),*], #ds))
+    quote!(#ty::new(&(p #(#path_expr)*), &[#(#convs),*], &[#(#bns),*], #paths, &[#(#path_convs),*], &[#(#path_bns),*], #ds))
+}
+
+/// A stage's element type: the block struct when all its blocks share a kind, otherwise an
+/// enum over the kinds it uses (a template argument or `stride` can change a block's layout,
+/// say cardinality 1 in one block and 4 in another under `form split`).
+fn stage_type(
+    net_ty: &str,
+    stage: &str,
+    kinds: &[usize],
+    types: &[Ident],
+) -> (Ident, TokenStream, Vec<Ident>) {
+    let mut used: Vec<usize> = kinds.to_vec();
+    used.sort_unstable();
+    used.dedup();
+    if let [only] = used.as_slice() {
+        return (types[*only].clone(), quote!(), Vec::new());
+    }
+    let p = private();
+    let ty = format_ident!("{}{}Block", net_ty, camel(stage));
+    let variants: Vec<Ident> = used
+        .iter()
+        .map(|&k| format_ident!("{}", types[k].to_string().trim_start_matches(net_ty)))
+        .collect();
+    let inner: Vec<&Ident> = used.iter().map(|&k| &types[k]).collect();
+    let doc = format!("A block of stage `{stage}`, whose blocks do not all share one layout.");
+    let items = quote!(
+        #[doc = #doc]
+        #[derive(Debug)]
+        pub enum #ty {
+            #( #[doc = "A block of this layout."] #variants(#inner), )*
+        }
+
+        impl #p::nn::ModuleT for #ty {
+            fn forward_t(&self, xs: &#p::Tensor, train: bool) -> #p::Tensor {
+                match self {
+                    #( Self::#variants(block) => block.forward_t(xs, train), )*
+                }
+            }
+        }
+    );
+    let of_kind = kinds
+        .iter()
+        .map(|k| variants[used.binary_search(k).expect("listed")].clone())
+        .collect();
+    (ty, items, of_kind)
 }
 
 /// Rust items for a compiled network: the network struct, its block structs, `new`, `ModuleT`
@@ -547,33 +639,15 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
     let net_ty = format_ident!("{}", names.type_name);
     let vis = &names.vis;
 
-    // One template per template name, represented by a block that has a projection if any does.
-    let mut reps: BTreeMap<String, usize> = BTreeMap::new();
-    let mut templates_of_stage = Vec::new();
-    for (si, st) in g.stages.iter().enumerate() {
-        let Some(t) = &st.template else { continue };
-        let blocks: Vec<usize> = (0..g.blocks.len())
-            .filter(|&b| g.blocks[b].stage == si)
-            .collect();
-        let with_ds = blocks.iter().copied().find(|&b| {
-            g.nodes()
-                .any(|(_, n)| n.block == Some(b) && n.path.ends_with(".downsample.0"))
-        });
-        let entry = reps.entry(t.clone()).or_insert(blocks[0]);
-        if let Some(b) = with_ds {
-            let has = g
-                .nodes()
-                .any(|(_, n)| n.block == Some(*entry) && n.path.ends_with(".downsample.0"));
-            if !has {
-                *entry = b;
-            }
-        }
-        templates_of_stage.push((si, t.clone(), blocks));
-    }
-    let templates: BTreeMap<String, Template> = reps
+    // One struct per block kind (template and layout); one element type per stage.
+    let (kinds, kind_of) = kinds(g);
+    let types = kind_types(&names.type_name, &kinds);
+    let template_items: Vec<TokenStream> = kinds
         .iter()
-        .map(|(name, &rep)| (name.clone(), template(g, &names.type_name, name, rep)))
+        .zip(&types)
+        .map(|(k, ty)| template(g, &names.type_name, k, ty))
         .collect();
+    let mut stage_items = Vec::new();
 
     // The network's own fields and forward pass.
     let mut body = Body::new();
@@ -592,13 +666,14 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
                 continue;
             }
             done_stage[si] = true;
-            let (_, tname, blocks) = templates_of_stage
-                .iter()
-                .find(|(s, _, _)| *s == si)
-                .expect("stage of blocks");
-            let t = &templates[tname];
-            let ty = &t.block_ty;
-            let field = format_ident!("{}", g.stages[si].name);
+            let blocks: Vec<usize> = (0..g.blocks.len())
+                .filter(|&b| g.blocks[b].stage == si)
+                .collect();
+            let stage_kinds: Vec<usize> = blocks.iter().map(|&b| kind_of[b]).collect();
+            let stage = &g.stages[si].name;
+            let (ty, items, variants) = stage_type(&names.type_name, stage, &stage_kinds, &types);
+            stage_items.push(items);
+            let field = format_ident!("{}", stage);
             let x = body.input(g, n, 0);
             let v = format_ident!("v{}", n.index());
             body.stmts.push(quote!(
@@ -612,9 +687,16 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
                 .expect("stage has nodes");
             body.var.insert(last, quote!(#v));
             let label = g.stages[si].label.clone().unwrap_or_default();
+            let tname = g.stages[si].template.clone().unwrap_or_default();
             let doc = format!("Stage `{label}`: {} `{tname}` blocks.", blocks.len());
             stage_fields.push(quote!(#[doc = #doc] pub #field: ::std::vec::Vec<#ty>,));
-            let news = blocks.iter().map(|&b| block_new(g, t, b));
+            let news = blocks.iter().enumerate().map(|(i, &b)| {
+                let new = block_new(g, &types[kind_of[b]], b);
+                match variants.get(i) {
+                    Some(v) => quote!(#ty::#v(#new)),
+                    None => new,
+                }
+            });
             inits.push(quote!(#field: ::std::vec::Vec::from([#(#news),*]),));
             continue;
         }
@@ -649,7 +731,6 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
     }
     let out = body.var[&g.output].clone();
     let stmts = &body.stmts;
-    let template_items = templates.values().map(|t| &t.items);
 
     let t = c.report.total;
     let (params, buffers, macs, flops, acts) = (
@@ -717,6 +798,7 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
         }
 
         #(#template_items)*
+        #(#stage_items)*
     )
 }
 

@@ -126,12 +126,12 @@ impl Builder {
 
     fn shape_error(&self, op: &Op, path: &str, span: Span, e: ShapeError) -> Diagnostic {
         let code = match e {
-            ShapeError::Groups { .. } => "archc::graph::shape::groups",
-            ShapeError::Vanishes { .. } => "archc::graph::shape::vanishes",
-            ShapeError::Mismatch { .. } => "archc::graph::shape::mismatch",
-            ShapeError::Slice { .. } => "archc::graph::shape::slice",
-            ShapeError::PoolPadding { .. } => "archc::graph::shape::pool_padding",
-            ShapeError::Overflow => "archc::graph::shape::overflow",
+            ShapeError::Groups { .. } => "archc::shape::groups",
+            ShapeError::Vanishes { .. } => "archc::shape::vanishes",
+            ShapeError::Mismatch { .. } => "archc::shape::mismatch",
+            ShapeError::Slice { .. } => "archc::shape::slice",
+            ShapeError::PoolPadding { .. } => "archc::shape::pool_padding",
+            ShapeError::Overflow => "archc::shape::overflow",
         };
         let label = match (&e, op) {
             (ShapeError::Groups { groups, .. }, _) => format!("{groups} groups"),
@@ -409,7 +409,7 @@ fn one_path(
                 c.out
             );
             let d = b.located(
-                "archc::graph::shape::groups",
+                "archc::shape::groups",
                 message,
                 span,
                 format!("{groups} groups"),

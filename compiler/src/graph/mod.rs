@@ -47,6 +47,25 @@ pub struct Node {
     pub block: Option<usize>,
 }
 
+/// A convolution's complete geometry: [`Op::Conv`]'s arguments plus its input channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConvGeometry {
+    /// Input channels.
+    pub cin: u64,
+    /// Output channels.
+    pub cout: u64,
+    /// Kernel (h, w).
+    pub kernel: (u64, u64),
+    /// Stride (both axes).
+    pub stride: u64,
+    /// Padding (h, w).
+    pub pad: (u64, u64),
+    /// Groups.
+    pub groups: u64,
+    /// With bias.
+    pub bias: bool,
+}
+
 /// A group of nodes reported together: the stem, each stage, the head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageInfo {
@@ -121,6 +140,37 @@ impl LayerGraph {
     /// Nodes in creation order, which is a topological order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeIndex, &Node)> {
         self.graph.node_indices().map(move |i| (i, &self.graph[i]))
+    }
+
+    /// A convolution node's complete geometry (its arguments and input channels); `None` for
+    /// other nodes. Every target that builds a conv (the runtime, generated code, exporters)
+    /// reads it here.
+    pub fn conv(&self, n: NodeIndex) -> Option<ConvGeometry> {
+        let Op::Conv {
+            out,
+            kernel,
+            stride,
+            pad,
+            groups,
+            bias,
+        } = self.graph[n].op
+        else {
+            return None;
+        };
+        Some(ConvGeometry {
+            cin: self.input_shape(n).c,
+            cout: out,
+            kernel,
+            stride,
+            pad,
+            groups,
+            bias,
+        })
+    }
+
+    /// The nodes of block `b`, in creation order.
+    pub fn block_nodes(&self, b: usize) -> impl Iterator<Item = (NodeIndex, &Node)> {
+        self.nodes().filter(move |(_, n)| n.block == Some(b))
     }
 
     /// The input shape of a node's first input (the node's own shape for the input node).

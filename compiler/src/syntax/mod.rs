@@ -75,6 +75,7 @@ fn describe(r: &Rule) -> String {
         Rule::head => "`head { ... }`",
         Rule::avgpool => "`avgpool`",
         Rule::fc => "`fc -> N`",
+        Rule::no_bias => "`no_bias`",
         Rule::budget => "`budget { ... }`",
         Rule::limit => "a budget line such as `params <= 25.1M`",
         Rule::metric => "a metric (`params`, `buffers`, `macs`, `flops`, `activations`)",
@@ -362,11 +363,12 @@ impl Cx<'_> {
             }
             Rule::avgpool => Layer::AvgPool(span),
             Rule::fc => {
-                let text = p.as_str().to_string();
-                let out = self.expr(inner(p).next().expect("expr"))?;
+                let mut parts = inner(p);
+                let out = self.expr(parts.next().expect("grammar: fc width"))?;
+                let no_bias = parts.any(|o| o.as_rule() == Rule::no_bias);
                 Layer::Fc {
                     out,
-                    bias: !text.contains("no_bias"),
+                    bias: !no_bias,
                     span,
                 }
             }

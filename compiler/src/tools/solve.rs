@@ -654,7 +654,7 @@ fn evaluate(spec: &Spec, p: &Problem, set: &[(String, String)]) -> Result<Outcom
 pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
     let fail = |msg: String, help: &str| Failure {
         sources: spec.sources.clone(),
-        diagnostics: vec![Diagnostic::new("archc::tools::solve", msg).help(help.to_string())],
+        diagnostics: vec![Diagnostic::new("archc::solve", msg).help(help.to_string())],
     };
     if !p.budgets.iter().any(Budget::at_most) {
         return Err(fail(

@@ -127,7 +127,7 @@ pub fn sweep(
 ) -> Result<Sweep, Failure> {
     let fail = |msg: String| Failure {
         sources: spec.sources.clone(),
-        diagnostics: vec![Diagnostic::new("archc::tools::sweep", msg)],
+        diagnostics: vec![Diagnostic::new("archc::sweep", msg)],
     };
     if axes.is_empty() {
         return Err(fail(

@@ -190,7 +190,7 @@ pub fn run_solve(a: &SolveArgs) -> u8 {
             return Err(Failure {
                 sources: spec.sources.clone(),
                 diagnostics: vec![Diagnostic::new(
-                    "archc::tools::solve",
+                    "archc::solve",
                     "--multiple-of must be at least 1",
                 )],
             });
