@@ -1,20 +1,9 @@
 //! `archc codegen`: snapshots of the Rust that `resnext!` generates, formatted with prettyplease.
 
 use archc::emit::rust::{Names, emit, type_name};
-use std::path::Path;
 
 fn generated(rel: &str, set: &[(&str, &str)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../specs")
-        .join(rel);
-    let overrides = archc::Overrides {
-        set: set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        input: None,
-    };
-    let c = archc::compile_file(&path, &overrides).unwrap_or_else(|f| panic!("{}", f.render()));
+    let c = archc_tests::compile(rel, set);
     let names = Names {
         type_name: type_name(&c.model.name),
         vis: quote::quote!(pub),

@@ -38,21 +38,12 @@ fn costs(text: &str) -> archc::Cost {
         .total
 }
 
+/// The text of every shipped spec.
 fn shipped() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "arch") {
-                out.push(std::fs::read_to_string(p).unwrap());
-            }
-        }
-    }
-    out.sort();
-    out
+    archc_tests::shipped()
+        .iter()
+        .map(|rel| std::fs::read_to_string(archc_tests::specs_dir().join(rel)).unwrap())
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -9,12 +9,8 @@ use archc::tools::solve::{
 };
 use archc::tools::sweep;
 use archc::{Compiled, Overrides, Spec};
+use archc_tests::root;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 const TABLE2: &str = "specs/paper/table2_conv2_block.arch";
 const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
@@ -27,17 +23,9 @@ fn spec(rel: &str) -> Spec {
 fn compile(rel: &str, set: &[(&str, String)]) -> Compiled {
     let s = spec(rel);
     let name = s.networks()[0].to_string();
-    s.compile(
-        &name,
-        &Overrides {
-            set: set
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            input: None,
-        },
-    )
-    .unwrap_or_else(|f| panic!("{}", f.render()))
+    let set: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s.compile(&name, &archc_tests::overrides(&set))
+        .unwrap_or_else(|f| panic!("{}", f.render()))
 }
 
 /// Runs a solve the way `archc solve` does (budgets from the command line, `@` references
@@ -420,8 +408,8 @@ fn sweep_over_resolution_and_bad_grids() {
             .compile(
                 "resnext50_32x4d",
                 &Overrides {
-                    set: vec![],
                     input: Some(input),
+                    ..Overrides::default()
                 },
             )
             .unwrap();
@@ -571,21 +559,12 @@ fn budgets_under_a_convention() {
 
 // Costs at any resolution and batch.
 
+/// Every shipped spec, relative to the workspace root.
 fn shipped() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root().join("specs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "arch") {
-                out.push(p.strip_prefix(root()).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    archc_tests::shipped()
+        .into_iter()
+        .map(|rel| format!("specs/{rel}"))
+        .collect()
 }
 
 fn at(rel: &str, input: [u64; 3]) -> Result<Compiled, archc::Failure> {
@@ -594,8 +573,8 @@ fn at(rel: &str, input: [u64; 3]) -> Result<Compiled, archc::Failure> {
     s.compile(
         &name,
         &Overrides {
-            set: vec![],
             input: Some(input),
+            ..Overrides::default()
         },
     )
 }
@@ -727,10 +706,7 @@ fn figures_at(s: &Spec, c: u64, d: u64) -> Option<Figures> {
     let net = s
         .compile(
             "t",
-            &Overrides {
-                set: vec![("C".into(), c.to_string()), ("d".into(), d.to_string())],
-                input: None,
-            },
+            &archc_tests::overrides(&[("C", &c.to_string()), ("d", &d.to_string())]),
         )
         .ok()?;
     Figures::of(&net, Convention::Torchvision).ok()

@@ -2,27 +2,8 @@
 //! torchvision gives, and the equivalences the paper states.
 
 use archc::{Compiled, Overrides, Spec};
-use std::path::{Path, PathBuf};
-
-fn specs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs")
-}
-
-/// Compiles the network named like the spec file (every shipped spec defines one network).
-fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
-    let path = specs_dir().join(rel);
-    let spec = Spec::from_path(&path).unwrap_or_else(|f| panic!("{}", f.render()));
-    let name = path.file_stem().unwrap().to_str().unwrap();
-    let overrides = Overrides {
-        set: set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        input: None,
-    };
-    spec.compile(name, &overrides)
-        .unwrap_or_else(|f| panic!("{}", f.render()))
-}
+use archc_tests::{compile, specs_dir};
+use std::path::Path;
 
 #[test]
 fn snapshot_every_spec() {
@@ -280,8 +261,8 @@ fn input_override_changes_costs_not_params() {
         spec.compile(
             "resnext50_32x4d",
             &Overrides {
-                set: vec![],
                 input: Some(input),
+                ..Overrides::default()
             },
         )
         .unwrap()

@@ -1,1 +1,68 @@
-//! Test-only crate: see the `[[test]]` targets.
+//! Helpers shared by the workspace's tests: this crate's test files and the runtime's.
+//!
+//! ```
+//! let net = archc_tests::compile("resnet/resnet18.arch", &[]);
+//! assert_eq!(net.report.total.params, 11_689_512);
+//! assert!(archc_tests::shipped().contains(&"resnet/resnet18.arch".to_string()));
+//! ```
+
+use archc::{Compiled, Overrides, Spec};
+use std::path::{Path, PathBuf};
+
+/// The repository root (or, on a GPU box, the unpacked bundle named by `ARCHC_ROOT`).
+pub fn root() -> PathBuf {
+    std::env::var_os("ARCHC_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// The shipped specs' folder.
+pub fn specs_dir() -> PathBuf {
+    root().join("specs")
+}
+
+/// `--set`-style overrides: `overrides(&[("C", "8")])`.
+pub fn overrides(set: &[(&str, &str)]) -> Overrides {
+    Overrides {
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Overrides::default()
+    }
+}
+
+/// Parses a shipped spec (`resnet/resnet50.arch`, relative to `specs/`), or panics with the
+/// rendered diagnostics.
+pub fn spec(rel: &str) -> Spec {
+    Spec::from_path(specs_dir().join(rel)).unwrap_or_else(|f| panic!("{}", f.render()))
+}
+
+/// Compiles the network of a shipped spec with `--set`-style overrides, or panics with the
+/// rendered diagnostics.
+pub fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
+    let spec = spec(rel);
+    let name = spec.networks()[0].to_string();
+    spec.compile(&name, &overrides(set))
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}
+
+/// Every shipped spec, relative to `specs/`, sorted.
+pub fn shipped() -> Vec<String> {
+    let base = specs_dir();
+    let mut out = Vec::new();
+    let mut dirs = vec![base.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).expect("the specs folder is readable") {
+            let p = e.expect("a readable entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "arch") {
+                let rel = p.strip_prefix(&base).expect("under specs/");
+                out.push(rel.display().to_string().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}

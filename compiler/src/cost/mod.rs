@@ -11,9 +11,26 @@
 //! - **activations**: output elements of every conv and linear layer, as defined by Radosavovic
 //!   et al. (*Designing Network Design Spaces*, 2020) and fvcore's `activation_count`.
 //!
+//! A 3×3 conv, 64 → 64 channels on a 56×56 map, has `64·56·56·64·3·3` multiply-adds, `64·64·3·3`
+//! weights, and `64·56·56` activations; its batch-norm adds `2·64` parameters and `2·64` buffers:
+//!
 //! ```
-//! // A 3×3 conv, 64 → 64 channels on a 56×56 map: 64·56·56·64·3·3 multiply-adds.
-//! assert_eq!(64u64 * 56 * 56 * 64 * 3 * 3, 115_605_504);
+//! let spec = archc::Spec::from_text("one.arch", "network one {
+//!   input 64x56x56
+//!   classes 1
+//!   stem { conv 3x3 -> 64 }
+//!   block b(w) { conv 1x1 -> w }
+//!   stages b(w = 64) { s1: depth 1 }
+//!   head { }
+//! }").unwrap();
+//! let net = spec.compile("one", &archc::Overrides::default()).unwrap();
+//! let conv1 = net.report.layers.iter().find(|l| l.path == "conv1").unwrap();
+//! assert_eq!(conv1.cost.macs, 115_605_504);
+//! assert_eq!(conv1.cost.params, 36_864);
+//! assert_eq!(conv1.cost.activations, 200_704);
+//! let bn1 = net.report.layers.iter().find(|l| l.path == "bn1").unwrap();
+//! assert_eq!((bn1.cost.params, bn1.cost.buffers, bn1.cost.macs), (128, 128, 0));
+//! assert_eq!(net.report.total.flops(), 2 * net.report.total.macs);
 //! ```
 
 pub mod convention;

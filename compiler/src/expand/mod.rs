@@ -386,8 +386,8 @@ pub fn expand(
         None => return Err(missing("head", "head { avgpool; fc -> classes }")),
     };
     let stages = match r.stages {
-        Some(s) => stages(&env, &r.blocks, s).unwrap_or_else(|mut e| {
-            errors.append(&mut e);
+        Some(s) => stages(&env, &r.blocks, s).unwrap_or_else(|e| {
+            errors.push(e);
             Vec::new()
         }),
         None => Vec::new(),
@@ -507,14 +507,97 @@ fn layer(env: &Env<'_>, l: &ast::Layer) -> Result<ir::Layer, Diagnostic> {
     })
 }
 
+/// Applies the template rules to a `stages` item: rule 1 (one set of arguments per stage) and
+/// rule 2 (`double_on_downsample` scales the arguments a stage does not give by its stride),
+/// then instantiates each stage's blocks.
 fn stages(
     env: &Env<'_>,
     blocks: &BTreeMap<&str, &ast::BlockDef>,
     s: &ast::Stages,
-) -> Result<Vec<ir::Stage>, Vec<Diagnostic>> {
-    let Some(template) = blocks.get(s.template.name.as_str()) else {
-        let known: Vec<&str> = blocks.keys().copied().collect();
-        return Err(vec![
+) -> Result<Vec<ir::Stage>, Diagnostic> {
+    let template = template_of(blocks, s)?;
+    let formals = formals(template)?;
+    let doubled = doubled(template, &formals, &s.rules)?;
+    if s.stages.is_empty() {
+        return Err(
+            Diagnostic::new("archc::expand::stages", "`stages` lists no stage")
+                .at(s.template.span, "add a stage such as `conv2: depth 3`"),
+        );
+    }
+    check_args(template, &formals, &s.args)?;
+    let mut current: Vec<(String, Option<u64>)> =
+        formals.iter().map(|f| (f.to_string(), None)).collect();
+    assign(env, &mut current, &s.args)?;
+
+    let mut out = Vec::new();
+    let mut total_blocks = 0u64;
+    for (si, st) in s.stages.iter().enumerate() {
+        check_args(template, &formals, &st.args)?;
+        let depth = match &st.depth {
+            Some(e) => positive(env, e, "a stage's depth")?,
+            None => {
+                return Err(Diagnostic::new(
+                    "archc::expand::depth",
+                    format!("stage `{}` has no depth", st.label.name),
+                )
+                .at(st.span, "how many blocks?")
+                .help(format!("write `{}: depth 3`", st.label.name)));
+            }
+        };
+        total_blocks = total_blocks.saturating_add(depth);
+        if total_blocks > MAX_BLOCKS {
+            return Err(Diagnostic::new(
+                "archc::expand::too_large",
+                format!("the network has more than {MAX_BLOCKS} blocks"),
+            )
+            .at(st.span, format!("depth {depth} takes it over the limit")));
+        }
+        let stride = match &st.stride {
+            Some(e) => positive(env, e, "a stage's stride")?,
+            None => 1,
+        };
+        if si > 0 {
+            double(&mut current, doubled.as_deref(), st, stride)?;
+        }
+        assign(env, &mut current, &st.args)?;
+        let args = complete(&current, template, &formals, s, si)?;
+        let path = format!("layer{}", si + 1);
+        let blocks = (0..depth)
+            .map(|b| {
+                block(
+                    env,
+                    template,
+                    st,
+                    &args,
+                    &path,
+                    b,
+                    if b == 0 { stride } else { 1 },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(ir::Stage {
+            label: st.label.name.clone(),
+            path,
+            template: template.name.name.clone(),
+            stride,
+            args,
+            blocks,
+            span: st.span,
+        });
+    }
+    Ok(out)
+}
+
+/// The block template a `stages` item names.
+fn template_of<'a>(
+    blocks: &BTreeMap<&str, &'a ast::BlockDef>,
+    s: &ast::Stages,
+) -> Result<&'a ast::BlockDef, Diagnostic> {
+    blocks
+        .get(s.template.name.as_str())
+        .copied()
+        .ok_or_else(|| {
+            let known: Vec<&str> = blocks.keys().copied().collect();
             Diagnostic::new(
                 "archc::expand::unknown_template",
                 format!("unknown block template `{}`", s.template.name),
@@ -524,252 +607,222 @@ fn stages(
                 "define it: block NAME(width, out) { conv 1x1 -> width ... }".to_string()
             } else {
                 format!("templates defined: {}", known.join(", "))
-            }),
-        ]);
-    };
+            })
+        })
+}
+
+/// The template's parameter names: distinct, and never the implicit `stride`.
+fn formals(template: &ast::BlockDef) -> Result<Vec<&str>, Diagnostic> {
     let formals: Vec<&str> = template.params.iter().map(|p| p.name.as_str()).collect();
     for (i, p) in template.params.iter().enumerate() {
         if p.name == "stride" {
-            return Err(vec![
-                Diagnostic::new(
-                    "archc::expand::template_parameter",
-                    format!(
-                        "template `{}` declares a parameter named `stride`, which is implicit",
-                        template.name.name
-                    ),
-                )
-                .at(p.span, "remove this parameter")
-                .help("every template has `stride`: the stage's stride for its first block, 1 for the others"),
-            ]);
+            return Err(Diagnostic::new(
+                "archc::expand::template_parameter",
+                format!(
+                    "template `{}` declares a parameter named `stride`, which is implicit",
+                    template.name.name
+                ),
+            )
+            .at(p.span, "remove this parameter")
+            .help("every template has `stride`: the stage's stride for its first block, 1 for the others"));
         }
         if formals[..i].contains(&p.name.as_str()) {
-            return Err(vec![
-                Diagnostic::new(
-                    "archc::expand::template_parameter",
-                    format!(
-                        "template `{}` declares parameter `{}` twice",
-                        template.name.name, p.name
-                    ),
-                )
-                .at(p.span, "declared again here"),
-            ]);
+            return Err(Diagnostic::new(
+                "archc::expand::template_parameter",
+                format!(
+                    "template `{}` declares parameter `{}` twice",
+                    template.name.name, p.name
+                ),
+            )
+            .at(p.span, "declared again here"));
         }
     }
-    let check_names = |args: &[ast::Arg]| -> Result<(), Diagnostic> {
-        for (i, a) in args.iter().enumerate() {
-            if !formals.contains(&a.name.name.as_str()) {
-                return Err(Diagnostic::new(
-                    "archc::expand::arity",
-                    format!(
-                        "template `{}` has no parameter `{}`",
-                        template.name.name, a.name.name
-                    ),
-                )
-                .at(a.name.span, "unknown argument")
-                .also(
-                    template.span,
-                    format!("`{}` is defined here", template.name.name),
-                )
-                .help(format!("its parameters are ({})", formals.join(", "))));
-            }
-            if args[..i].iter().any(|b| b.name.name == a.name.name) {
-                return Err(Diagnostic::new(
-                    "archc::expand::arity",
-                    format!("argument `{}` is given twice", a.name.name),
-                )
-                .at(a.name.span, "given again here"));
-            }
-        }
-        Ok(())
-    };
+    Ok(formals)
+}
 
-    // Which arguments the second template rule scales.
-    let mut doubled: Option<Vec<&str>> = Some(formals.clone());
-    for rule in &s.rules {
+/// Arguments name parameters of the template, each at most once.
+fn check_args(
+    template: &ast::BlockDef,
+    formals: &[&str],
+    args: &[ast::Arg],
+) -> Result<(), Diagnostic> {
+    for (i, a) in args.iter().enumerate() {
+        if !formals.contains(&a.name.name.as_str()) {
+            return Err(Diagnostic::new(
+                "archc::expand::arity",
+                format!(
+                    "template `{}` has no parameter `{}`",
+                    template.name.name, a.name.name
+                ),
+            )
+            .at(a.name.span, "unknown argument")
+            .also(
+                template.span,
+                format!("`{}` is defined here", template.name.name),
+            )
+            .help(format!("its parameters are ({})", formals.join(", "))));
+        }
+        if args[..i].iter().any(|b| b.name.name == a.name.name) {
+            return Err(Diagnostic::new(
+                "archc::expand::arity",
+                format!("argument `{}` is given twice", a.name.name),
+            )
+            .at(a.name.span, "given again here"));
+        }
+    }
+    Ok(())
+}
+
+/// Which arguments the second template rule scales: all by default, those named by
+/// `double_on_downsample(...)`, or none after `keep_width`.
+fn doubled<'a>(
+    template: &ast::BlockDef,
+    formals: &[&'a str],
+    rules: &'a [ast::Rule],
+) -> Result<Option<Vec<&'a str>>, Diagnostic> {
+    let mut doubled = Some(formals.to_vec());
+    for rule in rules {
         match rule {
             ast::Rule::KeepWidth(_) => doubled = None,
-            ast::Rule::DoubleOnDownsample(None, _) => doubled = Some(formals.clone()),
+            ast::Rule::DoubleOnDownsample(None, _) => doubled = Some(formals.to_vec()),
             ast::Rule::DoubleOnDownsample(Some(names), _) => {
-                for n in names {
-                    if !formals.contains(&n.name.as_str()) {
-                        return Err(vec![
-                            Diagnostic::new(
-                                "archc::expand::arity",
-                                format!(
-                                    "template `{}` has no parameter `{}`",
-                                    template.name.name, n.name
-                                ),
-                            )
-                            .at(n.span, "not a parameter of the template")
-                            .help(format!("its parameters are ({})", formals.join(", "))),
-                        ]);
-                    }
+                if let Some(n) = names.iter().find(|n| !formals.contains(&n.name.as_str())) {
+                    return Err(Diagnostic::new(
+                        "archc::expand::arity",
+                        format!(
+                            "template `{}` has no parameter `{}`",
+                            template.name.name, n.name
+                        ),
+                    )
+                    .at(n.span, "not a parameter of the template")
+                    .help(format!("its parameters are ({})", formals.join(", "))));
                 }
                 doubled = Some(names.iter().map(|n| n.name.as_str()).collect());
             }
         }
     }
+    Ok(doubled)
+}
 
-    if s.stages.is_empty() {
-        return Err(vec![
-            Diagnostic::new("archc::expand::stages", "`stages` lists no stage")
-                .at(s.template.span, "add a stage such as `conv2: depth 3`"),
-        ]);
+/// Sets the arguments given explicitly.
+fn assign(
+    env: &Env<'_>,
+    current: &mut [(String, Option<u64>)],
+    args: &[ast::Arg],
+) -> Result<(), Diagnostic> {
+    for a in args {
+        let v = positive(env, &a.value, &format!("`{}`", a.name.name))?;
+        if let Some(slot) = current.iter_mut().find(|(n, _)| *n == a.name.name) {
+            slot.1 = Some(v);
+        }
     }
-    check_names(&s.args).map_err(|d| vec![d])?;
-    let mut current: Vec<(String, Option<u64>)> =
-        formals.iter().map(|f| (f.to_string(), None)).collect();
-    for a in &s.args {
-        let v = positive(env, &a.value, &format!("`{}`", a.name.name)).map_err(|d| vec![d])?;
-        current
-            .iter_mut()
-            .find(|(n, _)| *n == a.name.name)
-            .expect("checked")
-            .1 = Some(v);
-    }
+    Ok(())
+}
 
-    let mut out = Vec::new();
-    let mut total_blocks = 0u64;
-    for (si, st) in s.stages.iter().enumerate() {
-        let err = |d: Diagnostic| vec![d];
-        check_names(&st.args).map_err(err)?;
-        let depth = match &st.depth {
-            Some(e) => positive(env, e, "a stage's depth").map_err(err)?,
-            None => {
-                return Err(vec![
-                    Diagnostic::new(
-                        "archc::expand::depth",
-                        format!("stage `{}` has no depth", st.label.name),
-                    )
-                    .at(st.span, "how many blocks?")
-                    .help(format!("write `{}: depth 3`", st.label.name)),
-                ]);
-            }
-        };
-        total_blocks = total_blocks.saturating_add(depth);
-        if total_blocks > MAX_BLOCKS {
-            return Err(vec![
+/// Template rule 2: multiplies by the stage's stride the `doubled` arguments that the stage
+/// does not give explicitly.
+fn double(
+    current: &mut [(String, Option<u64>)],
+    doubled: Option<&[&str]>,
+    st: &ast::Stage,
+    stride: u64,
+) -> Result<(), Diagnostic> {
+    let Some(doubled) = doubled else {
+        return Ok(());
+    };
+    for (name, value) in current.iter_mut() {
+        if st.args.iter().any(|a| a.name.name == *name) || !doubled.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(v) = value.as_mut() {
+            *v = v.checked_mul(stride).ok_or_else(|| {
                 Diagnostic::new(
-                    "archc::expand::too_large",
-                    format!("the network has more than {MAX_BLOCKS} blocks"),
+                    "archc::expand::arithmetic",
+                    format!("`{name}` overflows 64 bits at stage `{}`", st.label.name),
                 )
-                .at(st.span, format!("depth {depth} takes it over the limit")),
-            ]);
+                .at(st.span, "doubling overflows here")
+            })?;
         }
-        let stride = match &st.stride {
-            Some(e) => positive(env, e, "a stage's stride").map_err(err)?,
-            None => 1,
-        };
-        // Template rule 2: scale the arguments this stage does not give explicitly.
-        if si > 0 {
-            for (name, value) in current.iter_mut() {
-                if st.args.iter().any(|a| a.name.name == *name) {
-                    continue;
-                }
-                if let (Some(v), Some(d)) = (value.as_mut(), &doubled) {
-                    if d.contains(&name.as_str()) {
-                        *v = v.checked_mul(stride).ok_or_else(|| {
-                            vec![
-                                Diagnostic::new(
-                                    "archc::expand::arithmetic",
-                                    format!(
-                                        "`{name}` overflows 64 bits at stage `{}`",
-                                        st.label.name
-                                    ),
-                                )
-                                .at(st.span, "doubling overflows here"),
-                            ]
-                        })?;
-                    }
-                }
-            }
-        }
-        for a in &st.args {
-            let v = positive(env, &a.value, &format!("`{}`", a.name.name)).map_err(err)?;
-            current
-                .iter_mut()
-                .find(|(n, _)| *n == a.name.name)
-                .expect("checked")
-                .1 = Some(v);
-        }
-        let mut args = Vec::new();
-        for (name, value) in &current {
-            match value {
-                Some(v) => args.push((name.clone(), *v)),
-                None => {
-                    return Err(vec![
-                        Diagnostic::new(
-                            "archc::expand::arity",
-                            format!(
-                                "template `{}` needs `{name}`, but stage `{}` does not get it",
-                                template.name.name, st.label.name
-                            ),
-                        )
-                        .at(
-                            if si == 0 { s.template.span } else { st.span },
-                            format!("`{name}` missing"),
-                        )
-                        .also(
-                            template.span,
-                            format!("`{}` takes ({})", template.name.name, formals.join(", ")),
-                        )
-                        .help(format!(
-                            "give it in the stages' arguments: stages {}({name} = ...)",
-                            template.name.name
-                        )),
-                    ]);
-                }
-            }
-        }
-        let path = format!("layer{}", si + 1);
-        let mut blocks_out = Vec::new();
-        for b in 0..depth {
-            let block_stride = if b == 0 { stride } else { 1 };
-            let mut benv = Env {
-                vars: env.vars.clone(),
-            };
-            for (n, v) in &args {
-                benv.vars.push((n.as_str(), *v));
-            }
-            benv.vars.push(("stride", block_stride));
-            let convs = template
-                .convs
-                .iter()
-                .map(|c| conv(&benv, c))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|d| {
-                    vec![d.also(
-                        st.span,
-                        format!("instantiated by stage `{}`", st.label.name),
-                    )]
-                })?;
-            if convs.is_empty() {
-                return Err(vec![
-                    Diagnostic::new(
-                        "archc::expand::empty_block",
-                        format!("template `{}` has no convolution", template.name.name),
-                    )
-                    .at(template.span, "a residual branch needs at least one conv"),
-                ]);
-            }
-            blocks_out.push(ir::Block {
-                path: format!("{path}.{b}"),
-                stride: block_stride,
-                convs,
-                shortcut: template.shortcut.map(|(k, _)| k).unwrap_or_default(),
-                shortcut_span: template.shortcut.map(|(_, s)| s),
-                template_span: template.span,
-            });
-        }
-        out.push(ir::Stage {
-            label: st.label.name.clone(),
-            path,
-            template: template.name.name.clone(),
-            stride,
-            args,
-            blocks: blocks_out,
-            span: st.span,
-        });
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The stage's arguments, every parameter given.
+fn complete(
+    current: &[(String, Option<u64>)],
+    template: &ast::BlockDef,
+    formals: &[&str],
+    s: &ast::Stages,
+    si: usize,
+) -> Result<Vec<(String, u64)>, Diagnostic> {
+    let st = &s.stages[si];
+    current
+        .iter()
+        .map(|(name, value)| match value {
+            Some(v) => Ok((name.clone(), *v)),
+            None => Err(Diagnostic::new(
+                "archc::expand::arity",
+                format!(
+                    "template `{}` needs `{name}`, but stage `{}` does not get it",
+                    template.name.name, st.label.name
+                ),
+            )
+            .at(
+                if si == 0 { s.template.span } else { st.span },
+                format!("`{name}` missing"),
+            )
+            .also(
+                template.span,
+                format!("`{}` takes ({})", template.name.name, formals.join(", ")),
+            )
+            .help(format!(
+                "give it in the stages' arguments: stages {}({name} = ...)",
+                template.name.name
+            ))),
+        })
+        .collect()
+}
+
+/// Block `b` of a stage: the template's convs evaluated with the stage's arguments and the
+/// implicit `stride` (the stage's for the first block, 1 for the others).
+fn block(
+    env: &Env<'_>,
+    template: &ast::BlockDef,
+    st: &ast::Stage,
+    args: &[(String, u64)],
+    path: &str,
+    b: u64,
+    stride: u64,
+) -> Result<ir::Block, Diagnostic> {
+    let mut benv = Env {
+        vars: env.vars.clone(),
+    };
+    benv.vars.extend(args.iter().map(|(n, v)| (n.as_str(), *v)));
+    benv.vars.push(("stride", stride));
+    let convs = template
+        .convs
+        .iter()
+        .map(|c| conv(&benv, c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|d| {
+            d.also(
+                st.span,
+                format!("instantiated by stage `{}`", st.label.name),
+            )
+        })?;
+    if convs.is_empty() {
+        return Err(Diagnostic::new(
+            "archc::expand::empty_block",
+            format!("template `{}` has no convolution", template.name.name),
+        )
+        .at(template.span, "a residual branch needs at least one conv"));
+    }
+    Ok(ir::Block {
+        path: format!("{path}.{b}"),
+        stride,
+        convs,
+        shortcut: template.shortcut.map(|(k, _)| k).unwrap_or_default(),
+        shortcut_span: template.shortcut.map(|(_, s)| s),
+        template_span: template.span,
+    })
 }
