@@ -11,7 +11,6 @@
 //! that layout.
 
 use crate::{Network, Step};
-use archc::graph::Op;
 use tch::{Kind, Tensor};
 
 /// Batch-norm epsilon (torchvision's and tch's default).
@@ -132,17 +131,9 @@ impl Inference {
             }
             let inputs: Vec<usize> = node.inputs.iter().map(|&x| alias[x]).collect();
             let mut covers = vec![i];
-            let step = match (&node.step, node.op) {
-                (Step::Input, _) => FStep::Input,
-                (
-                    Step::Conv(c),
-                    Op::Conv {
-                        stride,
-                        pad,
-                        groups,
-                        ..
-                    },
-                ) => {
+            let step = match &node.step {
+                Step::Input => FStep::Input,
+                Step::Conv(c, spec) => {
                     let mut w = c.ws.detach().to_kind(Kind::Float);
                     let mut b = c.bs.as_ref().map(|b| b.detach().to_kind(Kind::Float));
                     let mut relu = false;
@@ -164,13 +155,13 @@ impl Inference {
                     FStep::Conv {
                         w: prep(&w),
                         b: b.as_ref().map(vec_kind),
-                        stride: stride as i64,
-                        pad: [pad.0 as i64, pad.1 as i64],
-                        groups: groups as i64,
+                        stride: spec.stride,
+                        pad: spec.pad,
+                        groups: spec.groups,
                         relu,
                     }
                 }
-                (Step::Bn(bn), _) => {
+                Step::Bn(bn) => {
                     let (scale, shift) = bn_affine(bn);
                     let relu = match only(i).filter(|&k| is_relu(k)) {
                         Some(k) => {
@@ -185,25 +176,22 @@ impl Inference {
                         relu,
                     }
                 }
-                (Step::Relu, _) => FStep::Relu,
-                (
-                    Step::MaxPool {
-                        kernel,
-                        stride,
-                        pad,
-                    },
-                    _,
-                ) => FStep::MaxPool {
+                Step::Relu => FStep::Relu,
+                Step::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => FStep::MaxPool {
                     kernel: *kernel,
                     stride: *stride,
                     pad: *pad,
                 },
-                (Step::AvgPool, _) => FStep::AvgPool,
-                (Step::Linear(l), _) => FStep::Linear {
+                Step::AvgPool => FStep::AvgPool,
+                Step::Linear(l) => FStep::Linear {
                     w: vec_kind(&l.ws),
                     b: l.bs.as_ref().map(vec_kind),
                 },
-                (Step::Add, _) => {
+                Step::Add => {
                     let relu = match only(i).filter(|&k| is_relu(k)) {
                         Some(k) => {
                             covers.push(k);
@@ -213,12 +201,11 @@ impl Inference {
                     };
                     FStep::Add { relu }
                 }
-                (Step::Concat, _) => FStep::Concat,
-                (Step::Slice { index, parts }, _) => FStep::Slice {
+                Step::Concat => FStep::Concat,
+                Step::Slice { index, parts } => FStep::Slice {
                     index: *index,
                     parts: *parts,
                 },
-                (Step::Conv(_), _) => unreachable!("a conv step comes from a conv op"),
             };
             let id = nodes.len();
             for c in covers {

@@ -83,7 +83,7 @@ pub(crate) fn sub<'a>(root: &nn::Path<'a>, path: &str) -> nn::Path<'a> {
 #[derive(Debug)]
 enum Step {
     Input,
-    Conv(nn::Conv2D),
+    Conv(nn::Conv2D, __private::ConvSpec),
     Bn(nn::BatchNorm),
     Relu,
     MaxPool {
@@ -104,8 +104,6 @@ enum Step {
 /// A node: its step, its inputs (indices of earlier nodes) and which inputs die after it.
 #[derive(Debug)]
 struct Node {
-    /// The graph's operation (strides, padding, groups), for [`fast`].
-    op: Op,
     step: Step,
     inputs: Vec<usize>,
     /// Inputs whose last use is this node: their tensors are dropped once it has run.
@@ -154,6 +152,20 @@ pub mod __private {
         pub groups: i64,
         /// With bias.
         pub bias: bool,
+    }
+
+    impl From<archc::graph::ConvGeometry> for ConvSpec {
+        fn from(c: archc::graph::ConvGeometry) -> ConvSpec {
+            ConvSpec {
+                cin: c.cin as i64,
+                cout: c.cout as i64,
+                kernel: [c.kernel.0 as i64, c.kernel.1 as i64],
+                stride: c.stride as i64,
+                pad: [c.pad.0 as i64, c.pad.1 as i64],
+                groups: c.groups as i64,
+                bias: c.bias,
+            }
+        }
     }
 
     /// A convolution under `p` (`p.weight`, `p.bias`), initialised as torchvision does.
@@ -220,28 +232,12 @@ impl Network {
             for &x in &inputs {
                 last_use[x] = i;
             }
-            let cin = g.input_shape(n).c as i64;
             let step = match node.op {
                 Op::Input { .. } => Step::Input,
-                Op::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    pad,
-                    groups,
-                    bias,
-                } => Step::Conv(__private::conv(
-                    &sub(root, &node.path),
-                    &__private::ConvSpec {
-                        cin,
-                        cout: out as i64,
-                        kernel: [kernel.0 as i64, kernel.1 as i64],
-                        stride: stride as i64,
-                        pad: [pad.0 as i64, pad.1 as i64],
-                        groups: groups as i64,
-                        bias,
-                    },
-                )),
+                Op::Conv { .. } => {
+                    let spec = __private::ConvSpec::from(g.conv(n).expect("a conv node"));
+                    Step::Conv(__private::conv(&sub(root, &node.path), &spec), spec)
+                }
                 Op::BatchNorm => Step::Bn(__private::batch_norm(
                     &sub(root, &node.path),
                     node.shape.c as i64,
@@ -271,7 +267,6 @@ impl Network {
                 },
             };
             nodes.push(Node {
-                op: node.op,
                 step,
                 inputs,
                 frees: Vec::new(),
@@ -359,7 +354,7 @@ impl Network {
             };
             let y = match &node.step {
                 Step::Input => xs.shallow_clone(),
-                Step::Conv(c) => arg(0).apply(c),
+                Step::Conv(c, _) => arg(0).apply(c),
                 Step::Bn(bn) => arg(0).apply_t(bn, train),
                 Step::Relu => match mine.take() {
                     Some(mut t) => {

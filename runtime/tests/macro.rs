@@ -49,6 +49,53 @@ archc_runtime::resnext! {
     }
 }
 
+archc_runtime::resnext! {
+    /// Cardinality per stage and per block (`g * stride`: 1 in stage 1, 2 then 1 in stage 2, 4
+    /// then 2 in stage 3) in the split form, so blocks of one template have different layouts,
+    /// within a stage too. CI compiles this sample of the layout property test
+    /// (`tests/codegen.rs`).
+    struct Mixed {
+        network mixed {
+          input 3x16x16
+          classes 10
+          form split
+          stem { conv 3x3 -> 16 }
+          block b(width, out, g) {
+            conv 1x1 -> width
+            conv 3x3/stride -> width, groups g * stride
+            conv 1x1 -> out
+          }
+          stages b(width = 8, out = 32, g = 1) {
+            rule keep_width
+            s1: depth 2
+            s2: depth 2, stride 2, width = 16
+            s3: depth 2, stride 2, g = 2, width = 16, out = 64
+          }
+          head { avgpool; fc -> classes }
+        }
+    }
+}
+
+const MIXED: &str = r#"
+network mixed {
+  input 3x16x16
+  classes 10
+  form split
+  stem { conv 3x3 -> 16 }
+  block b(width, out, g) {
+    conv 1x1 -> width
+    conv 3x3/stride -> width, groups g * stride
+    conv 1x1 -> out
+  }
+  stages b(width = 8, out = 32, g = 1) {
+    rule keep_width
+    s1: depth 2
+    s2: depth 2, stride 2, width = 16
+    s3: depth 2, stride 2, g = 2, width = 16, out = 64
+  }
+  head { avgpool; fc -> classes }
+}"#;
+
 const TINY: &str = r#"
 network tiny {
   input 3x32x32
@@ -196,5 +243,31 @@ fn weights_saved_by_one_load_into_the_other() {
     weights::load(&mut vs3, dir.join("b.safetensors")).unwrap();
     let (a, b) = tch::no_grad(|| (tiny3.forward_t(&x, false), net.forward_t(&x, false)));
     assert!(a.equal(&b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn blocks_of_different_layouts_in_one_stage() {
+    let spec = archc::Spec::from_text("mixed.arch", MIXED).unwrap();
+    let c = spec.compile("mixed", &Default::default()).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let mixed = Mixed::new(&vs.root());
+    let theirs = VarStore::new(Device::Cpu);
+    let net = Network::new(&theirs.root(), &c);
+    assert_eq!(shapes(&vs), shapes(&theirs));
+    assert_eq!(trainable(&vs), c.report.total.params);
+    assert_eq!(Mixed::PARAMS, c.report.total.params);
+    // Stage 2 holds a block with paths and one without.
+    assert!(matches!(mixed.layer2[0], MixedLayer2Block::BLayout2(_)));
+    assert!(matches!(mixed.layer2[1], MixedLayer2Block::B(_)));
+    let mut vs2 = theirs;
+    let dir = std::env::temp_dir().join(format!("archc-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    weights::save(&vs, dir.join("m.safetensors")).unwrap();
+    weights::load(&mut vs2, dir.join("m.safetensors")).unwrap();
+    let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let (a, b) = tch::no_grad(|| (mixed.forward_t(&x, false), net.forward_t(&x, false)));
+    assert_eq!(a.size(), [2, 10]);
+    assert!(a.equal(&b), "generated and runtime logits differ");
     std::fs::remove_dir_all(&dir).unwrap();
 }
