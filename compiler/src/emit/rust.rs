@@ -424,6 +424,50 @@ fn forward(g: &LayerGraph, rep: usize) -> Forward {
     f
 }
 
+/// The struct of one path of a split or concat block (paper Fig. 3a/3b).
+fn path_struct(
+    pt: &Ident,
+    name: &str,
+    fields: &Fields,
+    path_body: &Body,
+    path_out: NodeIndex,
+) -> TokenStream {
+    let p = private();
+    let (pc, pb) = (&fields.path_convs, &fields.path_bns);
+    let pcs: Vec<String> = pc.iter().map(|i| i.to_string()).collect();
+    let pbs: Vec<String> = pb.iter().map(|i| i.to_string()).collect();
+    let pci: Vec<Literal> = (0..pc.len()).map(Literal::usize_unsuffixed).collect();
+    let pbi: Vec<Literal> = (0..pb.len()).map(Literal::usize_unsuffixed).collect();
+    let pstmts = &path_body.stmts;
+    let pout = &path_body.var[&path_out];
+    let pdoc = format!("One of the C paths of a `{name}` block (paper Fig. 3a/3b).");
+    quote!(
+        #[doc = #pdoc]
+        #[derive(Debug)]
+        pub struct #pt {
+            #( #[doc = "A convolution."] pub #pc: #p::nn::Conv2D, )*
+            #( #[doc = "A batch-norm."] pub #pb: #p::nn::BatchNorm, )*
+        }
+
+        impl #pt {
+            /// Creates the path's variables under `p`.
+            pub fn new(p: &#p::nn::Path, convs: &[#p::ConvSpec], bns: &[i64]) -> Self {
+                Self {
+                    #( #pc: #p::conv(&(p / #pcs), &convs[#pci]), )*
+                    #( #pb: #p::batch_norm(&(p / #pbs), bns[#pbi]), )*
+                }
+            }
+
+            /// Runs path `index` of `parts` on the block's input (or its slice).
+            #[allow(unused_variables)]
+            pub fn forward_path(&self, xs: &#p::Tensor, index: i64, parts: i64, train: bool) -> #p::Tensor {
+                #(#pstmts)*
+                #pout
+            }
+        }
+    )
+}
+
 /// The items of one block kind (its struct, `new`, `ModuleT`, and its path struct), derived from
 /// its representative block's nodes.
 fn template(g: &LayerGraph, net_ty: &str, kind: &Kind, ty: &Ident) -> TokenStream {
@@ -450,14 +494,6 @@ fn template(g: &LayerGraph, net_ty: &str, kind: &Kind, ty: &Ident) -> TokenStrea
         None => (quote!(), quote!(), quote!()),
         Some(path_out) => {
             let pt = format_ident!("{}Path", ty);
-            let (pc, pb) = (&fields.path_convs, &fields.path_bns);
-            let pcs: Vec<String> = pc.iter().map(|i| i.to_string()).collect();
-            let pbs: Vec<String> = pb.iter().map(|i| i.to_string()).collect();
-            let pci: Vec<Literal> = (0..pc.len()).map(Literal::usize_unsuffixed).collect();
-            let pbi: Vec<Literal> = (0..pb.len()).map(Literal::usize_unsuffixed).collect();
-            let pstmts = &path_body.stmts;
-            let pout = &path_body.var[&path_out];
-            let pdoc = format!("One of the C paths of a `{name}` block (paper Fig. 3a/3b).");
             (
                 quote!(
                     /// The block's paths.
@@ -468,31 +504,7 @@ fn template(g: &LayerGraph, net_ty: &str, kind: &Kind, ty: &Ident) -> TokenStrea
                         .map(|i| #pt::new(&(p / "paths" / i.to_string().as_str()), path_convs, path_bns))
                         .collect(),
                 ),
-                quote!(
-                    #[doc = #pdoc]
-                    #[derive(Debug)]
-                    pub struct #pt {
-                        #( #[doc = "A convolution."] pub #pc: #p::nn::Conv2D, )*
-                        #( #[doc = "A batch-norm."] pub #pb: #p::nn::BatchNorm, )*
-                    }
-
-                    impl #pt {
-                        /// Creates the path's variables under `p`.
-                        pub fn new(p: &#p::nn::Path, convs: &[#p::ConvSpec], bns: &[i64]) -> Self {
-                            Self {
-                                #( #pc: #p::conv(&(p / #pcs), &convs[#pci]), )*
-                                #( #pb: #p::batch_norm(&(p / #pbs), bns[#pbi]), )*
-                            }
-                        }
-
-                        /// Runs path `index` of `parts` on the block's input (or its slice).
-                        #[allow(unused_variables)]
-                        pub fn forward_path(&self, xs: &#p::Tensor, index: i64, parts: i64, train: bool) -> #p::Tensor {
-                            #(#pstmts)*
-                            #pout
-                        }
-                    }
-                ),
+                path_struct(&pt, name, &fields, &path_body, path_out),
             )
         }
     };
@@ -631,6 +643,131 @@ fn stage_type(
     (ty, items, of_kind)
 }
 
+/// The network struct's parts: its own layers (stem and head), one `Vec` field per stage, and
+/// the forward statements.
+struct NetworkParts {
+    body: Body,
+    /// Fields of the stem's and head's layers.
+    fields: Vec<TokenStream>,
+    /// One field per stage.
+    stage_fields: Vec<TokenStream>,
+    /// Field initialisers, in creation order.
+    inits: Vec<TokenStream>,
+    /// Stage enums, for stages whose blocks do not share one layout.
+    stage_items: Vec<TokenStream>,
+}
+
+impl NetworkParts {
+    fn build(g: &LayerGraph, net_ty: &str, kind_of: &[usize], types: &[Ident]) -> NetworkParts {
+        let mut parts = NetworkParts {
+            body: Body::new(),
+            fields: Vec::new(),
+            stage_fields: Vec::new(),
+            inits: Vec::new(),
+            stage_items: Vec::new(),
+        };
+        parts.body.var.insert(g.input, quote!((*xs)));
+        let mut done_stage = vec![false; g.stages.len()];
+        for (n, node) in g.nodes() {
+            match node.block {
+                _ if node.role == Role::Input => {}
+                Some(_) if !done_stage[node.stage] => {
+                    done_stage[node.stage] = true;
+                    parts.stage(g, n, net_ty, kind_of, types);
+                }
+                Some(_) => {}
+                None => parts.layer(g, n),
+            }
+        }
+        parts
+    }
+
+    /// The stage of block node `n` (its first): a `Vec` of blocks, folded in `forward_t`.
+    fn stage(
+        &mut self,
+        g: &LayerGraph,
+        n: NodeIndex,
+        net_ty: &str,
+        kind_of: &[usize],
+        types: &[Ident],
+    ) {
+        let si = g.graph[n].stage;
+        let blocks: Vec<usize> = (0..g.blocks.len())
+            .filter(|&b| g.blocks[b].stage == si)
+            .collect();
+        let stage_kinds: Vec<usize> = blocks.iter().map(|&b| kind_of[b]).collect();
+        let stage = &g.stages[si].name;
+        let (ty, items, variants) = stage_type(net_ty, stage, &stage_kinds, types);
+        self.stage_items.push(items);
+        let field = format_ident!("{}", stage);
+        let x = self.body.input(g, n, 0);
+        let v = format_ident!("v{}", n.index());
+        self.body.stmts.push(quote!(
+            let #v = self.#field.iter().fold(#x.shallow_clone(), |x, block| block.forward_t(&x, train));
+        ));
+        let last = g
+            .nodes()
+            .filter(|(_, m)| m.stage == si)
+            .map(|(i, _)| i)
+            .last()
+            .expect("stage has nodes");
+        self.body.var.insert(last, quote!(#v));
+        let label = g.stages[si].label.clone().unwrap_or_default();
+        let tname = g.stages[si].template.clone().unwrap_or_default();
+        let doc = format!("Stage `{label}`: {} `{tname}` blocks.", blocks.len());
+        self.stage_fields
+            .push(quote!(#[doc = #doc] pub #field: ::std::vec::Vec<#ty>,));
+        let news = blocks.iter().enumerate().map(|(i, &b)| {
+            let new = block_new(g, &types[kind_of[b]], b);
+            match variants.get(i) {
+                Some(v) => quote!(#ty::#v(#new)),
+                None => new,
+            }
+        });
+        self.inits
+            .push(quote!(#field: ::std::vec::Vec::from([#(#news),*]),));
+    }
+
+    /// A stem or head node: a field for a layer with variables, and its forward statement.
+    fn layer(&mut self, g: &LayerGraph, n: NodeIndex) {
+        let p = private();
+        let node = &g.graph[n];
+        let f = format_ident!("{}", node.path);
+        let name = &node.path;
+        let (doc, ty, init) = match node.op {
+            Op::Conv { .. } => {
+                let spec = conv_spec(g, n);
+                (
+                    "A convolution.",
+                    quote!(Conv2D),
+                    quote!(#p::conv(&(p / #name), &#spec)),
+                )
+            }
+            Op::BatchNorm => {
+                let ch = lit_i(node.shape.c);
+                (
+                    "A batch-norm.",
+                    quote!(BatchNorm),
+                    quote!(#p::batch_norm(&(p / #name), #ch)),
+                )
+            }
+            Op::Linear { out, bias } => {
+                let fin = lit_i(g.input_shape(n).numel().unwrap_or(0));
+                let fout = lit_i(out);
+                (
+                    "A fully connected layer.",
+                    quote!(Linear),
+                    quote!(#p::linear(&(p / #name), #fin, #fout, #bias)),
+                )
+            }
+            _ => return self.body.plain(g, n, None),
+        };
+        self.fields.push(quote!(#[doc = #doc] pub #f: #p::nn::#ty,));
+        self.inits.push(quote!(#f: #init,));
+        self.body.plain(g, n, Some(&f));
+    }
+}
+
 /// Rust items for a compiled network: the network struct, its block structs, `new`, `ModuleT`
 /// and the associated constants.
 pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
@@ -647,89 +784,14 @@ pub fn emit(c: &Compiled, names: &Names) -> TokenStream {
         .zip(&types)
         .map(|(k, ty)| template(g, &names.type_name, k, ty))
         .collect();
-    let mut stage_items = Vec::new();
-
-    // The network's own fields and forward pass.
-    let mut body = Body::new();
-    body.var.insert(g.input, quote!((*xs)));
-    let mut fields = Vec::new();
-    let mut inits = Vec::new();
-    let mut done_stage = vec![false; g.stages.len()];
-    let mut stage_fields = Vec::new();
-    for (n, node) in g.nodes() {
-        if matches!(node.op, Op::Input { .. }) {
-            continue;
-        }
-        if node.block.is_some() {
-            let si = node.stage;
-            if done_stage[si] {
-                continue;
-            }
-            done_stage[si] = true;
-            let blocks: Vec<usize> = (0..g.blocks.len())
-                .filter(|&b| g.blocks[b].stage == si)
-                .collect();
-            let stage_kinds: Vec<usize> = blocks.iter().map(|&b| kind_of[b]).collect();
-            let stage = &g.stages[si].name;
-            let (ty, items, variants) = stage_type(&names.type_name, stage, &stage_kinds, &types);
-            stage_items.push(items);
-            let field = format_ident!("{}", stage);
-            let x = body.input(g, n, 0);
-            let v = format_ident!("v{}", n.index());
-            body.stmts.push(quote!(
-                let #v = self.#field.iter().fold(#x.shallow_clone(), |x, block| block.forward_t(&x, train));
-            ));
-            let last = g
-                .nodes()
-                .filter(|(_, m)| m.stage == si)
-                .map(|(i, _)| i)
-                .last()
-                .expect("stage has nodes");
-            body.var.insert(last, quote!(#v));
-            let label = g.stages[si].label.clone().unwrap_or_default();
-            let tname = g.stages[si].template.clone().unwrap_or_default();
-            let doc = format!("Stage `{label}`: {} `{tname}` blocks.", blocks.len());
-            stage_fields.push(quote!(#[doc = #doc] pub #field: ::std::vec::Vec<#ty>,));
-            let news = blocks.iter().enumerate().map(|(i, &b)| {
-                let new = block_new(g, &types[kind_of[b]], b);
-                match variants.get(i) {
-                    Some(v) => quote!(#ty::#v(#new)),
-                    None => new,
-                }
-            });
-            inits.push(quote!(#field: ::std::vec::Vec::from([#(#news),*]),));
-            continue;
-        }
-        match node.op {
-            Op::Conv { .. } => {
-                let f = format_ident!("{}", node.path);
-                let spec = conv_spec(g, n);
-                let name = &node.path;
-                fields.push(quote!(#[doc = "A convolution."] pub #f: #p::nn::Conv2D,));
-                inits.push(quote!(#f: #p::conv(&(p / #name), &#spec),));
-                body.plain(g, n, Some(&f));
-            }
-            Op::BatchNorm => {
-                let f = format_ident!("{}", node.path);
-                let ch = lit_i(node.shape.c);
-                let name = &node.path;
-                fields.push(quote!(#[doc = "A batch-norm."] pub #f: #p::nn::BatchNorm,));
-                inits.push(quote!(#f: #p::batch_norm(&(p / #name), #ch),));
-                body.plain(g, n, Some(&f));
-            }
-            Op::Linear { out, bias } => {
-                let f = format_ident!("{}", node.path);
-                let fin = lit_i(g.input_shape(n).numel().unwrap_or(0));
-                let fout = lit_i(out);
-                let name = &node.path;
-                fields.push(quote!(#[doc = "A fully connected layer."] pub #f: #p::nn::Linear,));
-                inits.push(quote!(#f: #p::linear(&(p / #name), #fin, #fout, #bias),));
-                body.plain(g, n, Some(&f));
-            }
-            _ => body.plain(g, n, None),
-        }
-    }
-    let out = body.var[&g.output].clone();
+    let NetworkParts {
+        body,
+        fields,
+        stage_fields,
+        inits,
+        stage_items,
+    } = NetworkParts::build(g, &names.type_name, &kind_of, &types);
+    let out = &body.var[&g.output];
     let stmts = &body.stmts;
 
     let t = c.report.total;
