@@ -13,6 +13,7 @@ fn generated(rel: &str, set: &[(&str, &str)]) -> String {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         input: None,
+        ..Default::default()
     };
     let c = archc::compile_file(&path, &overrides).unwrap_or_else(|f| panic!("{}", f.render()));
     let names = Names {

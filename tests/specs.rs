@@ -19,6 +19,7 @@ fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         input: None,
+        ..Default::default()
     };
     spec.compile(name, &overrides)
         .unwrap_or_else(|f| panic!("{}", f.render()))
@@ -282,6 +283,7 @@ fn input_override_changes_costs_not_params() {
             &Overrides {
                 set: vec![],
                 input: Some(input),
+                ..Default::default()
             },
         )
         .unwrap()

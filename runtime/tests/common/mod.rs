@@ -20,6 +20,7 @@ pub fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         input: None,
+        ..Default::default()
     };
     archc::compile_file(root().join("specs").join(rel), &overrides)
         .unwrap_or_else(|f| panic!("{}", f.render()))
