@@ -346,4 +346,37 @@ mod tests {
         assert!(!variant.is_fatal(), "{:?}", variant.diagnostics);
         assert!(!Diagnostic::new("archc::budget::exceeded", "over").is_fatal());
     }
+
+    #[test]
+    fn budget_overrides_replace_the_same_bound() {
+        use cost::budget::{Cmp, Figure, Limit, Origin};
+        let text = TINY.replace(
+            "head { avgpool; fc -> classes }\n}",
+            "head { avgpool; fc -> classes }\n  budget { params <= 1M; macs <= 1G }\n}",
+        );
+        let spec = Spec::from_text("tiny.arch", &text).expect("parses");
+        let own = spec
+            .compile("tiny", &Overrides::default())
+            .expect("compiles");
+        assert!(own.within_budget());
+        let tight = Limit::new(Figure::Params, Cmp::AtMost, 100, "100", Origin::Override);
+        let overrides = Overrides {
+            budgets: vec![tight.clone()],
+            ..Overrides::default()
+        };
+        let c = spec.compile("tiny", &overrides).expect("compiles");
+        let limits = c.report.limits();
+        assert_eq!(limits.len(), 2, "{limits:?}");
+        assert_eq!(limits[0].figure, Figure::Macs);
+        assert!(matches!(limits[0].origin, Origin::Spec(_)));
+        assert_eq!(limits[1], tight);
+        assert!(!c.within_budget());
+        let broken = c.violations();
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].message.contains("`params <= 100` is broken"));
+        assert!(
+            broken[0].primary.is_none(),
+            "an override has no place in the spec"
+        );
+    }
 }
