@@ -57,11 +57,11 @@ enum Command {
     /// Why cost conventions differ: per layer kind, what torchvision, fvcore and pycls count.
     Explain(explain::Args),
     /// Graphviz DOT of the layer graph, stages and blocks as clusters.
-    Graph(graph::Args),
+    Graph(args::SpecArgs),
     /// The Rust code the `resnext!` macro generates for the spec, formatted.
     Codegen(codegen::Args),
     /// The fully instantiated network in a canonical text form.
-    Expand(expand::Args),
+    Expand(args::SpecArgs),
 }
 
 fn main() -> ExitCode {

@@ -47,7 +47,7 @@
 //! assert_eq!(fvcore.total.macs, 4_111_512_576); // fvcore_flops of tests/reference/torchvision.json
 //! ```
 
-use crate::cost::budget::{self, Figures, Limit};
+use crate::cost::budget::{Figures, Limit};
 use crate::cost::{self, Cost, CostReport, LayerCost, StageCost};
 use crate::diag::Diagnostic;
 use crate::graph::{LayerGraph, Op, OpKind};
@@ -222,20 +222,13 @@ pub fn analyze(
             ..s.clone()
         })
         .collect();
-    let mut report = CostReport {
-        layers,
-        stages,
-        total,
-        budgets: Vec::new(),
-    };
     // fvcore and pycls call their count "flops" and count one per multiply-add: under their
     // conventions a `flops` budget is checked against that count itself, not twice it.
-    let figures = Figures {
-        flops: total.macs,
-        ..Figures::of_report(&report)
+    let figures = |r: &CostReport| Figures {
+        flops: r.total.macs,
+        ..Figures::of_report(r)
     };
-    report.budgets = budget::check(limits, &figures);
-    Ok(report)
+    Ok(CostReport::checked(layers, stages, total, limits, figures))
 }
 
 fn add(a: Cost, b: Cost) -> Option<Cost> {

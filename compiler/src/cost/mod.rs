@@ -118,6 +118,25 @@ pub struct CostReport {
 }
 
 impl CostReport {
+    /// The report of these costs with the verdicts of `limits` ([`budget::check`]) on the figures
+    /// `figures` reads off it.
+    pub fn checked(
+        layers: Vec<LayerCost>,
+        stages: Vec<StageCost>,
+        total: Cost,
+        limits: &[Limit],
+        figures: impl FnOnce(&CostReport) -> Figures,
+    ) -> CostReport {
+        let mut report = CostReport {
+            layers,
+            stages,
+            total,
+            budgets: Vec::new(),
+        };
+        report.budgets = budget::check(limits, &figures(&report));
+        report
+    }
+
     /// The limits the report was checked against.
     pub fn limits(&self) -> Vec<Limit> {
         self.budgets.iter().map(|v| v.limit.clone()).collect()
@@ -237,14 +256,13 @@ pub fn analyze(g: &LayerGraph, limits: &[Limit]) -> Result<CostReport, Diagnosti
             cost,
         })
         .collect();
-    let mut report = CostReport {
+    Ok(CostReport::checked(
         layers,
         stages,
         total,
-        budgets: Vec::new(),
-    };
-    report.budgets = budget::check(limits, &Figures::of_report(&report));
-    Ok(report)
+        limits,
+        Figures::of_report,
+    ))
 }
 
 /// Diagnostics for the budgets a report breaks: the line, the figure, the excess, and the stages

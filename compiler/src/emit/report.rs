@@ -227,12 +227,6 @@ fn form_matters(g: &LayerGraph) -> bool {
 /// The first line of `archc check`'s text: name, form (where it matters), input, output and
 /// parameters, then the convention when it is not torchvision's.
 fn check_header(c: &Compiled, conv: Convention) -> String {
-    let params: Vec<String> = c
-        .model
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     format!(
         "{}  ({}input {}, output {}{}{})\n",
         c.model.name,
@@ -243,16 +237,23 @@ fn check_header(c: &Compiled, conv: Convention) -> String {
         },
         shape(c.model.input),
         shape(c.output()),
-        if params.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", params.join(" "))
-        },
+        params_text(c).map(|p| format!(", {p}")).unwrap_or_default(),
         match conv {
             Convention::Torchvision => String::new(),
             other => format!("; convention {other}"),
         }
     )
+}
+
+/// The spec's parameters after overrides, `C=32 d=4`, or `None` when it has none.
+pub fn params_text(c: &Compiled) -> Option<String> {
+    let params: Vec<String> = c
+        .model
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (!params.is_empty()).then(|| params.join(" "))
 }
 
 /// The per-stage table of `archc check`'s text, with `compute` as the compute column's title.

@@ -121,16 +121,9 @@ pub fn spec_budgets(c: &Compiled) -> Vec<Limit> {
 }
 
 fn declared_label(c: &Compiled) -> String {
-    let params: Vec<String> = c
-        .model
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    if params.is_empty() {
-        format!("{} as declared", c.model.name)
-    } else {
-        format!("{} as declared, {}", c.model.name, params.join(" "))
+    match crate::emit::report::params_text(c) {
+        None => format!("{} as declared", c.model.name),
+        Some(params) => format!("{} as declared, {params}", c.model.name),
     }
 }
 

@@ -37,6 +37,15 @@ impl Common {
     }
 }
 
+/// A spec file and the common options: the arguments of `graph` and `expand`.
+#[derive(clap::Args, Debug)]
+pub struct SpecArgs {
+    /// Spec file.
+    pub spec: std::path::PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `--format` of `check`, `solve` and `explain`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

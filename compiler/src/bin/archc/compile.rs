@@ -1,6 +1,6 @@
 //! Compiling the networks a command asks for, and reporting what fails.
 
-use crate::args::Common;
+use crate::args::{Common, SpecArgs};
 use crate::exit::Exit;
 use archc::{Compiled, Diagnostic, Failure, Overrides, SourceMap, Spec};
 use std::io::IsTerminal;
@@ -48,6 +48,14 @@ pub fn each_network(
             Exit::Error
         }
     }
+}
+
+/// Prints `text` of each network of a spec ([`each_network`]).
+pub fn print_each(a: &SpecArgs, text: impl Fn(&Compiled) -> String) -> Exit {
+    each_network(&a.spec, &a.common, |c, _| {
+        print!("{}", text(c));
+        Exit::Ok
+    })
 }
 
 /// Compiles the selected networks of one spec file and reports those that fail (the exit they
