@@ -619,55 +619,31 @@ pub fn summary(c: &Compiled, report: &CostReport, conv: Convention, all: bool) -
         .max()
         .unwrap_or(4)
         .max(5);
-    let row = |o: &mut String, cells: [&str; 6]| {
-        let [path, op, output, params, compute, acts] = cells;
+    let row = |o: &mut String, path: &str, op: &str, output: [u64; 3], cost: &Cost| {
+        let figures = [cost.params, cost.macs, cost.activations].map(grouped);
+        let [params, compute, acts] = &figures;
+        let output = shape(output);
         let _ = writeln!(
             o,
             "{path:<width$}  {op:<8} {output:>14} {params:>12} {compute:>16} {acts:>12}"
         );
     };
     let mut o = String::new();
-    row(
-        &mut o,
-        [
-            "layer",
-            "op",
-            "output",
-            "params",
-            conv.compute_name(),
-            "activations",
-        ],
+    let _ = writeln!(
+        o,
+        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
+        "layer",
+        "op",
+        "output",
+        "params",
+        conv.compute_name(),
+        "activations"
     );
     for l in summary_layers(report, all) {
-        let cells = [
-            shape(l.output),
-            grouped(l.cost.params),
-            grouped(l.cost.macs),
-            grouped(l.cost.activations),
-        ];
-        row(
-            &mut o,
-            [
-                &l.path,
-                l.op.name(),
-                &cells[0],
-                &cells[1],
-                &cells[2],
-                &cells[3],
-            ],
-        );
+        row(&mut o, &l.path, l.op.name(), l.output, &l.cost);
     }
     let t = report.total;
-    let cells = [
-        shape(c.output()),
-        grouped(t.params),
-        grouped(t.macs),
-        grouped(t.activations),
-    ];
-    row(
-        &mut o,
-        ["total", "", &cells[0], &cells[1], &cells[2], &cells[3]],
-    );
+    row(&mut o, "total", "", c.output(), &t);
     let _ = write!(
         o,
         "params {} ({}), buffers {}, ",

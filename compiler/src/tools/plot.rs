@@ -174,6 +174,28 @@ where
         .x_label_formatter(&|v: &f64| format!("{v:.0}"))
         .draw()
         .map_err(|e| e.to_string())?;
+    draw_series(chart, panel)?;
+    draw_budgets(chart, panel)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One line per series, its points filled where feasible and hollow elsewhere.
+fn draw_series<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    panel: &Panel<'_>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     let figure = panel.figure;
     for (i, se) in panel.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -199,6 +221,18 @@ where
             }))
             .map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// The panel's budget lines, dashed in black.
+fn draw_budgets<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    panel: &Panel<'_>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     let (x0, x1) = panel.xs;
     for (limit, label) in &panel.lines {
         // Black, so the budget is never mistaken for a series of the palette.
@@ -214,13 +248,5 @@ where
             .label(format!("budget {label}"))
             .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], line));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
     Ok(())
 }
