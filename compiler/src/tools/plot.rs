@@ -13,6 +13,14 @@ use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+/// A panel's chart: a linear x axis, and a linear or logarithmic y axis.
+type Chart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
+
+/// A y axis of a panel: linear or logarithmic, over `f64`.
+trait YAxis: Ranged<ValueType = f64> + ValueFormatter<f64> {}
+
+impl<Y: Ranged<ValueType = f64> + ValueFormatter<f64>> YAxis for Y {}
+
 /// What one panel shows.
 struct Panel<'a> {
     /// The figure on the y axis.
@@ -156,15 +164,11 @@ fn draw_panel<DB: DrawingBackend>(
 }
 
 /// The mesh, the series, the budget lines and the legend of one panel.
-fn draw_chart<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+fn draw_chart<'a, DB: DrawingBackend + 'a, Y: YAxis>(
+    chart: &mut Chart<'a, DB, Y>,
     panel: &Panel<'_>,
     y_desc: &str,
-) -> Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
+) -> Result<(), String> {
     let fmt = |v: &f64| si(v.max(0.0).round() as u64);
     chart
         .configure_mesh()
@@ -188,14 +192,10 @@ where
 }
 
 /// One line per series, its points filled where feasible and hollow elsewhere.
-fn draw_series<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+fn draw_series<'a, DB: DrawingBackend + 'a, Y: YAxis>(
+    chart: &mut Chart<'a, DB, Y>,
     panel: &Panel<'_>,
-) -> Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
+) -> Result<(), String> {
     let figure = panel.figure;
     for (i, se) in panel.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -225,14 +225,10 @@ where
 }
 
 /// The panel's budget lines, dashed in black.
-fn draw_budgets<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+fn draw_budgets<'a, DB: DrawingBackend + 'a, Y: YAxis>(
+    chart: &mut Chart<'a, DB, Y>,
     panel: &Panel<'_>,
-) -> Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
+) -> Result<(), String> {
     let (x0, x1) = panel.xs;
     for (limit, label) in &panel.lines {
         // Black, so the budget is never mistaken for a series of the palette.
