@@ -2,12 +2,12 @@
 //! conventions (fvcore's figures exactly, pycls's rules), costs at any resolution and batch, and
 //! property tests that every solution meets its budgets and the next larger value does not.
 
+use archc::cost::budget::{Cmp, Figure, Figures, Limit, Origin};
 use archc::cost::convention::{self, Convention};
 use archc::cost::resolution::{self, ResolutionModel};
-use archc::tools::solve::{
-    self, Budget, Criterion, Figure, Figures, Problem, SolveReport, parse_budget,
-};
-use archc::tools::sweep;
+use archc::emit::report;
+use archc::tools::solve::{self, Criterion, Problem, SolveReport, parse_budget};
+use archc::tools::{plot, sweep};
 use archc::{Compiled, Overrides, Spec};
 use archc_tests::root;
 use proptest::prelude::*;
@@ -159,7 +159,7 @@ fn table2_reproduced_exactly() {
         .unwrap();
     let next = c2.next.as_ref().unwrap();
     assert_eq!((next.value, next.broken[0].excess), (40, 128));
-    assert_eq!(c2.binding.as_ref().unwrap().figure, Figure::Weights);
+    assert_eq!(c2.binding.as_ref().unwrap().limit.figure, Figure::Weights);
     insta::assert_snapshot!("table2_by_conv_weights", solve::text(&r));
 
     // Counting batch-norm too (the spec's own budget, params <= 70.4k) gives the same d.
@@ -212,7 +212,7 @@ fn table3_reproduced() {
         &["params<=@specs/resnet/resnet50.arch"],
         &[Criterion::Nearest, Criterion::Largest],
     );
-    assert_eq!(r.budgets[0].limit, 25_557_032);
+    assert_eq!(r.budgets[0].value, 25_557_032);
     assert_eq!(r.references[0].label, "resnet50");
     assert_eq!(r.references[0].figures.macs, 4_089_184_256);
     assert_eq!(answers(&r, Criterion::Nearest), [40, 24, 14, 4]);
@@ -286,7 +286,13 @@ fn unknown_parameter_and_missing_upper_bound_are_errors() {
         base: Overrides::default(),
         param: "width".into(),
         each: Vec::new(),
-        budgets: vec![Budget::new(Figure::Params, true, 70_400, "70.4k", "spec")],
+        budgets: vec![Limit::new(
+            Figure::Params,
+            Cmp::AtMost,
+            70_400,
+            "70.4k",
+            Origin::Spec(archc::Span::default()),
+        )],
         criteria: vec![Criterion::Largest],
         multiple_of: None,
         max: 100,
@@ -296,7 +302,13 @@ fn unknown_parameter_and_missing_upper_bound_are_errors() {
     assert_eq!(err.diagnostics[0].code, "archc::expand::override");
     let p = Problem {
         param: "d".into(),
-        budgets: vec![Budget::new(Figure::Params, false, 1, "1", "command line")],
+        budgets: vec![Limit::new(
+            Figure::Params,
+            Cmp::AtLeast,
+            1,
+            "1",
+            Origin::Override,
+        )],
         ..base
     };
     let err = solve::solve(&s, &p).unwrap_err();
@@ -306,7 +318,7 @@ fn unknown_parameter_and_missing_upper_bound_are_errors() {
 #[test]
 fn budget_parsing() {
     let b = parse_budget("params <= 25.6M").unwrap();
-    assert_eq!((b.figure, b.at_most), (Figure::Params, true));
+    assert_eq!((b.figure, b.cmp), (Figure::Params, Cmp::AtMost));
     assert_eq!(b.limit, solve::LimitText::Number(25_600_000));
     assert!(parse_budget("weights>=@").is_ok());
     assert!(
@@ -328,12 +340,12 @@ fn table2_sweep() -> sweep::Sweep {
         sweep::parse_axis("C=1,2,4,8,32").unwrap(),
         sweep::parse_axis("d=4,14,24,40,64").unwrap(),
     ];
-    let budgets = vec![Budget::new(
+    let budgets = vec![Limit::new(
         Figure::Weights,
-        true,
+        Cmp::AtMost,
         69_632,
         "69632",
-        "command line",
+        Origin::Override,
     )];
     sweep::sweep(
         &s,
@@ -364,7 +376,7 @@ fn sweep_table() {
 #[test]
 fn sweep_svg_has_the_series_and_budget_lines() {
     let s = table2_sweep();
-    let svg = sweep::svg(&s, "d").unwrap();
+    let svg = plot::svg(&s, "d").unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
     assert!(svg.trim_end().ends_with("</svg>"));
     for label in [
@@ -383,7 +395,7 @@ fn sweep_svg_has_the_series_and_budget_lines() {
     assert!(svg.matches("<polyline").count() >= 10, "too few lines");
     assert!(svg.matches("<circle").count() >= 2 * 25, "too few markers");
     // Not an axis, or not numeric: errors, not panics.
-    assert!(sweep::svg(&s, "nope").is_err());
+    assert!(plot::svg(&s, "nope").is_err());
 }
 
 #[test]
@@ -538,20 +550,20 @@ fn explain_resnet50() {
         e.total_compute,
         [4_089_184_256, 4_111_512_576, 4_089_185_256]
     );
-    insta::assert_snapshot!("explain_resnet50", convention::explain_text(&e));
+    insta::assert_snapshot!("explain_resnet50", report::explain_text(&e));
 }
 
 #[test]
 fn budgets_under_a_convention() {
     // resnet50's `macs <= 4.1G` holds for torchvision's count and breaks for fvcore's.
     let c = compile("specs/resnet/resnet50.arch", &[]);
-    let tv = convention::analyze(&c.graph, &c.model.budgets, Convention::Torchvision).unwrap();
-    let fv = convention::analyze(&c.graph, &c.model.budgets, Convention::Fvcore).unwrap();
+    let tv = convention::analyze(&c.graph, &c.report.limits(), Convention::Torchvision).unwrap();
+    let fv = convention::analyze(&c.graph, &c.report.limits(), Convention::Fvcore).unwrap();
     assert!(tv.budgets.iter().all(|b| b.ok));
     assert!(
         !fv.budgets
             .iter()
-            .find(|b| b.kind == archc::Metric::Macs)
+            .find(|b| b.limit.figure == Figure::Macs)
             .unwrap()
             .ok
     );
@@ -724,9 +736,9 @@ proptest! {
         figure in prop::sample::select(vec!["params", "weights"]),
     ) {
         let s = Spec::from_text("t.arch", &small(depth)).unwrap();
-        let mut budgets = vec![Budget::new(Figure::from_name(figure).unwrap(), true, params, "x", "command line")];
+        let mut budgets = vec![Limit::new(Figure::from_name(figure).unwrap(), Cmp::AtMost, params, "x", Origin::Override)];
         if let Some(m) = macs {
-            budgets.push(Budget::new(Figure::Macs, true, m, "y", "command line"));
+            budgets.push(Limit::new(Figure::Macs, Cmp::AtMost, m, "y", Origin::Override));
         }
         let p = Problem {
             network: "t".into(),
@@ -761,7 +773,7 @@ proptest! {
         if let Some(v) = sol[1].value {
             let f = figures_at(&s, c, v).unwrap();
             prop_assert!(budgets[1..].iter().all(|b| b.check(&f).ok));
-            let dist = |f: &Figures| f.get(budgets[0].figure).abs_diff(budgets[0].limit);
+            let dist = |f: &Figures| f.get(budgets[0].figure).abs_diff(budgets[0].value);
             for n in [v.saturating_sub(1), v + 1] {
                 if n == 0 || n == v { continue; }
                 let g = figures_at(&s, c, n).unwrap();

@@ -8,6 +8,16 @@
 use crate::source::{SourceMap, Span};
 use std::fmt;
 
+/// The codes that decisions depend on ([`Diagnostic::is_fatal`]).
+pub mod code {
+    /// An override (`--set`) of an unknown parameter, or with a value that is not one.
+    pub const OVERRIDE: &str = "archc::expand::override";
+    /// An unknown network, or a file that defines none.
+    pub const NETWORK: &str = "archc::network";
+    /// A network that lacks a required item (input, classes, stem, stages, head, depth).
+    pub const MISSING: &str = "archc::expand::missing";
+}
+
 /// One error found in a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -60,6 +70,15 @@ impl Diagnostic {
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
+    }
+
+    /// Whether the error is in the request rather than in a variant of the spec: an override of
+    /// an unknown parameter or with a value that is not one (`archc::expand::override`), an unknown
+    /// network (`archc::network`), or a network that lacks an item whatever its parameters
+    /// (`archc::expand::missing`). `solve` and `sweep` stop on a fatal error; any other error
+    /// only rules out the value that caused it.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.code, code::OVERRIDE | code::NETWORK | code::MISSING)
     }
 
     /// `file:line:col` of the primary span, if it has one.

@@ -53,6 +53,7 @@ pub use graph::LayerGraph;
 pub use source::{FileId, SourceMap, Span};
 pub use syntax::ast::{Form, Metric};
 
+use cost::convention::Convention;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use syntax::ast;
@@ -67,6 +68,12 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Whether some diagnostic is fatal ([`Diagnostic::is_fatal`]): the request itself is wrong,
+    /// so no value of a varied parameter can make the spec compile.
+    pub fn is_fatal(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_fatal)
+    }
+
     /// All diagnostics rendered, without colours.
     pub fn render(&self) -> String {
         self.diagnostics
@@ -209,7 +216,11 @@ impl Spec {
         };
         let model = expand::expand(&scope, net, overrides).map_err(|d| self.fail(d))?;
         let graph = graph::lower(&model).map_err(|d| self.fail(vec![d]))?;
-        let report = cost::analyze(&graph, &model.budgets).map_err(|d| self.fail(vec![d]))?;
+        let limits = cost::budget::merge(
+            model.budgets.iter().map(cost::budget::Limit::from_spec),
+            &overrides.budgets,
+        );
+        let report = cost::analyze(&graph, &limits).map_err(|d| self.fail(vec![d]))?;
         Ok(Compiled {
             model,
             graph,
@@ -237,12 +248,21 @@ impl Compiled {
 
     /// Whether every budget holds.
     pub fn within_budget(&self) -> bool {
-        self.report.budgets.iter().all(|b| b.ok)
+        self.report.within_budget()
     }
 
     /// Diagnostics for broken budgets.
     pub fn violations(&self) -> Vec<Diagnostic> {
-        cost::violations(&self.report)
+        cost::violations(&self.report, Convention::Torchvision)
+    }
+
+    /// The cost report counted under `conv`, with the same budgets: [`Compiled::report`] itself
+    /// for torchvision's convention.
+    pub fn report_under(&self, conv: Convention) -> Result<CostReport, Diagnostic> {
+        match conv {
+            Convention::Torchvision => Ok(self.report.clone()),
+            other => cost::convention::analyze(&self.graph, &self.report.limits(), other),
+        }
     }
 }
 
@@ -275,4 +295,86 @@ pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Com
         )]));
     };
     spec.compile(&first, overrides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = "network tiny {\n  input 3x32x32\n  classes 10\n  param w = 8\n  \
+        stem { conv 3x3 -> w }\n  head { avgpool; fc -> classes }\n}\n\
+        network headless {\n  input 3x32x32\n  classes 10\n  stem { conv 3x3 -> 8 }\n}\n";
+
+    fn failure(network: &str, set: &[(&str, &str)]) -> Failure {
+        let spec = Spec::from_text("tiny.arch", TINY).expect("parses");
+        let overrides = Overrides {
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Overrides::default()
+        };
+        spec.compile(network, &overrides).expect_err("fails")
+    }
+
+    #[test]
+    fn is_fatal_classifies_the_codes() {
+        // The request is wrong: no value of a varied parameter helps.
+        let fatal = [
+            failure("tiny", &[("bogus", "1")]),
+            failure("tiny", &[("w", "wide")]),
+            failure("nowhere", &[]),
+            failure("headless", &[]),
+        ];
+        for f in &fatal {
+            assert!(f.is_fatal(), "{:?} should be fatal", f.diagnostics);
+        }
+        let codes: Vec<&str> = fatal.iter().map(|f| f.diagnostics[0].code).collect();
+        assert_eq!(
+            codes,
+            [
+                diag::code::OVERRIDE,
+                diag::code::OVERRIDE,
+                diag::code::NETWORK,
+                diag::code::MISSING
+            ]
+        );
+        // A value that makes no network rules out that value only.
+        let variant = failure("tiny", &[("w", "0")]);
+        assert!(!variant.is_fatal(), "{:?}", variant.diagnostics);
+        assert!(!Diagnostic::new("archc::budget::exceeded", "over").is_fatal());
+    }
+
+    #[test]
+    fn budget_overrides_replace_the_same_bound() {
+        use cost::budget::{Cmp, Figure, Limit, Origin};
+        let text = TINY.replace(
+            "head { avgpool; fc -> classes }\n}",
+            "head { avgpool; fc -> classes }\n  budget { params <= 1M; macs <= 1G }\n}",
+        );
+        let spec = Spec::from_text("tiny.arch", &text).expect("parses");
+        let own = spec
+            .compile("tiny", &Overrides::default())
+            .expect("compiles");
+        assert!(own.within_budget());
+        let tight = Limit::new(Figure::Params, Cmp::AtMost, 100, "100", Origin::Override);
+        let overrides = Overrides {
+            budgets: vec![tight.clone()],
+            ..Overrides::default()
+        };
+        let c = spec.compile("tiny", &overrides).expect("compiles");
+        let limits = c.report.limits();
+        assert_eq!(limits.len(), 2, "{limits:?}");
+        assert_eq!(limits[0].figure, Figure::Macs);
+        assert!(matches!(limits[0].origin, Origin::Spec(_)));
+        assert_eq!(limits[1], tight);
+        assert!(!c.within_budget());
+        let broken = c.violations();
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].message.contains("`params <= 100` is broken"));
+        assert!(
+            broken[0].primary.is_none(),
+            "an override has no place in the spec"
+        );
+    }
 }

@@ -243,3 +243,191 @@ fn solving_for_an_inert_parameter_is_refused_quickly() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Every `.arch` file under `dir`, recursively.
+fn count_arch(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                count_arch(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "arch"))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn check_a_folder_of_shipped_specs() {
+    let n = count_arch(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs"));
+    assert!(n > 10, "{n}");
+    let o = archc(&["check", "specs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().last(),
+        Some(format!("{n} specs: {n} ok, 0 over budget, 0 with errors").as_str()),
+        "{out}"
+    );
+    // Sorted by path: cifar/ comes before resnet/, resnet/resnet101 before resnet/resnet18.
+    let at = |name: &str| out.find(&format!("{name}  ("));
+    assert!(at("resnext29_16x64d").unwrap() < at("resnet101").unwrap());
+    assert!(at("resnet101").unwrap() < at("resnet18").unwrap());
+}
+
+/// A network of `width` stem channels under `params <= limit`.
+fn tiny(name: &str, width: &str, limit: &str) -> String {
+    format!(
+        "network {name} {{\n input 3x32x32\n classes 10\n stem {{ conv 3x3 -> {width} }}\n \
+         head {{ avgpool; fc -> classes }}\n budget {{ params <= {limit} }}\n}}\n"
+    )
+}
+
+#[test]
+fn check_a_folder_reports_the_worst_and_one_summary_line() {
+    let dir = scratch("folder");
+    let nested = dir.join("nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(dir.join("a_ok.arch"), tiny("a_ok", "8", "1M")).unwrap();
+    std::fs::write(dir.join("b_over.arch"), tiny("b_over", "8", "100")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a spec").unwrap();
+    std::fs::write(nested.join("c_bad.arch"), tiny("c_bad", "0", "1M")).unwrap();
+    let d = dir.to_str().unwrap();
+
+    let o = archc(&["check", d]);
+    assert_eq!(o.status.code(), Some(2), "an error is worse than a budget");
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().last(),
+        Some("3 specs: 1 ok, 1 over budget, 1 with errors"),
+        "{out}"
+    );
+    assert!(out.find("a_ok  (").unwrap() < out.find("b_over  (").unwrap());
+    let err = stderr(&o);
+    assert!(err.contains("params <= 100` is broken"), "{err}");
+    assert!(err.contains("c_bad.arch"), "{err}");
+
+    // Without the broken spec, the broken budget decides.
+    std::fs::remove_dir_all(&nested).unwrap();
+    let o = archc(&["check", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o).lines().last(),
+        Some("2 specs: 1 ok, 1 over budget, 0 with errors")
+    );
+
+    // JSON keeps stdout an array; the summary line goes to stderr.
+    let o = archc(&["check", "--format", "json", d]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a_ok", "b_over"]);
+    assert!(stderr(&o).contains("2 specs: 1 ok, 1 over budget, 0 with errors"));
+
+    // A folder with no spec is a usage error.
+    std::fs::remove_file(dir.join("a_ok.arch")).unwrap();
+    std::fs::remove_file(dir.join("b_over.arch")).unwrap();
+    let o = archc(&["check", d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no .arch file under"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_header_names_the_form_only_with_several_paths() {
+    let o = archc(&["check", "specs/resnet/resnet50.arch"]);
+    let first = stdout(&o).lines().next().unwrap().to_string();
+    assert_eq!(first, "resnet50  (input 3x224x224, output 1000x1x1)");
+    let o = archc(&["check", R50X]);
+    assert!(
+        stdout(&o).starts_with("resnext50_32x4d  (grouped, input 3x224x224"),
+        "{}",
+        stdout(&o)
+    );
+    let o = archc(&["check", "specs/variants/resnext50_32x4d_split.arch"]);
+    assert!(stdout(&o).starts_with("resnext50_32x4d_split  (split, input"));
+    // One path: the split form is the plain network.
+    let o = archc(&[
+        "check",
+        "specs/variants/resnext50_32x4d_split.arch",
+        "--set",
+        "C=1",
+    ]);
+    assert!(
+        stdout(&o).starts_with("resnext50_32x4d_split  (input"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn summary_as_json() {
+    let o = archc(&["summary", "--format", "json", R50X]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let nets = v.as_array().unwrap();
+    assert_eq!(nets.len(), 1);
+    let n = &nets[0];
+    assert_eq!(n["name"], "resnext50_32x4d");
+    assert_eq!(n["convention"], "torchvision");
+    assert_eq!(n["total"]["params"], 25_028_904);
+    assert_eq!(n["total"]["macs"], 4_230_479_872u64);
+    let layers = n["layers"].as_array().unwrap();
+    let sum = |k: &str| layers.iter().map(|l| l[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("params"), 25_028_904);
+    assert_eq!(sum("macs"), 4_230_479_872);
+    assert_eq!(layers[0]["path"], "conv1");
+    assert_eq!(layers[0]["op"], "conv");
+    assert_eq!(layers[0]["output"], serde_json::json!([64, 112, 112]));
+    assert!(
+        layers.iter().all(|l| l["op"] != "relu"),
+        "free layers only with --all"
+    );
+    let all = archc(&["summary", "--format", "json", "--all", R50X]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&all)).unwrap();
+    assert!(v[0]["layers"].as_array().unwrap().len() > layers.len());
+    // Under another convention, `macs` is that convention's count.
+    let o = archc(&[
+        "summary",
+        "--format",
+        "json",
+        "--convention",
+        "fvcore",
+        "specs/resnet/resnet50.arch",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["convention"], "fvcore");
+    assert_eq!(v[0]["total"]["macs"], 4_111_512_576u64);
+}
+
+#[test]
+fn summary_as_csv() {
+    let o = archc(&["summary", "--format", "csv", R50X]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("network,layer,op,output,params,buffers,macs,activations")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 8 && r[0] == "resnext50_32x4d")
+    );
+    assert_eq!(rows[0][1..4], ["conv1", "conv", "64x112x112"]);
+    let (total, layers) = rows.split_last().unwrap();
+    assert_eq!(total[1], "total");
+    let num = |s: &str| s.parse::<u64>().unwrap();
+    let sum = |i: usize| layers.iter().map(|r| num(r[i])).sum::<u64>();
+    assert_eq!((num(total[4]), num(total[6])), (25_028_904, 4_230_479_872));
+    assert_eq!((sum(4), sum(6)), (25_028_904, 4_230_479_872));
+    assert_eq!(sum(5), num(total[5]), "buffers add up");
+}

@@ -3,8 +3,9 @@
 //!
 //! See [`resnext!`] for the syntax.
 
+use archc::cost::budget::{Cmp, Figure, Limit, Origin};
+use archc::cost::convention::Convention;
 use archc::emit::rust::{self, Names};
-use archc::syntax::ast::{Limit, Metric};
 use archc::{Diagnostic, Failure, Overrides, Spec};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
@@ -73,8 +74,8 @@ enum Setting {
         span: Span,
     },
     Budget {
-        metric: Metric,
-        at_most: bool,
+        figure: Figure,
+        cmp: Cmp,
         written: String,
         span: Span,
     },
@@ -138,27 +139,21 @@ impl Parse for Input {
 
 fn setting(input: ParseStream) -> syn::Result<Setting> {
     let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
-    let metric = match key.to_string().as_str() {
-        "params" => Some(Metric::Params),
-        "buffers" => Some(Metric::Buffers),
-        "macs" => Some(Metric::Macs),
-        "flops" => Some(Metric::Flops),
-        "activations" => Some(Metric::Activations),
-        _ => None,
-    };
-    if let Some(metric) = metric.filter(|_| input.peek(Token![<=]) || input.peek(Token![>=])) {
-        let at_most = if input.peek(Token![<=]) {
+    // The spec's metrics: `weights` is a figure of the tools, not of a spec's budget.
+    let figure = Figure::from_name(&key.to_string()).filter(|f| f.metric().is_some());
+    if let Some(figure) = figure.filter(|_| input.peek(Token![<=]) || input.peek(Token![>=])) {
+        let cmp = if input.peek(Token![<=]) {
             input.parse::<Token![<=]>()?;
-            true
+            Cmp::AtMost
         } else {
             input.parse::<Token![>=]>()?;
-            false
+            Cmp::AtLeast
         };
         let lit: proc_macro2::Literal = input.parse()?;
         let span = key.span().join(lit.span()).unwrap_or(lit.span());
         return Ok(Setting::Budget {
-            metric,
-            at_most,
+            figure,
+            cmp,
             written: lit.to_string(),
             span,
         });
@@ -387,27 +382,23 @@ fn compile(
     let files = tracked(&spec.sources);
     let mut overrides = Overrides::default();
     let mut network = None;
-    let mut budgets: Vec<(Limit, Span)> = Vec::new();
+    // Where each `where` bound was written, to report a broken one there.
+    let mut bounds: Vec<(Figure, Cmp, Span)> = Vec::new();
     for s in &input.settings {
         match s {
             Setting::Set { key, value, .. } if key == "network" => network = Some(value.clone()),
             Setting::Set { key, value, .. } => overrides.set.push((key.to_string(), value.clone())),
             Setting::Budget {
-                metric,
-                at_most,
+                figure,
+                cmp,
                 written,
                 span,
             } => match archc::syntax::parse_quantity(written) {
-                Ok(value) => budgets.push((
-                    Limit {
-                        metric: *metric,
-                        at_most: *at_most,
-                        value,
-                        written: written.clone(),
-                        span: archc::Span::default(),
-                    },
-                    *span,
-                )),
+                Ok(value) => {
+                    let limit = Limit::new(*figure, *cmp, value, written, Origin::Override);
+                    overrides.budgets.push(limit);
+                    bounds.push((*figure, *cmp, *span));
+                }
                 Err(_) => {
                     let msg =
                         format!("`{written}` is not an exact count (use e.g. 25.6M, 4.3G, 70k)");
@@ -427,51 +418,28 @@ fn compile(
             );
         }
     };
-    let mut compiled = match spec.compile(&name, &overrides) {
+    // The `where` bounds replace the spec's of the same figure and direction (`Overrides`).
+    let compiled = match spec.compile(&name, &overrides) {
         Ok(c) => c,
         Err(f) => return (Err(failure_errors(&f, &inline)), fallback, inline, files),
-    };
-    // Budgets from the macro replace the spec's of the same kind and direction.
-    let mut limits: Vec<Limit> = compiled
-        .model
-        .budgets
-        .iter()
-        .filter(|l| {
-            !budgets
-                .iter()
-                .any(|(b, _)| b.metric == l.metric && b.at_most == l.at_most)
-        })
-        .cloned()
-        .collect();
-    let from_spec = limits.len();
-    limits.extend(budgets.iter().map(|(l, _)| l.clone()));
-    compiled.report = match archc::cost::analyze(&compiled.graph, &limits) {
-        Ok(r) => r,
-        Err(d) => {
-            return (
-                Err(vec![(locate(&d, &inline), render(&d, &spec.sources))]),
-                fallback,
-                inline,
-                files,
-            );
-        }
     };
     let broken: Errors = compiled
         .report
         .budgets
         .iter()
-        .enumerate()
-        .filter(|(_, b)| !b.ok)
-        .map(|(i, b)| {
-            let d = archc::cost::violation(&compiled.report, b);
-            if i < from_spec {
-                (locate(&d, &inline), render(&d, &spec.sources))
-            } else {
-                let help = d.help.map(|h| format!("\n  help: {h}")).unwrap_or_default();
-                (
-                    Some(budgets[i - from_spec].1),
-                    format!("{}{help}", d.message),
-                )
+        .filter(|v| !v.ok)
+        .map(|v| {
+            let d = archc::cost::violation(&compiled.report, v, Convention::Torchvision);
+            // A bound of the macro: the last one written on that figure and side won.
+            let bound = bounds.iter().rev().find(|(f, c, _)| {
+                v.limit.origin == Origin::Override && (*f, *c) == (v.limit.figure, v.limit.cmp)
+            });
+            match bound {
+                Some((_, _, span)) => {
+                    let help = d.help.map(|h| format!("\n  help: {h}")).unwrap_or_default();
+                    (Some(*span), format!("{}{help}", d.message))
+                }
+                None => (locate(&d, &inline), render(&d, &spec.sources)),
             }
         })
         .collect();

@@ -47,10 +47,10 @@
 //! assert_eq!(fvcore.total.macs, 4_111_512_576); // fvcore_flops of tests/reference/torchvision.json
 //! ```
 
-use crate::cost::{self, BudgetResult, Cost, CostReport, LayerCost, StageCost};
+use crate::cost::budget::{Figures, Limit};
+use crate::cost::{self, Cost, CostReport, LayerCost, StageCost};
 use crate::diag::Diagnostic;
 use crate::graph::{LayerGraph, Op, OpKind};
-use crate::syntax::ast::Limit;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
@@ -183,10 +183,10 @@ pub fn node_cost(g: &LayerGraph, n: NodeIndex, conv: Convention) -> Option<Cost>
 /// count one per multiply-add), `activations` against the activations.
 pub fn analyze(
     g: &LayerGraph,
-    budgets: &[Limit],
+    limits: &[Limit],
     conv: Convention,
 ) -> Result<CostReport, Diagnostic> {
-    let base = cost::analyze(g, budgets)?;
+    let base = cost::analyze(g, limits)?;
     if conv == Convention::Torchvision {
         return Ok(base);
     }
@@ -224,34 +224,16 @@ pub fn analyze(
         .collect();
     // fvcore and pycls call their count "flops" and count one per multiply-add: under their
     // conventions a `flops` budget is checked against that count itself, not twice it.
-    let budgets = budgets
-        .iter()
-        .map(|l| {
-            let mut b = verdict(&total, l);
-            if l.metric == crate::Metric::Flops {
-                b.actual = total.macs;
-                b.ok = if l.at_most {
-                    b.actual <= l.value
-                } else {
-                    b.actual >= l.value
-                };
-            }
-            b
-        })
-        .collect();
-    Ok(CostReport {
-        layers,
-        stages,
-        total,
-        budgets,
-    })
+    let figures = |r: &CostReport| Figures {
+        flops: r.total.macs,
+        ..Figures::of_report(r)
+    };
+    Ok(CostReport::checked(layers, stages, total, limits, figures))
 }
 
 fn add(a: Cost, b: Cost) -> Option<Cost> {
     a.checked_add(b)
 }
-
-pub use cost::verdict;
 
 /// One layer kind's figures under each convention, for [`explanation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -343,303 +325,4 @@ pub fn explanation(g: &LayerGraph, convs: &[Convention]) -> Option<Explanation> 
         total_compute,
         total_activations,
     })
-}
-
-fn signed(d: i128) -> String {
-    let abs = cost::grouped(d.unsigned_abs().min(u64::MAX as u128) as u64);
-    match d.signum() {
-        1 => format!("+{abs}"),
-        -1 => format!("-{abs}"),
-        _ => "0".to_string(),
-    }
-}
-
-fn table(
-    o: &mut String,
-    e: &Explanation,
-    title: &str,
-    pick: impl Fn(&KindRow) -> &[u64],
-    totals: &[u64],
-) {
-    use std::fmt::Write as _;
-    let convs = &e.conventions;
-    let _ = write!(o, "  {:<8} {:>6}", "kind", "layers");
-    for c in convs {
-        let _ = write!(o, " {:>16}", c.name());
-    }
-    if convs.len() > 1 {
-        let _ = write!(o, "   vs {}", convs[0].name());
-    }
-    let _ = writeln!(o, "   ({title})");
-    let row = |o: &mut String, name: &str, count: String, v: &[u64]| {
-        let _ = write!(o, "  {name:<8} {count:>6}");
-        for x in v {
-            let _ = write!(o, " {:>16}", cost::grouped(*x));
-        }
-        if convs.len() > 1 {
-            let diffs: Vec<String> = v[1..]
-                .iter()
-                .map(|x| signed(i128::from(*x) - i128::from(v[0])))
-                .collect();
-            let _ = write!(o, "   {}", diffs.join(", "));
-        }
-        let _ = writeln!(o);
-    };
-    for r in &e.kinds {
-        row(o, r.kind.name(), r.count.to_string(), pick(r));
-    }
-    row(o, "total", String::new(), totals);
-}
-
-/// The text of `archc explain`: per layer kind, what each convention counts and why, then the
-/// totals and how far they are apart.
-pub fn explain_text(e: &Explanation) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let convs = &e.conventions;
-    let _ = writeln!(
-        o,
-        "{}  (input {}x{}x{}; every figure per image)",
-        e.name, e.input[0], e.input[1], e.input[2]
-    );
-    let _ = writeln!(o, "compute, per layer kind:");
-    table(&mut o, e, "compute", |r| &r.compute, &e.total_compute);
-    let _ = writeln!(o, "activations, per layer kind:");
-    table(
-        &mut o,
-        e,
-        "activations",
-        |r| &r.activations,
-        &e.total_activations,
-    );
-    let _ = writeln!(o, "units:");
-    for c in convs {
-        let _ = writeln!(o, "  {:<12} compute = {}", c.name(), c.compute_unit());
-        let _ = writeln!(o, "  {:<12} activations = {}", "", c.activations_unit());
-    }
-    let _ = writeln!(
-        o,
-        "params: {} under every convention (conv and fc weights and biases, batch-norm weight \
-         and bias); buffers: {} (batch-norm running mean and var, never counted as compute)",
-        cost::grouped(e.total_params),
-        cost::grouped(e.total_buffers)
-    );
-    let _ = writeln!(o, "rules, per layer kind:");
-    for r in &e.kinds {
-        for (j, c) in convs.iter().enumerate() {
-            let (compute, acts) = c.rule(r.kind);
-            let _ = writeln!(
-                o,
-                "  {:<8} {:<12} compute: {compute}; activations: {acts}",
-                if j == 0 { r.kind.name() } else { "" },
-                c.name()
-            );
-        }
-    }
-    if convs.len() > 1 {
-        let _ = writeln!(o, "why the totals differ:");
-        for (j, c) in convs.iter().enumerate().skip(1) {
-            let mut why = Vec::new();
-            for r in &e.kinds {
-                let d = i128::from(r.compute[j]) - i128::from(r.compute[0]);
-                if d != 0 {
-                    why.push(format!("{} {}", r.kind, signed(d)));
-                }
-            }
-            let d = i128::from(e.total_compute[j]) - i128::from(e.total_compute[0]);
-            let pct = d as f64 * 100.0 / e.total_compute[0].max(1) as f64;
-            let _ = writeln!(
-                o,
-                "  {} - {}: compute {} ({pct:+.3}%){}",
-                c.name(),
-                convs[0].name(),
-                signed(d),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" = {}", why.join(", "))
-                }
-            );
-            let mut why = Vec::new();
-            for r in &e.kinds {
-                let d = i128::from(r.activations[j]) - i128::from(r.activations[0]);
-                if d != 0 {
-                    why.push(format!("{} {}", r.kind, signed(d)));
-                }
-            }
-            let d = i128::from(e.total_activations[j]) - i128::from(e.total_activations[0]);
-            let _ = writeln!(
-                o,
-                "  {} - {}: activations {}{}",
-                c.name(),
-                convs[0].name(),
-                signed(d),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" = {}", why.join(", "))
-                }
-            );
-        }
-    }
-    o
-}
-
-/// The text verdict of `archc check --convention`: totals and stages counted under `conv`, each
-/// figure with its unit, then the budgets (checked under `conv`).
-pub fn check_text(c: &crate::Compiled, report: &CostReport, conv: Convention) -> String {
-    use std::fmt::Write as _;
-    if conv == Convention::Torchvision {
-        return crate::emit::report::check_text(c);
-    }
-    let t = report.total;
-    let mut o = crate::emit::report::check_header(c, &format!("; convention {}", conv.name()));
-    let g = cost::grouped;
-    let _ = writeln!(
-        o,
-        "  params       {:>16}  ({})",
-        g(t.params),
-        cost::si(t.params)
-    );
-    let _ = writeln!(
-        o,
-        "  buffers      {:>16}  (batch-norm running mean and var)",
-        g(t.buffers)
-    );
-    let _ = writeln!(
-        o,
-        "  {:<12} {:>16}  ({}; {})",
-        conv.compute_name(),
-        g(t.macs),
-        cost::si(t.macs),
-        conv.compute_unit()
-    );
-    let _ = writeln!(
-        o,
-        "  activations  {:>16}  ({}; {})",
-        g(t.activations),
-        cost::si(t.activations),
-        conv.activations_unit()
-    );
-    let _ = writeln!(
-        o,
-        "  MACs         {:>16}  (torchvision convention, for comparison)",
-        g(c.report.total.macs)
-    );
-    crate::emit::report::stage_table(&mut o, &report.stages, conv.compute_name());
-    for b in &report.budgets {
-        let _ = writeln!(
-            o,
-            "  budget {:<12} {} {:<8} actual {:<8} {} ({})",
-            b.kind.as_str(),
-            b.op,
-            cost::si(b.limit),
-            cost::si(b.actual),
-            if b.ok { "ok" } else { "BROKEN" },
-            conv.name()
-        );
-    }
-    o
-}
-
-/// The per-layer table of `archc summary --convention`: like [`crate::emit::report::summary`], with the
-/// compute and activations columns counted under `conv`.
-pub fn summary(c: &crate::Compiled, report: &CostReport, conv: Convention, all: bool) -> String {
-    use std::fmt::Write as _;
-    if conv == Convention::Torchvision {
-        return crate::emit::report::summary(c, all);
-    }
-    let g = cost::grouped;
-    let shape = |s: [u64; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
-    let width = report
-        .layers
-        .iter()
-        .map(|l| l.path.len())
-        .max()
-        .unwrap_or(4)
-        .max(5);
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-        "layer",
-        "op",
-        "output",
-        "params",
-        conv.compute_name(),
-        "activations"
-    );
-    for l in &report.layers {
-        if l.op == OpKind::Input || (!all && l.cost == Cost::default()) {
-            continue;
-        }
-        let _ = writeln!(
-            o,
-            "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-            l.path,
-            l.op,
-            shape(l.output),
-            g(l.cost.params),
-            g(l.cost.macs),
-            g(l.cost.activations)
-        );
-    }
-    let t = report.total;
-    let _ = writeln!(
-        o,
-        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-        "total",
-        "",
-        shape(c.output()),
-        g(t.params),
-        g(t.macs),
-        g(t.activations)
-    );
-    let _ = writeln!(
-        o,
-        "params {} ({}), buffers {}, {} {} ({}; {})",
-        g(t.params),
-        cost::si(t.params),
-        g(t.buffers),
-        conv.compute_name(),
-        g(t.macs),
-        cost::si(t.macs),
-        conv.compute_unit()
-    );
-    o
-}
-
-/// The convention's figures for the JSON report (an additive `convention` field).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JsonConvention {
-    /// `torchvision`, `fvcore` or `pycls`.
-    pub name: Convention,
-    /// Parameters (the same under every convention).
-    pub params: u64,
-    /// The convention's compute figure.
-    pub compute: u64,
-    /// Its unit, spelled out.
-    pub compute_unit: &'static str,
-    /// The convention's activations.
-    pub activations: u64,
-    /// Their unit, spelled out.
-    pub activations_unit: &'static str,
-    /// Budget verdicts under the convention.
-    pub budgets: Vec<BudgetResult>,
-    /// Whether every budget holds under the convention.
-    pub ok: bool,
-}
-
-/// The `convention` object of the JSON report.
-pub fn json(report: &CostReport, conv: Convention) -> JsonConvention {
-    JsonConvention {
-        name: conv,
-        params: report.total.params,
-        compute: report.total.macs,
-        compute_unit: conv.compute_unit(),
-        activations: report.total.activations,
-        activations_unit: conv.activations_unit(),
-        budgets: report.budgets.clone(),
-        ok: report.budgets.iter().all(|b| b.ok),
-    }
 }

@@ -1,5 +1,5 @@
 //! Costs: parameters, buffers, multiply-adds, FLOPs and activations, per node, per stage and in
-//! total, and budget checks.
+//! total, and the verdicts of the budgets on them ([`budget`]).
 //!
 //! Conventions (exact integers, per batch element):
 //! - **params**: conv and linear weights and biases, batch-norm affine weight and bias.
@@ -33,12 +33,15 @@
 //! assert_eq!(net.report.total.flops(), 2 * net.report.total.macs);
 //! ```
 
+pub mod budget;
 pub mod convention;
 pub mod resolution;
 
 use crate::diag::Diagnostic;
 use crate::graph::{LayerGraph, Op, OpKind};
-use crate::syntax::ast::{Limit, Metric};
+use crate::syntax::ast::Metric;
+use budget::{Figures, Limit, Verdict};
+use convention::Convention;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
@@ -118,24 +121,6 @@ pub struct StageCost {
     pub flops: u64,
 }
 
-/// One budget line's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BudgetResult {
-    /// The metric: `params`, `buffers`, `macs`, `flops`, `activations`.
-    pub kind: Metric,
-    /// `<=` or `>=`.
-    pub op: &'static str,
-    /// The limit.
-    pub limit: u64,
-    /// The network's figure.
-    pub actual: u64,
-    /// Whether the limit holds.
-    pub ok: bool,
-    /// The spec line.
-    #[serde(skip)]
-    pub limit_line: Limit,
-}
-
 /// Everything [`analyze`] finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CostReport {
@@ -145,8 +130,39 @@ pub struct CostReport {
     pub stages: Vec<StageCost>,
     /// The whole network.
     pub total: Cost,
-    /// Budget verdicts, in spec order.
-    pub budgets: Vec<BudgetResult>,
+    /// Budget verdicts, in the order of the limits checked.
+    pub budgets: Vec<Verdict>,
+}
+
+impl CostReport {
+    /// The report of these costs with the verdicts of `limits` ([`budget::check`]) on the figures
+    /// `figures` reads off it.
+    pub fn checked(
+        layers: Vec<LayerCost>,
+        stages: Vec<StageCost>,
+        total: Cost,
+        limits: &[Limit],
+        figures: impl FnOnce(&CostReport) -> Figures,
+    ) -> CostReport {
+        let mut report = CostReport {
+            layers,
+            stages,
+            total,
+            budgets: Vec::new(),
+        };
+        report.budgets = budget::check(limits, &figures(&report));
+        report
+    }
+
+    /// The limits the report was checked against.
+    pub fn limits(&self) -> Vec<Limit> {
+        self.budgets.iter().map(|v| v.limit.clone()).collect()
+    }
+
+    /// Whether every budget holds.
+    pub fn within_budget(&self) -> bool {
+        self.budgets.iter().all(|v| v.ok)
+    }
 }
 
 /// A node's own costs.
@@ -192,8 +208,8 @@ pub fn node_cost(g: &LayerGraph, n: NodeIndex) -> Option<Cost> {
     })
 }
 
-/// Costs every node, sums stages and total, and checks `budgets`.
-pub fn analyze(g: &LayerGraph, budgets: &[Limit]) -> Result<CostReport, Diagnostic> {
+/// Costs every node, sums stages and total, and checks `limits` ([`budget::check`]).
+pub fn analyze(g: &LayerGraph, limits: &[Limit]) -> Result<CostReport, Diagnostic> {
     let overflow = |path: &str| {
         Diagnostic::new(
             "archc::cost::overflow",
@@ -257,68 +273,72 @@ pub fn analyze(g: &LayerGraph, budgets: &[Limit]) -> Result<CostReport, Diagnost
             cost,
         })
         .collect();
-    let budgets = budgets.iter().map(|l| verdict(&total, l)).collect();
-    Ok(CostReport {
+    Ok(CostReport::checked(
         layers,
         stages,
         total,
-        budgets,
-    })
-}
-
-/// A budget line checked against `total`.
-pub fn verdict(total: &Cost, l: &Limit) -> BudgetResult {
-    let actual = total.metric(l.metric);
-    BudgetResult {
-        kind: l.metric,
-        op: if l.at_most { "<=" } else { ">=" },
-        limit: l.value,
-        actual,
-        ok: if l.at_most {
-            actual <= l.value
-        } else {
-            actual >= l.value
-        },
-        limit_line: l.clone(),
-    }
-}
-
-/// The unit a metric is counted in, for messages.
-pub fn unit(m: Metric) -> &'static str {
-    match m {
-        Metric::Params => "parameters",
-        Metric::Buffers => "buffer elements",
-        Metric::Macs => "multiply-adds (MACs)",
-        Metric::Flops => "FLOPs (2 x MACs)",
-        Metric::Activations => "activations",
-    }
+        limits,
+        Figures::of_report,
+    ))
 }
 
 /// Diagnostics for the budgets a report breaks: the line, the figure, the excess, and the stages
-/// that cost most.
-pub fn violations(report: &CostReport) -> Vec<Diagnostic> {
+/// that cost most. `conv` is the convention the report was counted under.
+pub fn violations(report: &CostReport, conv: Convention) -> Vec<Diagnostic> {
     report
         .budgets
         .iter()
-        .filter(|b| !b.ok)
-        .map(|b| violation(report, b))
+        .filter(|v| !v.ok)
+        .map(|v| violation(report, v, conv))
         .collect()
 }
 
-/// The diagnostic for one broken budget of `report`.
-pub fn violation(report: &CostReport, b: &BudgetResult) -> Diagnostic {
-    let (word, diff) = if b.limit_line.at_most {
-        ("over", b.actual.saturating_sub(b.limit))
-    } else {
-        ("under", b.limit.saturating_sub(b.actual))
-    };
-    let pct = diff as f64 * 100.0 / b.limit.max(1) as f64;
+/// The diagnostic for one broken budget of `report`, counted under `conv`. It points at the
+/// spec's line when the limit comes from one.
+pub fn violation(report: &CostReport, v: &Verdict, conv: Convention) -> Diagnostic {
+    let l = &v.limit;
+    let word = l.cmp.broken_word();
+    let diff = v.excess;
+    let pct = diff as f64 * 100.0 / l.value.max(1) as f64;
+    let mut d = Diagnostic::new(
+        "archc::budget::exceeded",
+        format!(
+            "budget `{} {} {}` is broken: the network has {} {} ({}), {} {word} ({pct:.2}%){}",
+            l.figure,
+            l.cmp,
+            l.written,
+            grouped(v.actual),
+            l.figure.unit(conv),
+            si(v.actual),
+            grouped(diff),
+            match conv {
+                Convention::Torchvision => String::new(),
+                other => format!(" [{other} convention]"),
+            }
+        ),
+    );
+    if let Some(span) = l.origin.span() {
+        d = d.at(span, format!("{word} by {}", grouped(diff)));
+    }
+    // Stages carry the spec's metrics; `weights` (a tools figure) has no per-stage count.
+    if let Some(m) = l.figure.metric() {
+        d = d.help(format!(
+            "costliest stages by {}: {}",
+            l.figure,
+            costliest(report, m, v.actual).join(", ")
+        ));
+    }
+    d
+}
+
+/// The three stages that cost most by `m`, with their share of `total`.
+fn costliest(report: &CostReport, m: Metric, total: u64) -> Vec<String> {
     let mut stages: Vec<&StageCost> = report.stages.iter().collect();
-    stages.sort_by_key(|s| std::cmp::Reverse(s.cost.metric(b.kind)));
-    let top: Vec<String> = stages
+    stages.sort_by_key(|s| std::cmp::Reverse(s.cost.metric(m)));
+    stages
         .iter()
         .take(3)
-        .filter(|s| s.cost.metric(b.kind) > 0)
+        .filter(|s| s.cost.metric(m) > 0)
         .map(|s| {
             format!(
                 "{}{} {} ({:.1}%)",
@@ -327,30 +347,11 @@ pub fn violation(report: &CostReport, b: &BudgetResult) -> Diagnostic {
                     .as_deref()
                     .map(|l| format!(" [{l}]"))
                     .unwrap_or_default(),
-                si(s.cost.metric(b.kind)),
-                s.cost.metric(b.kind) as f64 * 100.0 / b.actual.max(1) as f64
+                si(s.cost.metric(m)),
+                s.cost.metric(m) as f64 * 100.0 / total.max(1) as f64
             )
         })
-        .collect();
-    Diagnostic::new(
-        "archc::budget::exceeded",
-        format!(
-            "budget `{} {} {}` is broken: the network has {} {} ({}), {} {word} ({pct:.2}%)",
-            b.kind.as_str(),
-            b.op,
-            b.limit_line.written,
-            grouped(b.actual),
-            unit(b.kind),
-            si(b.actual),
-            grouped(diff),
-        ),
-    )
-    .at(b.limit_line.span, format!("{word} by {}", grouped(diff)))
-    .help(format!(
-        "costliest stages by {}: {}",
-        b.kind.as_str(),
-        top.join(", ")
-    ))
+        .collect()
 }
 
 /// `25028904` → `25,028,904`.

@@ -92,7 +92,7 @@ pub fn reshape(graph: &LayerGraph, input: [u64; 3]) -> Result<LayerGraph, Diagno
 /// `Overrides::input` (a test checks it for every shipped spec).
 pub fn recost(c: &Compiled, input: [u64; 3]) -> Result<Compiled, Diagnostic> {
     let graph = reshape(&c.graph, input)?;
-    let report = cost::analyze(&graph, &c.model.budgets)?;
+    let report = cost::analyze(&graph, &c.report.limits())?;
     let mut model = c.model.clone();
     model.input = input;
     Ok(Compiled {

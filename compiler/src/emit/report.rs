@@ -1,9 +1,15 @@
-//! Output formats: the JSON report (a documented contract), the text verdict, the per-layer
-//! table, the canonical expanded form and Graphviz DOT. Pure functions from a [`Compiled`] to text.
+//! Output formats: the JSON report (a documented contract), the text verdict of `check`, the
+//! per-layer table of `summary` (text, JSON, CSV), the comparison of conventions of `explain`, the
+//! canonical expanded form and Graphviz DOT. Pure functions from a [`Compiled`] to text.
+//!
+//! Every figure table takes the [`Convention`] it was counted under, with the report counted
+//! under it ([`crate::cost::convention::analyze`]); torchvision's is `c.report` itself.
 
 use crate::Compiled;
-use crate::cost::{BudgetResult, Cost, grouped, si};
-use crate::graph::{LayerGraph, Op, OpKind};
+use crate::cost::budget::{Cmp, Figure, Verdict};
+use crate::cost::convention::{Convention, Explanation, KindRow};
+use crate::cost::{Cost, CostReport, LayerCost, grouped, si};
+use crate::graph::{LayerGraph, Op, OpKind, Role};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -38,9 +44,40 @@ pub struct JsonReport<'a> {
     /// Stem, each stage, head.
     pub stages: Vec<JsonStage<'a>>,
     /// Budget verdicts.
-    pub budgets: &'a [BudgetResult],
+    pub budgets: Vec<JsonBudget>,
     /// Whether every budget holds.
     pub ok: bool,
+}
+
+/// One budget's verdict in the JSON report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonBudget {
+    /// The metric: `params`, `buffers`, `macs`, `flops`, `activations`.
+    pub kind: Figure,
+    /// `<=` or `>=`.
+    pub op: Cmp,
+    /// The limit.
+    pub limit: u64,
+    /// The network's figure.
+    pub actual: u64,
+    /// Whether the limit holds.
+    pub ok: bool,
+}
+
+impl From<&Verdict> for JsonBudget {
+    fn from(v: &Verdict) -> JsonBudget {
+        JsonBudget {
+            kind: v.limit.figure,
+            op: v.limit.cmp,
+            limit: v.limit.value,
+            actual: v.actual,
+            ok: v.ok,
+        }
+    }
+}
+
+fn json_budgets(verdicts: &[Verdict]) -> Vec<JsonBudget> {
+    verdicts.iter().map(JsonBudget::from).collect()
 }
 
 /// Units of the JSON figures.
@@ -132,7 +169,7 @@ pub fn json(c: &Compiled) -> JsonReport<'_> {
                 activations: s.cost.activations,
             })
             .collect(),
-        budgets: &c.report.budgets,
+        budgets: json_budgets(&c.report.budgets),
         ok: c.within_budget(),
     }
 }
@@ -141,31 +178,86 @@ fn shape(s: [u64; 3]) -> String {
     format!("{}x{}x{}", s[0], s[1], s[2])
 }
 
-/// The first line of `archc check`'s text: name, form, input, output and parameters, then
-/// `extra` (e.g. `; convention fvcore`) inside the parentheses.
-pub(crate) fn check_header(c: &Compiled, extra: &str) -> String {
+/// The convention's figures for the JSON report (an additive `convention` field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonConvention {
+    /// `torchvision`, `fvcore` or `pycls`.
+    pub name: Convention,
+    /// Parameters (the same under every convention).
+    pub params: u64,
+    /// The convention's compute figure.
+    pub compute: u64,
+    /// Its unit, spelled out.
+    pub compute_unit: &'static str,
+    /// The convention's activations.
+    pub activations: u64,
+    /// Their unit, spelled out.
+    pub activations_unit: &'static str,
+    /// Budget verdicts under the convention.
+    pub budgets: Vec<JsonBudget>,
+    /// Whether every budget holds under the convention.
+    pub ok: bool,
+}
+
+/// The `convention` object of the JSON report, from the report counted under `conv`.
+pub fn json_convention(report: &CostReport, conv: Convention) -> JsonConvention {
+    JsonConvention {
+        name: conv,
+        params: report.total.params,
+        compute: report.total.macs,
+        compute_unit: conv.compute_unit(),
+        activations: report.total.activations,
+        activations_unit: conv.activations_unit(),
+        budgets: json_budgets(&report.budgets),
+        ok: report.within_budget(),
+    }
+}
+
+/// Whether the block form says something about the network: some block has more than one path
+/// (a conv with groups in the grouped form, a second path in the split and concat forms). In a
+/// network without, the three forms are the same network.
+fn form_matters(g: &LayerGraph) -> bool {
+    g.nodes().any(|(_, node)| match (node.op, node.role) {
+        (Op::Conv { groups, .. }, _) => groups > 1,
+        (_, Role::Path { p, .. } | Role::Slice { p }) => p > 0,
+        _ => false,
+    })
+}
+
+/// The first line of `archc check`'s text: name, form (where it matters), input, output and
+/// parameters, then the convention when it is not torchvision's.
+fn check_header(c: &Compiled, conv: Convention) -> String {
+    format!(
+        "{}  ({}input {}, output {}{}{})\n",
+        c.model.name,
+        if form_matters(&c.graph) {
+            format!("{}, ", c.model.form.as_str())
+        } else {
+            String::new()
+        },
+        shape(c.model.input),
+        shape(c.output()),
+        params_text(c).map(|p| format!(", {p}")).unwrap_or_default(),
+        match conv {
+            Convention::Torchvision => String::new(),
+            other => format!("; convention {other}"),
+        }
+    )
+}
+
+/// The spec's parameters after overrides, `C=32 d=4`, or `None` when it has none.
+pub fn params_text(c: &Compiled) -> Option<String> {
     let params: Vec<String> = c
         .model
         .params
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    format!(
-        "{}  ({}, input {}, output {}{}{extra})\n",
-        c.model.name,
-        c.model.form.as_str(),
-        shape(c.model.input),
-        shape(c.output()),
-        if params.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", params.join(" "))
-        }
-    )
+    (!params.is_empty()).then(|| params.join(" "))
 }
 
 /// The per-stage table of `archc check`'s text, with `compute` as the compute column's title.
-pub(crate) fn stage_table(o: &mut String, stages: &[crate::cost::StageCost], compute: &str) {
+fn stage_table(o: &mut String, stages: &[crate::cost::StageCost], compute: &str) {
     let _ = writeln!(
         o,
         "  {:<16} {:>14} {:>12} {:>16} {:>14}",
@@ -188,52 +280,207 @@ pub(crate) fn stage_table(o: &mut String, stages: &[crate::cost::StageCost], com
     }
 }
 
-/// The text verdict of `archc check`: totals with units, stages, budgets.
-pub fn check_text(c: &Compiled) -> String {
-    let t = c.report.total;
-    let mut o = check_header(c, "");
-    let _ = writeln!(
-        o,
-        "  params       {:>16}  ({})",
-        grouped(t.params),
-        si(t.params)
+/// One total of `archc check`'s text: `  params       25,028,904  (25.03M)`.
+fn total_line(o: &mut String, name: &str, value: u64, note: &str) {
+    let _ = writeln!(o, "  {name:<12} {:>16}  ({note})", grouped(value));
+}
+
+/// The text verdict of `archc check`: totals with units, stages and budgets, counted under
+/// `conv`. `report` is `c`'s report under `conv` (`c.report` for torchvision's).
+pub fn check_text(c: &Compiled, report: &CostReport, conv: Convention) -> String {
+    let t = report.total;
+    let mut o = check_header(c, conv);
+    total_line(&mut o, "params", t.params, &si(t.params));
+    total_line(
+        &mut o,
+        "buffers",
+        t.buffers,
+        "batch-norm running mean and var",
     );
-    let _ = writeln!(
-        o,
-        "  buffers      {:>16}  (batch-norm running mean and var)",
-        grouped(t.buffers)
-    );
-    let _ = writeln!(
-        o,
-        "  MACs         {:>16}  ({} multiply-adds)",
-        grouped(t.macs),
-        si(t.macs)
-    );
-    let _ = writeln!(
-        o,
-        "  FLOPs        {:>16}  ({}, 2 x MACs)",
-        grouped(t.flops()),
-        si(t.flops())
-    );
-    let _ = writeln!(
-        o,
-        "  activations  {:>16}  ({})",
-        grouped(t.activations),
-        si(t.activations)
-    );
-    stage_table(&mut o, &c.report.stages, "MACs");
-    for b in &c.report.budgets {
+    if conv == Convention::Torchvision {
+        total_line(
+            &mut o,
+            "MACs",
+            t.macs,
+            &format!("{} multiply-adds", si(t.macs)),
+        );
+        total_line(
+            &mut o,
+            "FLOPs",
+            t.flops(),
+            &format!("{}, 2 x MACs", si(t.flops())),
+        );
+        total_line(&mut o, "activations", t.activations, &si(t.activations));
+    } else {
+        let compute = format!("{}; {}", si(t.macs), conv.compute_unit());
+        total_line(&mut o, conv.compute_name(), t.macs, &compute);
+        let acts = format!("{}; {}", si(t.activations), conv.activations_unit());
+        total_line(&mut o, "activations", t.activations, &acts);
+        total_line(
+            &mut o,
+            "MACs",
+            c.report.total.macs,
+            "torchvision convention, for comparison",
+        );
+    }
+    stage_table(&mut o, &report.stages, conv.compute_name());
+    for v in &report.budgets {
         let _ = writeln!(
             o,
-            "  budget {:<12} {} {:<8} actual {:<8} {}",
-            b.kind.as_str(),
-            b.op,
-            si(b.limit),
-            si(b.actual),
-            if b.ok { "ok" } else { "BROKEN" }
+            "  budget {:<12} {} {:<8} actual {:<8} {}{}",
+            v.limit.figure.name(),
+            v.limit.cmp,
+            si(v.limit.value),
+            si(v.actual),
+            if v.ok { "ok" } else { "BROKEN" },
+            match conv {
+                Convention::Torchvision => String::new(),
+                other => format!(" ({other})"),
+            }
         );
     }
     o
+}
+
+fn signed(d: i128) -> String {
+    let abs = grouped(d.unsigned_abs().min(u64::MAX as u128) as u64);
+    match d.signum() {
+        1 => format!("+{abs}"),
+        -1 => format!("-{abs}"),
+        _ => "0".to_string(),
+    }
+}
+
+fn table(
+    o: &mut String,
+    e: &Explanation,
+    title: &str,
+    pick: impl Fn(&KindRow) -> &[u64],
+    totals: &[u64],
+) {
+    use std::fmt::Write as _;
+    let convs = &e.conventions;
+    let _ = write!(o, "  {:<8} {:>6}", "kind", "layers");
+    for c in convs {
+        let _ = write!(o, " {:>16}", c.name());
+    }
+    if convs.len() > 1 {
+        let _ = write!(o, "   vs {}", convs[0].name());
+    }
+    let _ = writeln!(o, "   ({title})");
+    let row = |o: &mut String, name: &str, count: String, v: &[u64]| {
+        let _ = write!(o, "  {name:<8} {count:>6}");
+        for x in v {
+            let _ = write!(o, " {:>16}", grouped(*x));
+        }
+        if convs.len() > 1 {
+            let diffs: Vec<String> = v[1..]
+                .iter()
+                .map(|x| signed(i128::from(*x) - i128::from(v[0])))
+                .collect();
+            let _ = write!(o, "   {}", diffs.join(", "));
+        }
+        let _ = writeln!(o);
+    };
+    for r in &e.kinds {
+        row(o, r.kind.name(), r.count.to_string(), pick(r));
+    }
+    row(o, "total", String::new(), totals);
+}
+
+/// The text of `archc explain`: per layer kind, what each convention counts and why, then the
+/// totals and how far they are apart.
+pub fn explain_text(e: &Explanation) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let convs = &e.conventions;
+    let _ = writeln!(
+        o,
+        "{}  (input {}x{}x{}; every figure per image)",
+        e.name, e.input[0], e.input[1], e.input[2]
+    );
+    let _ = writeln!(o, "compute, per layer kind:");
+    table(&mut o, e, "compute", |r| &r.compute, &e.total_compute);
+    let _ = writeln!(o, "activations, per layer kind:");
+    table(
+        &mut o,
+        e,
+        "activations",
+        |r| &r.activations,
+        &e.total_activations,
+    );
+    let _ = writeln!(o, "units:");
+    for c in convs {
+        let _ = writeln!(o, "  {:<12} compute = {}", c.name(), c.compute_unit());
+        let _ = writeln!(o, "  {:<12} activations = {}", "", c.activations_unit());
+    }
+    let _ = writeln!(
+        o,
+        "params: {} under every convention (conv and fc weights and biases, batch-norm weight \
+         and bias); buffers: {} (batch-norm running mean and var, never counted as compute)",
+        grouped(e.total_params),
+        grouped(e.total_buffers)
+    );
+    let _ = writeln!(o, "rules, per layer kind:");
+    for r in &e.kinds {
+        for (j, c) in convs.iter().enumerate() {
+            let (compute, acts) = c.rule(r.kind);
+            let _ = writeln!(
+                o,
+                "  {:<8} {:<12} compute: {compute}; activations: {acts}",
+                if j == 0 { r.kind.name() } else { "" },
+                c.name()
+            );
+        }
+    }
+    if convs.len() > 1 {
+        let _ = writeln!(o, "why the totals differ:");
+        for (j, c) in convs.iter().enumerate().skip(1) {
+            let (d, why) = difference(e, j, |r| &r.compute, &e.total_compute);
+            let pct = d as f64 * 100.0 / e.total_compute[0].max(1) as f64;
+            let _ = writeln!(
+                o,
+                "  {} - {}: compute {} ({pct:+.3}%){why}",
+                c.name(),
+                convs[0].name(),
+                signed(d)
+            );
+            let (d, why) = difference(e, j, |r| &r.activations, &e.total_activations);
+            let _ = writeln!(
+                o,
+                "  {} - {}: activations {}{why}",
+                c.name(),
+                convs[0].name(),
+                signed(d)
+            );
+        }
+    }
+    o
+}
+
+/// How convention `j` differs from the first in one figure: the total difference, and ` = kind
+/// +n, …` over the kinds that differ (empty when none does).
+fn difference(
+    e: &Explanation,
+    j: usize,
+    pick: impl Fn(&KindRow) -> &[u64],
+    totals: &[u64],
+) -> (i128, String) {
+    let why: Vec<String> = e
+        .kinds
+        .iter()
+        .filter_map(|r| {
+            let v = pick(r);
+            let d = i128::from(v[j]) - i128::from(v[0]);
+            (d != 0).then(|| format!("{} {}", r.kind, signed(d)))
+        })
+        .collect();
+    let d = i128::from(totals[j]) - i128::from(totals[0]);
+    if why.is_empty() {
+        (d, String::new())
+    } else {
+        (d, format!(" = {}", why.join(", ")))
+    }
 }
 
 /// Describes a node's operation in one line, with the channel counts it sees.
@@ -352,65 +599,129 @@ pub fn expanded(c: &Compiled) -> String {
     o
 }
 
-/// The per-layer table of `archc summary`: path, op, output shape, params, MACs. With `all`
-/// false, nodes that cost nothing (ReLU, pooling, additions) are left out; the rows still add up
-/// to the totals printed under them.
-pub fn summary(c: &Compiled, all: bool) -> String {
-    let width = c
-        .report
+/// The layers of `archc summary`: every node but the input, and with `all` false only those
+/// that cost something (ReLU, pooling and additions are left out; the rows still add up to the
+/// totals).
+pub fn summary_layers(report: &CostReport, all: bool) -> impl Iterator<Item = &LayerCost> {
+    report
+        .layers
+        .iter()
+        .filter(move |l| l.op != OpKind::Input && (all || l.cost != Cost::default()))
+}
+
+/// The per-layer table of `archc summary`: path, op, output shape, params, the compute figure and
+/// activations, counted under `conv` (`report` is `c`'s report under it), then the totals.
+pub fn summary(c: &Compiled, report: &CostReport, conv: Convention, all: bool) -> String {
+    let width = report
         .layers
         .iter()
         .map(|l| l.path.len())
         .max()
         .unwrap_or(4)
         .max(5);
+    let row = |o: &mut String, path: &str, op: &str, output: [u64; 3], cost: &Cost| {
+        let figures = [cost.params, cost.macs, cost.activations].map(grouped);
+        let [params, compute, acts] = &figures;
+        let output = shape(output);
+        let _ = writeln!(
+            o,
+            "{path:<width$}  {op:<8} {output:>14} {params:>12} {compute:>16} {acts:>12}"
+        );
+    };
     let mut o = String::new();
     let _ = writeln!(
         o,
         "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-        "layer", "op", "output", "params", "MACs", "activations"
+        "layer",
+        "op",
+        "output",
+        "params",
+        conv.compute_name(),
+        "activations"
     );
-    let mut sum = Cost::default();
-    for l in &c.report.layers {
-        if l.op == OpKind::Input || (!all && l.cost == Cost::default()) {
-            continue;
-        }
-        sum.params += l.cost.params;
-        sum.macs += l.cost.macs;
-        sum.activations += l.cost.activations;
-        let _ = writeln!(
-            o,
-            "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-            l.path,
-            l.op,
-            shape(l.output),
-            grouped(l.cost.params),
-            grouped(l.cost.macs),
-            grouped(l.cost.activations)
-        );
+    for l in summary_layers(report, all) {
+        row(&mut o, &l.path, l.op.name(), l.output, &l.cost);
     }
-    let t = c.report.total;
-    let _ = writeln!(
+    let t = report.total;
+    row(&mut o, "total", "", c.output(), &t);
+    let _ = write!(
         o,
-        "{:<width$}  {:<8} {:>14} {:>12} {:>16} {:>12}",
-        "total",
-        "",
-        shape(c.output()),
-        grouped(sum.params),
-        grouped(sum.macs),
-        grouped(sum.activations)
-    );
-    debug_assert_eq!((sum.params, sum.macs), (t.params, t.macs));
-    let _ = writeln!(
-        o,
-        "params {} ({}), buffers {}, MACs {} ({} multiply-adds), FLOPs {} (2 x MACs)",
+        "params {} ({}), buffers {}, ",
         grouped(t.params),
         si(t.params),
-        grouped(t.buffers),
-        grouped(t.macs),
-        si(t.macs),
-        si(t.flops())
+        grouped(t.buffers)
     );
+    let _ = match conv {
+        Convention::Torchvision => writeln!(
+            o,
+            "MACs {} ({} multiply-adds), FLOPs {} (2 x MACs)",
+            grouped(t.macs),
+            si(t.macs),
+            si(t.flops())
+        ),
+        other => writeln!(
+            o,
+            "{} {} ({}; {})",
+            other.compute_name(),
+            grouped(t.macs),
+            si(t.macs),
+            other.compute_unit()
+        ),
+    };
+    o
+}
+
+/// One network's table of `archc summary --format json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonSummary<'a> {
+    /// The network's name.
+    pub name: &'a str,
+    /// The convention of `macs` and `activations`.
+    pub convention: Convention,
+    /// The layers, as in the text table.
+    pub layers: Vec<&'a LayerCost>,
+    /// The whole network.
+    pub total: Cost,
+}
+
+/// The table of `archc summary --format json` (see [`summary`]).
+pub fn summary_json<'a>(
+    c: &'a Compiled,
+    report: &'a CostReport,
+    conv: Convention,
+    all: bool,
+) -> JsonSummary<'a> {
+    JsonSummary {
+        name: &c.model.name,
+        convention: conv,
+        layers: summary_layers(report, all).collect(),
+        total: report.total,
+    }
+}
+
+/// The header of `archc summary --format csv`.
+pub const SUMMARY_CSV_HEADER: &str = "network,layer,op,output,params,buffers,macs,activations";
+
+/// The rows of `archc summary --format csv` (see [`summary`]), without the header: one per layer,
+/// `macs` being the compute figure of `conv`, then a `total` row.
+pub fn summary_csv(c: &Compiled, report: &CostReport, all: bool) -> String {
+    let mut o = String::new();
+    let mut row = |layer: &str, op: &str, output: [u64; 3], cost: &Cost| {
+        let _ = writeln!(
+            o,
+            "{},{layer},{op},{},{},{},{},{}",
+            c.model.name,
+            shape(output),
+            cost.params,
+            cost.buffers,
+            cost.macs,
+            cost.activations
+        );
+    };
+    for l in summary_layers(report, all) {
+        row(&l.path, l.op.name(), l.output, &l.cost);
+    }
+    row("total", "", c.output(), &report.total);
     o
 }
 

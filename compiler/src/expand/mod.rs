@@ -10,13 +10,16 @@ use std::collections::{BTreeMap, HashMap};
 /// The largest number of blocks a network may have (guards against absurd depths).
 pub const MAX_BLOCKS: u64 = 10_000;
 
-/// Overrides applied on top of a spec (the CLI's `--set` and `--input`).
+/// Overrides applied on top of a spec (the CLI's `--set` and `--input`, `resnext!`'s `where`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `KEY=VALUE` pairs: a parameter, `classes` or `form`.
     pub set: Vec<(String, String)>,
     /// Input channels, height, width.
     pub input: Option<[u64; 3]>,
+    /// Budgets checked with the spec's: each replaces the spec's limit on the same figure from the
+    /// same side ([`crate::cost::budget::merge`]).
+    pub budgets: Vec<crate::cost::budget::Limit>,
 }
 
 /// All networks visible to a compilation, by name.

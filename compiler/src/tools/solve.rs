@@ -24,14 +24,13 @@
 //! The figures a budget can name are [`Figure`]s: the spec's metrics plus `weights` (conv and fc
 //! weights and biases without batch-norm, the count of the paper's formula
 //! `C·(256·d + 3·3·d·d + d·256)`). `macs`, `flops` and `activations` are counted under the chosen
-//! [`Convention`].
+//! [`Convention`]. Budgets are [`Limit`]s, checked by [`crate::cost::budget`].
 
-use crate::cost::convention::{self, Convention};
+use crate::cost::budget::{Cmp, Figure, Figures, Limit, Origin, Verdict};
+use crate::cost::convention::Convention;
 use crate::cost::grouped;
 use crate::diag::Diagnostic;
 use crate::expand::Overrides;
-use crate::graph::OpKind;
-use crate::syntax::ast::Metric;
 use crate::{Compiled, Failure, Spec};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -39,133 +38,6 @@ use std::fmt::Write as _;
 
 /// The largest value a solve tries by default.
 pub const DEFAULT_MAX: u64 = 65_536;
-
-/// A figure a solve or sweep budget can limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Figure {
-    /// Learnable parameters, batch-norm included.
-    Params,
-    /// Conv and fc weights and biases: parameters without batch-norm.
-    Weights,
-    /// Batch-norm running statistics.
-    Buffers,
-    /// The convention's compute figure (multiply-adds under torchvision's).
-    Macs,
-    /// 2 × macs.
-    Flops,
-    /// The convention's activations.
-    Activations,
-}
-
-impl Figure {
-    /// Every figure.
-    pub const ALL: [Figure; 6] = [
-        Figure::Params,
-        Figure::Weights,
-        Figure::Buffers,
-        Figure::Macs,
-        Figure::Flops,
-        Figure::Activations,
-    ];
-
-    /// The keyword.
-    pub fn name(self) -> &'static str {
-        match self {
-            Figure::Params => "params",
-            Figure::Weights => "weights",
-            Figure::Buffers => "buffers",
-            Figure::Macs => "macs",
-            Figure::Flops => "flops",
-            Figure::Activations => "activations",
-        }
-    }
-
-    /// Parses a keyword.
-    pub fn from_name(s: &str) -> Option<Figure> {
-        Figure::ALL.into_iter().find(|f| f.name() == s)
-    }
-
-    /// The figure a spec budget's metric names.
-    pub fn from_metric(m: Metric) -> Figure {
-        match m {
-            Metric::Params => Figure::Params,
-            Metric::Buffers => Figure::Buffers,
-            Metric::Macs => Figure::Macs,
-            Metric::Flops => Figure::Flops,
-            Metric::Activations => Figure::Activations,
-        }
-    }
-
-    /// What the figure counts, under `conv`.
-    pub fn unit(self, conv: Convention) -> &'static str {
-        match self {
-            Figure::Params => {
-                "parameters (conv and fc weights and biases, batch-norm weight and bias)"
-            }
-            Figure::Weights => "conv and fc weights and biases (no batch-norm)",
-            Figure::Buffers => "batch-norm running mean and var elements",
-            Figure::Macs => conv.compute_unit(),
-            Figure::Flops => "2 x the compute figure",
-            Figure::Activations => conv.activations_unit(),
-        }
-    }
-}
-
-/// Every figure of one compiled variant, per image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Figures {
-    /// Parameters.
-    pub params: u64,
-    /// Conv and fc weights and biases (parameters without batch-norm).
-    pub weights: u64,
-    /// Batch-norm running statistics.
-    pub buffers: u64,
-    /// The convention's compute figure.
-    pub macs: u64,
-    /// 2 × macs.
-    pub flops: u64,
-    /// The convention's activations.
-    pub activations: u64,
-}
-
-impl Figures {
-    /// The figures of a compiled network under `conv`.
-    pub fn of(c: &Compiled, conv: Convention) -> Result<Figures, Diagnostic> {
-        let total = if conv == Convention::Torchvision {
-            c.report.total
-        } else {
-            convention::analyze(&c.graph, &[], conv)?.total
-        };
-        let weights = c
-            .report
-            .layers
-            .iter()
-            .filter(|l| matches!(l.op, OpKind::Conv | OpKind::Linear))
-            .try_fold(0u64, |acc, l| acc.checked_add(l.cost.params))
-            .ok_or_else(|| Diagnostic::new("archc::cost::overflow", "weights overflow 64 bits"))?;
-        Ok(Figures {
-            params: total.params,
-            weights,
-            buffers: total.buffers,
-            macs: total.macs,
-            flops: total.flops(),
-            activations: total.activations,
-        })
-    }
-
-    /// One figure.
-    pub fn get(&self, f: Figure) -> u64 {
-        match f {
-            Figure::Params => self.params,
-            Figure::Weights => self.weights,
-            Figure::Buffers => self.buffers,
-            Figure::Macs => self.macs,
-            Figure::Flops => self.flops,
-            Figure::Activations => self.activations,
-        }
-    }
-}
 
 /// A budget's limit as written on the command line: a number or a reference network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,8 +54,8 @@ pub enum LimitText {
 pub struct BudgetText {
     /// What is limited.
     pub figure: Figure,
-    /// `<=` (true) or `>=`.
-    pub at_most: bool,
+    /// At most or at least.
+    pub cmp: Cmp,
     /// The limit.
     pub limit: LimitText,
     /// As written.
@@ -193,9 +65,12 @@ pub struct BudgetText {
 /// Parses `params<=25.6M`, `weights<=@`, `macs<=@specs/resnet/resnet50.arch`, `flops>=1G`.
 pub fn parse_budget(s: &str) -> Result<BudgetText, String> {
     let text: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let (at_most, i) = match (text.find("<="), text.find(">=")) {
-        (Some(i), None) => (true, i),
-        (None, Some(i)) => (false, i),
+    let found: Vec<(Cmp, usize)> = Cmp::ALL
+        .into_iter()
+        .filter_map(|c| text.find(c.symbol()).map(|i| (c, i)))
+        .collect();
+    let (cmp, i) = match found[..] {
+        [one] => one,
         _ => {
             return Err(format!(
                 "`{s}` is not FIGURE<=VALUE or FIGURE>=VALUE (e.g. params<=25.6M)"
@@ -214,7 +89,7 @@ pub fn parse_budget(s: &str) -> Result<BudgetText, String> {
     };
     Ok(BudgetText {
         figure,
-        at_most,
+        cmp,
         limit,
         written: value.to_string(),
     })
@@ -240,126 +115,15 @@ pub fn parse_number(value: &str) -> Result<u64, String> {
     })
 }
 
-/// A budget the solver checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Budget {
-    /// What is limited.
-    pub figure: Figure,
-    /// `<=` or `>=`.
-    pub op: &'static str,
-    /// The limit, exactly.
-    pub limit: u64,
-    /// As written (`25.6M`, `@specs/resnet/resnet50.arch`).
-    pub written: String,
-    /// Where it comes from: `spec`, `command line`, or the reference network.
-    pub from: String,
-}
-
-impl Budget {
-    /// A budget.
-    pub fn new(figure: Figure, at_most: bool, limit: u64, written: &str, from: &str) -> Budget {
-        Budget {
-            figure,
-            op: if at_most { "<=" } else { ">=" },
-            limit,
-            written: written.to_string(),
-            from: from.to_string(),
-        }
-    }
-
-    /// Whether it is an upper bound.
-    pub fn at_most(&self) -> bool {
-        self.op == "<="
-    }
-
-    /// Where the limit comes from, for display: `70.4k in the spec`, `--budget`,
-    /// `@specs/resnet/resnet50.arch = resnet50`.
-    pub fn source(&self) -> String {
-        match self.from.as_str() {
-            "spec" => format!("{} in the spec", self.written),
-            "command line" => "--budget".to_string(),
-            label => format!("{} = {label}", self.written),
-        }
-    }
-
-    /// `weights <= 69,632`.
-    pub fn describe(&self) -> String {
-        format!("{} {} {}", self.figure.name(), self.op, grouped(self.limit))
-    }
-
-    /// The verdict on `figures`.
-    pub fn check(&self, figures: &Figures) -> BudgetCheck {
-        let actual = figures.get(self.figure);
-        let ok = if self.at_most() {
-            actual <= self.limit
-        } else {
-            actual >= self.limit
-        };
-        let (slack, excess) = match (self.at_most(), ok) {
-            (true, true) => (self.limit - actual, 0),
-            (true, false) => (0, actual - self.limit),
-            (false, true) => (actual - self.limit, 0),
-            (false, false) => (0, self.limit - actual),
-        };
-        BudgetCheck {
-            figure: self.figure,
-            op: self.op,
-            limit: self.limit,
-            actual,
-            ok,
-            slack,
-            excess,
-        }
-    }
-}
-
-/// One budget's verdict on one variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BudgetCheck {
-    /// The figure.
-    pub figure: Figure,
-    /// `<=` or `>=`.
-    pub op: &'static str,
-    /// The limit.
-    pub limit: u64,
-    /// The variant's figure.
-    pub actual: u64,
-    /// Whether it holds.
-    pub ok: bool,
-    /// How far inside the limit (0 when broken).
-    pub slack: u64,
-    /// How far past the limit (0 when it holds).
-    pub excess: u64,
-}
-
-/// The spec's own budget lines as solver budgets.
-pub fn spec_budgets(c: &Compiled) -> Vec<Budget> {
-    c.model
-        .budgets
-        .iter()
-        .map(|l| {
-            Budget::new(
-                Figure::from_metric(l.metric),
-                l.at_most,
-                l.value,
-                &l.written,
-                "spec",
-            )
-        })
-        .collect()
+/// The spec's own budget lines as limits: those its report was checked against.
+pub fn spec_budgets(c: &Compiled) -> Vec<Limit> {
+    c.report.limits()
 }
 
 fn declared_label(c: &Compiled) -> String {
-    let params: Vec<String> = c
-        .model
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    if params.is_empty() {
-        format!("{} as declared", c.model.name)
-    } else {
-        format!("{} as declared, {}", c.model.name, params.join(" "))
+    match crate::emit::report::params_text(c) {
+        None => format!("{} as declared", c.model.name),
+        Some(params) => format!("{} as declared, {params}", c.model.name),
     }
 }
 
@@ -373,7 +137,7 @@ pub fn budgets_from(
     texts: &[BudgetText],
     input: Option<[u64; 3]>,
     conv: Convention,
-) -> Result<(Vec<Budget>, Vec<Reference>), Failure> {
+) -> Result<(Vec<Limit>, Vec<Reference>), Failure> {
     if texts.is_empty() {
         return Ok((spec_budgets(own), Vec::new()));
     }
@@ -384,8 +148,8 @@ pub fn budgets_from(
         diagnostics: vec![d],
     };
     for t in texts {
-        let (limit, from) = match &t.limit {
-            LimitText::Number(v) => (*v, "command line".to_string()),
+        let (limit, origin) = match &t.limit {
+            LimitText::Number(v) => (*v, Origin::Override),
             LimitText::Reference(path) => {
                 let (c, label) = match path {
                     None => (own.clone(), declared_label(own)),
@@ -400,8 +164,8 @@ pub fn budgets_from(
                         let c = r.compile(
                             &name,
                             &Overrides {
-                                set: Vec::new(),
                                 input,
+                                ..Overrides::default()
                             },
                         )?;
                         (c, name)
@@ -414,10 +178,10 @@ pub fn budgets_from(
                         figures,
                     });
                 }
-                (figures.get(t.figure), label)
+                (figures.get(t.figure), Origin::Reference(label))
             }
         };
-        out.push(Budget::new(t.figure, t.at_most, limit, &t.written, &from));
+        out.push(Limit::new(t.figure, t.cmp, limit, &t.written, origin));
     }
     Ok((out, refs))
 }
@@ -434,7 +198,7 @@ pub enum Criterion {
 
 impl Criterion {
     /// A heading that says what the criterion is.
-    pub fn describe(self, param: &str, budgets: &[Budget]) -> String {
+    pub fn describe(self, param: &str, budgets: &[Limit]) -> String {
         match self {
             Criterion::Largest => format!("largest {param} that meets every budget"),
             Criterion::Nearest => {
@@ -461,7 +225,7 @@ pub struct Problem {
     /// The assignments to solve for each of (`--each C=1,2,4`): the product of these lists.
     pub each: Vec<(String, Vec<String>)>,
     /// Budgets, all of which must hold (the first is the target of [`Criterion::Nearest`]).
-    pub budgets: Vec<Budget>,
+    pub budgets: Vec<Limit>,
     /// The criteria to answer, in order.
     pub criteria: Vec<Criterion>,
     /// Every convolution's output channels must be a multiple of this (`--multiple-of`).
@@ -478,7 +242,7 @@ pub struct Next {
     /// The value.
     pub value: u64,
     /// The budgets it breaks.
-    pub broken: Vec<BudgetCheck>,
+    pub broken: Vec<Verdict>,
 }
 
 /// One answer: an assignment, a criterion, the value and why.
@@ -499,10 +263,10 @@ pub struct Solution {
     #[serde(serialize_with = "ordered_map")]
     pub args: Vec<(String, u64)>,
     /// Every budget's verdict at the answer.
-    pub budgets: Vec<BudgetCheck>,
+    pub budgets: Vec<Verdict>,
     /// The budget that decides the answer: broken at the next value (largest), or the target
     /// (nearest).
-    pub binding: Option<BudgetCheck>,
+    pub binding: Option<Verdict>,
     /// The next larger valid value and what it breaks (largest only).
     pub next: Option<Next>,
     /// Values tried: `[first, last]`.
@@ -540,7 +304,7 @@ pub struct SolveReport {
     /// The convention of macs, flops and activations.
     pub convention: Convention,
     /// The budgets.
-    pub budgets: Vec<Budget>,
+    pub budgets: Vec<Limit>,
     /// Reference networks named by `@` budgets: (label, figures).
     pub references: Vec<Reference>,
     /// One per assignment and criterion.
@@ -571,13 +335,6 @@ enum Outcome {
     Skipped(String),
 }
 
-fn fatal(d: &Diagnostic) -> bool {
-    matches!(
-        d.code,
-        "archc::expand::override" | "archc::network" | "archc::expand::missing"
-    )
-}
-
 /// The product of the `--each` lists, in order.
 pub fn assignments(each: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>> {
     let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
@@ -599,11 +356,7 @@ pub fn assignments(each: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>>
 /// Compiles `spec` with `set` on top of `base` (later keys replace earlier ones) and returns its
 /// figures, or a reason to skip it; a fatal error (unknown parameter, no such network) is `Err`.
 fn evaluate(spec: &Spec, p: &Problem, set: &[(String, String)]) -> Result<Outcome, Failure> {
-    let mut overrides = p.base.clone();
-    overrides
-        .set
-        .retain(|(k, _)| !set.iter().any(|(s, _)| s == k));
-    overrides.set.extend(set.iter().cloned());
+    let overrides = super::with_set(&p.base, set);
     match spec.compile(&p.network, &overrides) {
         Ok(c) => {
             if let Some(m) = p.multiple_of {
@@ -638,7 +391,7 @@ fn evaluate(spec: &Spec, p: &Problem, set: &[(String, String)]) -> Result<Outcom
                 )),
             }
         }
-        Err(f) if f.diagnostics.iter().any(fatal) => Err(f),
+        Err(f) if f.is_fatal() => Err(f),
         Err(f) => Ok(Outcome::Skipped(
             f.diagnostics
                 .first()
@@ -656,7 +409,7 @@ pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
         sources: spec.sources.clone(),
         diagnostics: vec![Diagnostic::new("archc::solve", msg).help(help.to_string())],
     };
-    if !p.budgets.iter().any(Budget::at_most) {
+    if !p.budgets.iter().any(|b| b.cmp == Cmp::AtMost) {
         return Err(fail(
             format!(
                 "nothing bounds `{}` from above: the solver needs a `<=` budget",
@@ -690,7 +443,10 @@ pub fn solve(spec: &Spec, p: &Problem) -> Result<Vec<Solution>, Failure> {
             set.push((p.param.clone(), v.to_string()));
             let outcome = evaluate(spec, p, &set)?;
             if let (Outcome::Valid(f, _), None) = (&outcome, stop_at) {
-                if p.budgets.iter().any(|b| b.at_most() && !b.check(f).ok) {
+                if p.budgets
+                    .iter()
+                    .any(|b| b.cmp == Cmp::AtMost && !b.check(f).ok)
+                {
                     stop_at = Some(v.saturating_add(v.clamp(8, 1024)).min(p.max));
                 }
             }
@@ -792,18 +548,15 @@ fn pick(
     match criterion {
         Criterion::Largest => {
             if let Some((nv, nf, _)) = valid.iter().find(|(v, _, _)| v > value) {
-                let broken: Vec<BudgetCheck> = p
+                let broken: Vec<Verdict> = p
                     .budgets
                     .iter()
                     .map(|b| b.check(nf))
                     .filter(|c| !c.ok)
                     .collect();
-                s.binding = broken.first().and_then(|b| {
-                    s.budgets
-                        .iter()
-                        .find(|c| c.figure == b.figure && c.op == b.op && c.limit == b.limit)
-                        .cloned()
-                });
+                s.binding = broken
+                    .first()
+                    .and_then(|b| s.budgets.iter().find(|c| c.limit == b.limit).cloned());
                 s.next = Some(Next { value: *nv, broken });
             } else if !bounded {
                 s.reason = Some(format!(
@@ -836,15 +589,7 @@ fn no_fit(p: &Problem, valid: &[Valid<'_>], points: &[(u64, Outcome)], last: u64
         .iter()
         .map(|b| (b, b.check(f)))
         .filter(|(_, c)| !c.ok)
-        .map(|(b, c)| {
-            format!(
-                "{} is {} ({} {})",
-                b.figure.name(),
-                grouped(c.actual),
-                grouped(c.excess),
-                if b.at_most() { "over" } else { "under" }
-            )
-        })
+        .map(|(b, c)| format!("{} is {} ({})", b.figure, grouped(c.actual), c.margin()))
         .collect();
     format!(
         "no value of {} in 1..={last} meets every budget; at the smallest valid value, {} = {v}, {}",
@@ -854,26 +599,132 @@ fn no_fit(p: &Problem, valid: &[Valid<'_>], points: &[(u64, Outcome)], last: u64
     )
 }
 
-fn margin(c: &BudgetCheck) -> String {
-    if c.ok && c.slack == 0 {
-        "exact".to_string()
-    } else if c.ok {
-        format!("{} left", grouped(c.slack))
-    } else {
-        format!(
-            "{} {}",
-            grouped(c.excess),
-            if c.op == "<=" { "over" } else { "under" }
-        )
+/// The columns of the text table: the assignment keys, the parameter, the first stage's
+/// arguments that vary between answers, then the figures the budgets name plus params and macs.
+struct Columns {
+    keys: Vec<String>,
+    varying: Vec<String>,
+    figures: Vec<Figure>,
+}
+
+impl Columns {
+    fn of(r: &SolveReport) -> Columns {
+        let keys: Vec<String> = r
+            .solutions
+            .first()
+            .map(|s| s.assignment.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        let mut varying: Vec<String> = Vec::new();
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        for s in r.solutions.iter().filter(|s| s.value.is_some()) {
+            for (k, v) in &s.args {
+                if *k == r.param || keys.contains(k) {
+                    continue;
+                }
+                match seen.get(k) {
+                    Some(prev) if prev != v && !varying.contains(k) => varying.push(k.clone()),
+                    None => {
+                        seen.insert(k.clone(), *v);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut figures = vec![Figure::Params, Figure::Macs];
+        for b in &r.budgets {
+            if !figures.contains(&b.figure) {
+                figures.insert(figures.len() - 1, b.figure);
+            }
+        }
+        figures.sort_by_key(|f| Figure::ALL.iter().position(|x| x == f));
+        Columns {
+            keys,
+            varying,
+            figures,
+        }
+    }
+
+    fn header(&self, o: &mut String, r: &SolveReport, last: &str) {
+        let mut h = String::from("   ");
+        for k in &self.keys {
+            let _ = write!(h, " {k:>5}");
+        }
+        let _ = write!(h, " {:>6}", r.param);
+        for a in &self.varying {
+            let _ = write!(h, " {a:>6}");
+        }
+        for f in &self.figures {
+            let name = match f {
+                Figure::Macs => r.convention.compute_name(),
+                other => other.name(),
+            };
+            let _ = write!(h, " {name:>16}");
+        }
+        let _ = writeln!(o, "{h}  {last}");
+    }
+
+    fn figures(&self, line: &mut String, f: &Figures) {
+        for x in &self.figures {
+            let _ = write!(line, " {:>16}", grouped(f.get(*x)));
+        }
+    }
+
+    /// A reference network's row: dashes, then its figures.
+    fn reference(&self, o: &mut String, reference: &Reference) {
+        let mut line = String::from("   ");
+        for _ in &self.keys {
+            let _ = write!(line, " {:>5}", "-");
+        }
+        let _ = write!(line, " {:>6}", "-");
+        for _ in &self.varying {
+            let _ = write!(line, " {:>6}", "-");
+        }
+        self.figures(&mut line, &reference.figures);
+        let _ = writeln!(o, "{line}  reference: {}", reference.label);
+    }
+
+    /// An answer's row: the assignment, the value, the varying arguments, the figures and why.
+    fn solution(&self, o: &mut String, r: &SolveReport, s: &Solution) {
+        let mut line = String::from("   ");
+        for (_, v) in &s.assignment {
+            let _ = write!(line, " {v:>5}");
+        }
+        let (Some(v), Some(f)) = (s.value, &s.figures) else {
+            let why = s.reason.as_deref().unwrap_or("no value fits");
+            let _ = writeln!(o, "{line} {:>6}  NO FIT: {why}", "-");
+            return;
+        };
+        let _ = write!(line, " {v:>6}");
+        for a in &self.varying {
+            let val = s
+                .args
+                .iter()
+                .find(|(k, _)| k == a)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            let _ = write!(line, " {val:>6}");
+        }
+        self.figures(&mut line, f);
+        let _ = writeln!(o, "{line}  {}", why(r, s));
     }
 }
 
-fn pct(c: &BudgetCheck) -> String {
-    let d = if c.ok { c.slack } else { c.excess };
-    format!("{:.2}%", d as f64 * 100.0 / c.limit.max(1) as f64)
+/// The last column of an answer: the binding budget and its margin, and for the largest value
+/// what the next one breaks.
+fn why(r: &SolveReport, s: &Solution) -> String {
+    let binding = |b: &Verdict| format!("{}: {} ({})", b.limit.describe(), b.margin(), b.percent());
+    match (s.criterion, &s.binding, &s.next) {
+        (Criterion::Largest, Some(b), Some(n)) => {
+            let over = n.broken.first().map(Verdict::margin).unwrap_or_default();
+            format!("{}; {}={}: {over}", binding(b), r.param, n.value)
+        }
+        (Criterion::Nearest, Some(b), _) => binding(b),
+        _ => s.reason.clone().unwrap_or_default(),
+    }
 }
 
-/// The text table of `archc solve`.
+/// The text table of `archc solve`: the budgets, one table per criterion (the reference
+/// networks, then one row per assignment), and how much was compiled.
 pub fn text(r: &SolveReport) -> String {
     let mut o = String::new();
     let conv = r.convention;
@@ -885,68 +736,8 @@ pub fn text(r: &SolveReport) -> String {
         conv.name(),
         conv.compute_unit()
     );
-    for b in &r.budgets {
-        let _ = writeln!(
-            o,
-            "  budget {} [{}]: {}",
-            b.describe(),
-            b.source(),
-            b.figure.unit(conv)
-        );
-    }
-    // Columns: the assignment keys, the parameter, the first stage's arguments that vary, then the
-    // figures the budgets name plus params and macs.
-    let keys: Vec<String> = r
-        .solutions
-        .first()
-        .map(|s| s.assignment.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
-    let mut varying: Vec<String> = Vec::new();
-    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-    for s in r.solutions.iter().filter(|s| s.value.is_some()) {
-        for (k, v) in &s.args {
-            if *k == r.param || keys.contains(k) {
-                continue;
-            }
-            match seen.get(k) {
-                Some(prev) if prev != v && !varying.contains(k) => varying.push(k.clone()),
-                None => {
-                    seen.insert(k.clone(), *v);
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut figures = vec![Figure::Params, Figure::Macs];
-    for b in &r.budgets {
-        if !figures.contains(&b.figure) {
-            figures.insert(figures.len() - 1, b.figure);
-        }
-    }
-    figures.sort_by_key(|f| Figure::ALL.iter().position(|x| x == f));
-    let fig_name = |f: Figure| match f {
-        Figure::Macs => conv.compute_name().to_string(),
-        other => other.name().to_string(),
-    };
-    let header = |o: &mut String, last: &str| {
-        let mut h = String::from("   ");
-        for k in &keys {
-            let _ = write!(h, " {k:>5}");
-        }
-        let _ = write!(h, " {:>6}", r.param);
-        for a in &varying {
-            let _ = write!(h, " {a:>6}");
-        }
-        for f in &figures {
-            let _ = write!(h, " {:>16}", fig_name(*f));
-        }
-        let _ = writeln!(o, "{h}  {last}");
-    };
-    let row_figs = |o: &mut String, f: &Figures| {
-        for x in &figures {
-            let _ = write!(o, " {:>16}", grouped(f.get(*x)));
-        }
-    };
+    super::write_budgets(&mut o, &r.budgets, conv);
+    let columns = Columns::of(r);
     let mut criteria: Vec<Criterion> = Vec::new();
     for s in &r.solutions {
         if !criteria.contains(&s.criterion) {
@@ -955,90 +746,24 @@ pub fn text(r: &SolveReport) -> String {
     }
     for crit in criteria {
         let _ = writeln!(o, "{}:", crit.describe(&r.param, &r.budgets));
-        header(
-            &mut o,
-            match crit {
-                Criterion::Largest => "binding budget: margin; next value",
-                Criterion::Nearest => "target: distance",
-            },
-        );
+        let last = match crit {
+            Criterion::Largest => "binding budget: margin; next value",
+            Criterion::Nearest => "target: distance",
+        };
+        columns.header(&mut o, r, last);
         for reference in &r.references {
-            let mut line = String::from("   ");
-            for _ in &keys {
-                let _ = write!(line, " {:>5}", "-");
-            }
-            let _ = write!(line, " {:>6}", "-");
-            for _ in &varying {
-                let _ = write!(line, " {:>6}", "-");
-            }
-            row_figs(&mut line, &reference.figures);
-            let _ = writeln!(o, "{line}  reference: {}", reference.label);
+            columns.reference(&mut o, reference);
         }
         for s in r.solutions.iter().filter(|s| s.criterion == crit) {
-            let mut line = String::from("   ");
-            for (_, v) in &s.assignment {
-                let _ = write!(line, " {v:>5}");
-            }
-            match (s.value, &s.figures) {
-                (Some(v), Some(f)) => {
-                    let _ = write!(line, " {v:>6}");
-                    for a in &varying {
-                        let val = s
-                            .args
-                            .iter()
-                            .find(|(k, _)| k == a)
-                            .map(|(_, v)| v.to_string())
-                            .unwrap_or_default();
-                        let _ = write!(line, " {val:>6}");
-                    }
-                    row_figs(&mut line, f);
-                    let tail = match (crit, &s.binding, &s.next) {
-                        (Criterion::Largest, Some(b), Some(n)) => {
-                            let over = n
-                                .broken
-                                .first()
-                                .map(|c| {
-                                    format!(
-                                        "{} {}",
-                                        grouped(c.excess),
-                                        if c.op == "<=" { "over" } else { "under" }
-                                    )
-                                })
-                                .unwrap_or_default();
-                            format!(
-                                "{} {} {}: {} ({}); {}={}: {over}",
-                                b.figure.name(),
-                                b.op,
-                                grouped(b.limit),
-                                margin(b),
-                                pct(b),
-                                r.param,
-                                n.value
-                            )
-                        }
-                        (Criterion::Nearest, Some(b), _) => format!(
-                            "{} {} {}: {} ({})",
-                            b.figure.name(),
-                            b.op,
-                            grouped(b.limit),
-                            margin(b),
-                            pct(b)
-                        ),
-                        _ => s.reason.clone().unwrap_or_default(),
-                    };
-                    let _ = writeln!(o, "{line}  {tail}");
-                }
-                _ => {
-                    let _ = writeln!(
-                        o,
-                        "{line} {:>6}  NO FIT: {}",
-                        "-",
-                        s.reason.as_deref().unwrap_or("no value fits")
-                    );
-                }
-            }
+            columns.solution(&mut o, r, s);
         }
     }
+    search_line(&mut o, r);
+    o
+}
+
+/// How many values were compiled and skipped, for the first criterion (the others reuse them).
+fn search_line(o: &mut String, r: &SolveReport) {
     let first = r.solutions.first().map(|s| s.criterion);
     let (evaluated, skipped) = r
         .solutions
@@ -1057,5 +782,4 @@ pub fn text(r: &SolveReport) -> String {
             String::new()
         }
     );
-    o
 }

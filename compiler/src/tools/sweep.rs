@@ -6,10 +6,10 @@
 //! (`224` for 224×224, or `320x480`). Points that differ only in `res` share one compile; their
 //! costs come from [`crate::cost::resolution::recost`], which re-infers the spatial sizes only.
 
+use crate::cost::budget::{self, Figure, Figures, Limit, Verdict};
 use crate::cost::convention::Convention;
 use crate::cost::grouped;
 use crate::expand::Overrides;
-use crate::tools::solve::{Budget, BudgetCheck, Figure, Figures};
 use crate::{Compiled, Diagnostic, Failure, Spec};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -93,7 +93,7 @@ pub struct Point {
     /// The figures, when the point compiles.
     pub figures: Option<Figures>,
     /// Every budget's verdict.
-    pub budgets: Vec<BudgetCheck>,
+    pub budgets: Vec<Verdict>,
     /// Whether every budget holds.
     pub feasible: bool,
     /// Why the point does not compile.
@@ -110,7 +110,7 @@ pub struct Sweep {
     /// The axes' names, in order.
     pub axes: Vec<String>,
     /// The budgets checked at each point.
-    pub budgets: Vec<Budget>,
+    pub budgets: Vec<Limit>,
     /// Every point, the last axis varying fastest.
     pub points: Vec<Point>,
 }
@@ -122,7 +122,7 @@ pub fn sweep(
     network: &str,
     base: &Overrides,
     axes: &[(String, Vec<String>)],
-    budgets: &[Budget],
+    budgets: &[Limit],
     conv: Convention,
 ) -> Result<Sweep, Failure> {
     let fail = |msg: String| Failure {
@@ -158,26 +158,15 @@ pub fn sweep(
     for a in assignments {
         let set: Vec<(String, String)> = a.iter().filter(|(k, _)| k != "res").cloned().collect();
         if !compiled.contains_key(&set) {
-            let mut overrides = base.clone();
-            overrides
-                .set
-                .retain(|(k, _)| !set.iter().any(|(s, _)| s == k));
-            overrides.set.extend(set.iter().cloned());
+            let overrides = super::with_set(base, &set);
             let r = match spec.compile(network, &overrides) {
                 Ok(c) => Ok(c),
-                Err(f) => {
-                    if f.diagnostics
-                        .iter()
-                        .any(|d| matches!(d.code, "archc::expand::override" | "archc::network"))
-                    {
-                        return Err(f);
-                    }
-                    Err(f
-                        .diagnostics
-                        .first()
-                        .map(|d| d.message.clone())
-                        .unwrap_or_default())
-                }
+                Err(f) if f.is_fatal() => return Err(f),
+                Err(f) => Err(f
+                    .diagnostics
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default()),
             };
             compiled.insert(set.clone(), r);
         }
@@ -199,7 +188,7 @@ pub fn sweep(
         let values = a.iter().map(|(_, v)| v.clone()).collect();
         points.push(match figures {
             Ok(f) => {
-                let checks: Vec<BudgetCheck> = budgets.iter().map(|b| b.check(&f)).collect();
+                let checks = budget::check(budgets, &f);
                 Point {
                     values,
                     feasible: checks.iter().all(|c| c.ok),
@@ -233,7 +222,7 @@ const COLUMNS: [Figure; 4] = [
     Figure::Activations,
 ];
 
-fn column_name(f: Figure, conv: Convention) -> String {
+pub(crate) fn column_name(f: Figure, conv: Convention) -> String {
     match f {
         Figure::Macs => conv.compute_name().to_string(),
         other => other.name().to_string(),
@@ -251,8 +240,8 @@ fn verdict(p: &Point) -> String {
         .map(|c| {
             format!(
                 "{} {} by {}",
-                c.figure.name(),
-                if c.op == "<=" { "over" } else { "under" },
+                c.limit.figure,
+                c.limit.cmp.broken_word(),
                 grouped(c.excess)
             )
         })
@@ -278,15 +267,7 @@ pub fn text(s: &Sweep) -> String {
         conv.compute_name(),
         conv.compute_unit()
     );
-    for b in &s.budgets {
-        let _ = writeln!(
-            o,
-            "  budget {} [{}]: {}",
-            b.describe(),
-            b.source(),
-            b.figure.unit(conv)
-        );
-    }
+    super::write_budgets(&mut o, &s.budgets, conv);
     let widths: Vec<usize> = s
         .axes
         .iter()
@@ -420,177 +401,4 @@ pub fn series(s: &Sweep, x: &str) -> Result<Vec<Series>, String> {
         }
     }
     Ok(out)
-}
-
-/// The SVG plot: two panels, parameters (or weights, when the budgets limit weights) and the
-/// convention's compute figure against `x`, one
-/// line per series, budget lines dashed in black, feasible points filled and the others hollow.
-/// The y axes are logarithmic when the figures span more than two orders of magnitude.
-#[cfg(feature = "plot")]
-pub fn svg(s: &Sweep, x: &str) -> Result<String, String> {
-    use plotters::prelude::*;
-    let series = series(s, x)?;
-    let all: Vec<&(f64, Figures, bool)> = series.iter().flat_map(|se| &se.points).collect();
-    if all.is_empty() {
-        return Err("no point of the grid compiles: nothing to plot".to_string());
-    }
-    let (x0, x1) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (x0, x1) = if x0 == x1 {
-        (x0 - 1.0, x1 + 1.0)
-    } else {
-        (x0, x1)
-    };
-    let conv = s.convention;
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (1000, 1000)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let panels = root.split_evenly((2, 1));
-        // The top panel shows weights when the budgets limit weights (and not params).
-        let top = if s.budgets.iter().any(|b| b.figure == Figure::Weights)
-            && !s.budgets.iter().any(|b| b.figure == Figure::Params)
-        {
-            (Figure::Weights, "weights (no batch-norm)".to_string())
-        } else {
-            (Figure::Params, "parameters".to_string())
-        };
-        let kinds: [(Figure, String); 2] = [
-            top,
-            (
-                Figure::Macs,
-                format!("{} ({})", conv.compute_name(), conv.name()),
-            ),
-        ];
-        for ((figure, title), area) in kinds.iter().zip(panels.iter()) {
-            // Budget lines on this panel: params and weights on the first, macs and flops
-            // (halved) on the second.
-            let lines: Vec<(f64, String)> = s
-                .budgets
-                .iter()
-                .filter_map(|b| match (figure, b.figure) {
-                    (Figure::Params | Figure::Weights, Figure::Params | Figure::Weights) => {
-                        Some((b.limit as f64, b.describe()))
-                    }
-                    (Figure::Macs, Figure::Macs) => Some((b.limit as f64, b.describe())),
-                    (Figure::Macs, Figure::Flops) => Some((
-                        b.limit as f64 / 2.0,
-                        format!(
-                            "{} (= macs {} {})",
-                            b.describe(),
-                            b.op,
-                            grouped(b.limit / 2)
-                        ),
-                    )),
-                    _ => None,
-                })
-                .collect();
-            let values: Vec<f64> = all
-                .iter()
-                .map(|p| p.1.get(*figure) as f64)
-                .chain(lines.iter().map(|l| l.0))
-                .filter(|v| *v > 0.0)
-                .collect();
-            let lo = values.iter().copied().fold(f64::MAX, f64::min);
-            let hi = values.iter().copied().fold(0.0, f64::max);
-            let (lo, hi) = if values.is_empty() {
-                (1.0, 10.0)
-            } else if lo >= hi {
-                (lo * 0.5, hi * 1.5 + 1.0)
-            } else {
-                (lo, hi)
-            };
-            let fmt = |v: &f64| crate::cost::si(v.max(0.0).round() as u64);
-            let caption = format!("{title} against {x} — {}", s.network);
-            let mut builder = ChartBuilder::on(area);
-            builder
-                .caption(caption, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70);
-            macro_rules! draw {
-                ($chart:expr) => {{
-                    let mut chart = $chart;
-                    chart
-                        .configure_mesh()
-                        .x_desc(x)
-                        .y_desc(title.as_str())
-                        .y_label_formatter(&fmt)
-                        .x_label_formatter(&|v: &f64| format!("{v:.0}"))
-                        .draw()
-                        .map_err(|e| e.to_string())?;
-                    for (i, se) in series.iter().enumerate() {
-                        let color = Palette99::pick(i).to_rgba();
-                        let pts: Vec<(f64, f64)> = se
-                            .points
-                            .iter()
-                            .map(|p| (p.0, p.1.get(*figure) as f64))
-                            .filter(|p| p.1 > 0.0)
-                            .collect();
-                        chart
-                            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                            .map_err(|e| e.to_string())?
-                            .label(se.label.clone())
-                            .legend(move |(lx, ly)| {
-                                PathElement::new(
-                                    vec![(lx, ly), (lx + 20, ly)],
-                                    color.stroke_width(2),
-                                )
-                            });
-                        chart
-                            .draw_series(se.points.iter().filter(|p| p.1.get(*figure) > 0).map(
-                                |p| {
-                                    let style = if p.2 { color.filled() } else { WHITE.filled() };
-                                    EmptyElement::at((p.0, p.1.get(*figure) as f64))
-                                        + Circle::new((0, 0), 4, style)
-                                        + Circle::new((0, 0), 4, color.stroke_width(1))
-                                },
-                            ))
-                            .map_err(|e| e.to_string())?;
-                    }
-                    for (limit, label) in &lines {
-                        // Black, so the budget is never mistaken for a series of the palette.
-                        let line = BLACK.stroke_width(2);
-                        chart
-                            .draw_series(DashedLineSeries::new(
-                                vec![(x0, *limit), (x1, *limit)],
-                                8,
-                                6,
-                                line,
-                            ))
-                            .map_err(|e| e.to_string())?
-                            .label(format!("budget {label}"))
-                            .legend(move |(lx, ly)| {
-                                PathElement::new(vec![(lx, ly), (lx + 20, ly)], line)
-                            });
-                    }
-                    chart
-                        .configure_series_labels()
-                        .position(SeriesLabelPosition::UpperLeft)
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK)
-                        .label_font(("sans-serif", 13))
-                        .draw()
-                        .map_err(|e| e.to_string())?;
-                }};
-            }
-            if hi / lo > 100.0 {
-                draw!(
-                    builder
-                        .build_cartesian_2d(x0..x1, (lo * 0.8..hi * 1.25).log_scale())
-                        .map_err(|e| e.to_string())?
-                );
-            } else {
-                let pad = (hi - lo) * 0.08;
-                draw!(
-                    builder
-                        .build_cartesian_2d(x0..x1, (lo - pad).max(0.0)..hi + pad)
-                        .map_err(|e| e.to_string())?
-                );
-            }
-        }
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(buf)
 }

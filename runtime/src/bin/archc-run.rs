@@ -99,7 +99,11 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
     };
-    let overrides = archc::Overrides { set, input };
+    let overrides = archc::Overrides {
+        set,
+        input,
+        ..Default::default()
+    };
     let compiled = archc::compile_file(&args.spec, &overrides).map_err(|f| f.render())?;
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
