@@ -116,7 +116,7 @@ fn solve_report(a: &Args, criteria: Vec<Criterion>) -> Result<SolveReport, Failu
         return Err(Failure {
             sources: spec.sources.clone(),
             diagnostics: vec![archc::Diagnostic::new(
-                "archc::tools::solve",
+                "archc::solve",
                 "--multiple-of must be at least 1",
             )],
         });
