@@ -7,7 +7,7 @@
 //! 2. In benchmark mode only (`cargo bench`, not `cargo test --benches`), whole-process timings
 //!    of `archc check --format json SPEC` (the release binary, median of
 //!    [`ARCHC_RUNS`]) and, for the models that `scripts/reference.py` can build, of
-//!    `.venv/bin/python3 scripts/count_torchvision.py NAME` and `scripts/count_fvcore.py NAME`
+//!    `.venv/bin/python3 scripts/count.py macs NAME` and `scripts/count.py fvcore NAME`
 //!    (median of [`PYTHON_RUNS`]). The MAC total printed by the torchvision counter is checked
 //!    against archc's `report.total.macs`.
 //! 3. The results go into `BENCHMARKS.md` at the repository root, between [`BEGIN`] and [`END`];
@@ -30,7 +30,7 @@ use criterion::Criterion;
 const BEGIN: &str = "<!-- pipeline:begin -->";
 /// Marker that closes the generated section of `BENCHMARKS.md`.
 const END: &str = "<!-- pipeline:end -->";
-/// Models that `scripts/count_torchvision.py` and `scripts/count_fvcore.py` can build; each is
+/// Models that `scripts/count.py` can build; each is
 /// also the name of a shipped spec (file stem) and of the network it defines.
 const PYTHON_MODELS: [&str; 11] = [
     "resnet18",
@@ -70,11 +70,11 @@ struct Shipped {
 struct Row {
     /// Median wall time of the whole `archc check --format json SPEC` process.
     archc_process: Option<Result<Duration, String>>,
-    /// Median wall time of the whole `count_torchvision.py` process.
+    /// Median wall time of the whole `count.py macs` process.
     torchvision: Option<Result<Duration, String>>,
-    /// Median wall time of the whole `count_fvcore.py` process.
+    /// Median wall time of the whole `count.py fvcore` process.
     fvcore: Option<Result<Duration, String>>,
-    /// MAC total printed by `count_torchvision.py`.
+    /// MAC total printed by `count.py macs`.
     torchvision_macs: Option<u64>,
 }
 
@@ -381,25 +381,30 @@ fn measure_processes(
         }
         let name = stem(&s.path);
         if let Some(py) = python.filter(|_| PYTHON_MODELS.contains(&name.as_str())) {
-            let run = |script: &str| {
-                println!("timing: .venv/bin/python3 {script} {name} (x{PYTHON_RUNS})");
+            let run = |counter: &str| {
+                println!(
+                    "timing: .venv/bin/python3 scripts/count.py {counter} {name} (x{PYTHON_RUNS})"
+                );
                 time_process(
                     || {
                         let mut c = Command::new(py);
-                        c.arg(script).arg(&name).current_dir(root);
+                        c.arg("scripts/count.py")
+                            .arg(counter)
+                            .arg(&name)
+                            .current_dir(root);
                         c
                     },
                     PYTHON_RUNS,
                     &[0],
                 )
             };
-            let tv = run("scripts/count_torchvision.py");
+            let tv = run("macs");
             row.torchvision_macs = tv
                 .as_ref()
                 .ok()
                 .and_then(|(_, out)| out.lines().last()?.trim().parse().ok());
             row.torchvision = Some(tv.map(|(d, _)| d));
-            row.fvcore = Some(run("scripts/count_fvcore.py").map(|(d, _)| d));
+            row.fvcore = Some(run("fvcore").map(|(d, _)| d));
         }
         for (what, m) in [
             ("archc", &row.archc_process),
@@ -473,7 +478,7 @@ fn render(r: &Results) -> String {
                 agreed += 1;
             } else {
                 warnings.push(format!(
-                    "- **warning** {}: `count_torchvision.py` printed {} MACs, archc counts {}",
+                    "- **warning** {}: `count.py macs` printed {} MACs, archc counts {}",
                     s.id,
                     grouped(theirs),
                     grouped(*ours)
@@ -505,7 +510,7 @@ fn render(r: &Results) -> String {
     out.push('\n');
     if compared > 0 {
         out.push_str(&format!(
-            "The MAC total printed by `count_torchvision.py` equals archc's `report.total.macs` \
+            "The MAC total printed by `count.py macs` equals archc's `report.total.macs` \
              for {agreed} of {compared} models compared.\n\n",
         ));
     }

@@ -486,30 +486,24 @@ fn difference(
 /// Describes a node's operation in one line, with the channel counts it sees.
 pub fn describe(g: &LayerGraph, n: petgraph::graph::NodeIndex) -> String {
     let node = &g.graph[n];
-    let cin = g.input_shape(n).c;
+    if let Some(c) = g.conv(n) {
+        let (k, pad) = (c.kernel, c.pad);
+        let mut s = format!("conv {}x{}/{} pad {}", k.0, k.1, c.stride, pad.0);
+        if pad.0 != pad.1 {
+            let _ = write!(s, ",{}", pad.1);
+        }
+        let _ = write!(s, ", {} -> {}", c.cin, c.cout);
+        if c.groups > 1 {
+            let _ = write!(s, ", groups {}", c.groups);
+        }
+        if c.bias {
+            s.push_str(", bias");
+        }
+        return s;
+    }
     match node.op {
         Op::Input { shape } => format!("input {shape}"),
-        Op::Conv {
-            out,
-            kernel,
-            stride,
-            pad,
-            groups,
-            bias,
-        } => {
-            let mut s = format!("conv {}x{}/{stride} pad {}", kernel.0, kernel.1, pad.0);
-            if pad.0 != pad.1 {
-                let _ = write!(s, ",{}", pad.1);
-            }
-            let _ = write!(s, ", {cin} -> {out}");
-            if groups > 1 {
-                let _ = write!(s, ", groups {groups}");
-            }
-            if bias {
-                s.push_str(", bias");
-            }
-            s
-        }
+        Op::Conv { .. } => unreachable!("convs are described above"),
         Op::BatchNorm => format!("bn {}", node.shape.c),
         Op::Relu => "relu".to_string(),
         Op::MaxPool {
