@@ -41,6 +41,7 @@ pub mod codegen;
 pub mod convention;
 pub mod cost;
 pub mod diag;
+pub mod emit;
 pub mod expand;
 pub mod graph;
 pub mod ir;
@@ -51,6 +52,7 @@ pub mod solve;
 pub mod source;
 pub mod sweep;
 pub mod syntax;
+pub mod weights;
 
 pub use cost::{Cost, CostReport};
 pub use diag::Diagnostic;

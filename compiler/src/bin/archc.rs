@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 #[path = "archc/budget_cli.rs"]
 mod budget_cli;
+#[path = "archc/export.rs"]
+mod export;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
 /// Exit status: 0 when every spec compiles (and, for `check` and `codegen`, meets its budgets);
-/// 1 when `check` or `codegen` finds a broken budget, or `solve` finds no value that fits;
+/// 1 when `check`, `codegen` or `export` finds a broken budget, or `solve` finds no value that fits;
 /// 2 on a spec error (syntax, names, shapes) or a usage error. `summary`, `graph`, `expand` and
 /// `explain` describe a network whatever its budgets.
 #[derive(Parser, Debug)]
@@ -93,6 +95,8 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Export a network (and its weights) for other tools: `archc export onnx SPEC -o model.onnx`.
+    Export(export::ExportArgs),
     /// The fully instantiated network in a canonical text form.
     Expand {
         /// Spec file.
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
         Command::Solve(args) => status = budget_cli::run_solve(args),
         Command::Sweep(args) => status = budget_cli::run_sweep(args),
         Command::Explain(args) => status = budget_cli::run_explain(args),
+        Command::Export(args) => status = export::run(args),
         Command::Graph { spec, common } => match compile(spec, common) {
             Ok(nets) => {
                 status = status.max(nets.report_failures());
