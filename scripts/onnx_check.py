@@ -10,7 +10,9 @@ added up as ``params`` and ``buffers`` (batch-norm ``running_mean`` and ``runnin
 With ``--io FILE.safetensors`` (from ``scripts/parity.py``) it also runs the model with ONNX
 Runtime on the CPU, on ``input`` (and on its first image alone, which exercises the dynamic batch
 axis), and reports the relative L2 error against ``head`` (PyTorch's logits) as ``rel_l2`` and
-``rel_l2_batch1``. ``--time N`` times N forward passes after one warm-up and reports the median
+``rel_l2_batch1``. ``--against OTHER.onnx`` runs both models on one seeded random batch of 2 and
+reports their relative L2 difference as ``rel_l2_against`` (the same weights in two block forms
+must agree). ``--time N`` times N forward passes after one warm-up and reports the median
 in ``ms``; ``--threads`` sets ONNX Runtime's intra-op threads.
 """
 
@@ -69,7 +71,7 @@ def check(path: str, args: argparse.Namespace) -> dict:
         "params": params,
         "buffers": buffers,
     }
-    if args.io or args.time:
+    if args.io or args.time or args.against:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -87,6 +89,12 @@ def check(path: str, args: argparse.Namespace) -> dict:
             report["rel_l2"] = rel_l2(got, want)
             got1 = sess.run(None, {name: x[:1]})[0]
             report["rel_l2_batch1"] = rel_l2(got1, want[:1])
+        if args.against:
+            other = ort.InferenceSession(args.against, opts, providers=["CPUExecutionProvider"])
+            shape = [2] + [d for d in dims(g.input[0])[1:]]
+            x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+            theirs = other.run(None, {other.get_inputs()[0].name: x})[0]
+            report["rel_l2_against"] = rel_l2(sess.run(None, {name: x})[0], theirs)
         if args.time:
             shape = [args.batch] + [d for d in dims(g.input[0])[1:]]
             x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
@@ -106,6 +114,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--io", help="parity fixture with `input` and `head`")
+    parser.add_argument("--against", help="another model to compare outputs with")
     parser.add_argument("--time", type=int, default=0, help="time N forward passes")
     parser.add_argument("--batch", type=int, default=1, help="batch size for --time")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads")
