@@ -336,14 +336,24 @@ pub fn load_weights(g: &LayerGraph, path: &Path) -> Result<(Values, Loaded), Exp
     let plan = weights::plan(&path.display().to_string(), &want, &shapes)?;
     let wanted: BTreeMap<&str, &[i64]> = want.iter().map(|(n, s)| (n.as_str(), &s[..])).collect();
     let mut values = Values::new();
+    // Grouped tensors converted once, however many paths take a slice of them.
+    let mut grouped: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
     for (name, source) in &plan.steps {
         let shape = wanted[name.as_str()];
         let data = match source {
             Source::Direct => to_f32(path, name, &views[name])?,
             Source::Whole { from } => to_f32(path, from, &views[from])?,
             Source::Slice { from, dim, index } => {
-                let all = to_f32(path, from, &views[from])?;
-                narrow(&all, &shapes[from], *dim, *index, shape[*dim])
+                if !grouped.contains_key(from.as_str()) {
+                    grouped.insert(from, to_f32(path, from, &views[from])?);
+                }
+                narrow(
+                    &grouped[from.as_str()],
+                    &shapes[from],
+                    *dim,
+                    *index,
+                    shape[*dim],
+                )
             }
             Source::Zero => vec![0.0; numel(shape).unwrap_or(0) as usize],
         };
@@ -814,6 +824,21 @@ pub fn model(
         graph: MessageField::some(graph),
         ..Default::default()
     })
+}
+
+/// The model's initializers added up as `archc check` counts them: (parameters, buffers), where
+/// the buffers are the batch-norms' running means and variances.
+pub fn initializer_counts(model: &ModelProto) -> (u64, u64) {
+    let (mut params, mut buffers) = (0u64, 0u64);
+    for t in &model.graph.initializer {
+        let n = numel(&t.dims).unwrap_or(0);
+        if t.name.ends_with(".running_mean") || t.name.ends_with(".running_var") {
+            buffers += n;
+        } else {
+            params += n;
+        }
+    }
+    (params, buffers)
 }
 
 /// The `doc_string` text for a model exported without weights.

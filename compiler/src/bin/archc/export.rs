@@ -120,6 +120,7 @@ fn run_onnx(a: &OnnxArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let nodes = model.graph.node.len();
+    let (params, buffers) = onnx::initializer_counts(&model);
     let size = match onnx::write(&model, &a.output) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -131,8 +132,8 @@ fn run_onnx(a: &OnnxArgs) -> u8 {
         a.opset,
         nodes,
         model.graph.initializer.len(),
-        c.report.total.params,
-        c.report.total.buffers,
+        params,
+        buffers,
         if a.weights.is_some() {
             source.as_str()
         } else {
