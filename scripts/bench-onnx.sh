@@ -44,14 +44,14 @@ size_mb=$(stat -c %s "$OUT/$NAME.onnx" | awk '{printf "%.1f", $1/1e6}')
 
 ort=$("$PY" scripts/onnx_check.py "$OUT/$NAME.onnx" --time "$RUNS" --batch "$BATCH" --threads "$THREADS")
 ort_fold=$("$PY" scripts/onnx_check.py "$OUT/$NAME.folded.onnx" --time "$RUNS" --batch "$BATCH" --threads "$THREADS")
-ms() { echo "$1" | "$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["ms"])'; }
+ms() { echo "$1" | "$PY" -c 'import json,sys; r = json.load(sys.stdin); print("%.0f ms (min %.0f)" % (r["ms"], r["ms_min"]))'; }
 ort_ms=$(ms "$ort")
 ort_fold_ms=$(ms "$ort_fold")
 ort_version=$(echo "$ort" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ort_version"])')
 
 run=$("$TARGET/release/archc-run" "$SPEC" --device cpu --batch "$BATCH" --mode fast --threads "$THREADS" \
   --warmup 1 --repeat "$RUNS" --weights "$OUT/$NAME.safetensors")
-fast_ms=$(echo "$run" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
+fast_ms=$(echo "$run" | sed -n 's/.*median \([0-9.]*\) ms over .* (min \([0-9.]*\) ms).*/\1 \2/p' | awk '{printf "%.0f ms (min %.0f)", $1, $2}')
 
 echo "$(cat "$OUT/export.log")" >&2
 echo "$run" >&2
@@ -60,7 +60,9 @@ cat <<EOF
 |---|---:|
 | \`archc export onnx --weights\` (whole process, release; $size_mb MB written) | $(printf %.2f "$export_s") s |
 | \`archc export onnx --weights --fold-bn\` (whole process) | $(printf %.2f "$fold_s") s |
-| ONNX Runtime $ort_version forward, batch-norm kept in the file (median of $RUNS) | $ort_ms ms |
-| ONNX Runtime $ort_version forward, \`--fold-bn\` file (median of $RUNS) | $ort_fold_ms ms |
-| \`archc-run --mode fast\` forward (libtorch, folded, channels-last, median of $RUNS) | $fast_ms ms |
+| ONNX Runtime $ort_version forward, batch-norm kept in the file (median of $RUNS) | $ort_ms |
+| ONNX Runtime $ort_version forward, \`--fold-bn\` file (median of $RUNS) | $ort_fold_ms |
+| \`archc-run --mode fast\` forward (libtorch 2.11, folded, channels-last, median of $RUNS) | $fast_ms |
+
+One run on $(nproc) cores, $(date -u +%Y-%m-%d); load average (1 min) at the end: $(cut -d' ' -f1 /proc/loadavg).
 EOF
