@@ -656,7 +656,12 @@ pub fn model(
                 input.extend(param(&mut b, &mut values, wname, wshape.clone()));
                 let bias = format!("{p}.bias");
                 if values.contains_key(&bias) {
-                    input.extend(param(&mut b, &mut values, bias, wshape[..1].to_vec()));
+                    input.extend(param(
+                        &mut b,
+                        &mut values,
+                        bias,
+                        wshape.iter().take(1).copied().collect(),
+                    ));
                 }
                 let k = [kernel.0 as i64, kernel.1 as i64];
                 let attrs = vec![
@@ -716,7 +721,12 @@ pub fn model(
                 input.extend(param(&mut b, &mut values, wname, wshape.clone()));
                 let bias = format!("{p}.bias");
                 if values.contains_key(&bias) {
-                    input.extend(param(&mut b, &mut values, bias, wshape[..1].to_vec()));
+                    input.extend(param(
+                        &mut b,
+                        &mut values,
+                        bias,
+                        wshape.iter().take(1).copied().collect(),
+                    ));
                 }
                 let attrs = vec![
                     attr_float("alpha", 1.0),

@@ -21,7 +21,8 @@ enum Format {
     ///
     /// Node names are the graph's torchvision paths, initializers carry the weights' names
     /// (`layer1.0.conv1.weight`, `layer1.0.bn1.running_mean`), the input `input` is
-    /// `[batch, C, H, W]` with a dynamic batch, and the output is `logits` `[batch, classes]`.
+    /// `[batch, C, H, W]` with a dynamic batch, and the output is `logits` `[batch, classes]`
+    /// (`output` `[batch, C, H, W]` for a network without an fc).
     ///
     /// Without --weights the initializers come from a seeded initialisation (torchvision's
     /// scheme, seed 0): the file has the network's structure but is not trained, and its
@@ -29,6 +30,10 @@ enum Format {
     /// names must fit the network exactly (a grouped checkpoint also fits the concat and split
     /// forms); otherwise every missing, unexpected or mis-shaped tensor is listed and nothing is
     /// written.
+    ///
+    /// The file is written to a temporary file beside it, then renamed: never partly. Exit
+    /// status: 0 written; 1 written, but the network breaks a budget (as `codegen`); 2 spec,
+    /// weights, usage or output error (nothing written).
     Onnx(OnnxArgs),
 }
 
@@ -44,7 +49,7 @@ struct OnnxArgs {
     /// Fold each batch-norm into the convolution(s) that feed it.
     #[arg(long)]
     fold_bn: bool,
-    /// The ONNX opset to write.
+    /// The ONNX opset to write (13 to 21).
     #[arg(long, value_name = "N", default_value_t = onnx::DEFAULT_OPSET,
           value_parser = clap::value_parser!(i64).range(*onnx::OPSETS.start()..=*onnx::OPSETS.end()))]
     opset: i64,
