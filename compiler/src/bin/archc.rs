@@ -15,8 +15,8 @@ mod export;
 ///
 /// Exit status: 0 when every spec compiles (and, for `check`, `codegen` and `export`, meets its
 /// budgets); 1 when `check`, `codegen` or `export` finds a broken budget, or `solve` finds no
-/// value that fits; 2 on a spec error (syntax, names, shapes) or a usage error. `summary`, `graph`, `expand` and
-/// `explain` describe a network whatever its budgets.
+/// value that fits; 2 on a spec error (syntax, names, shapes) or a usage error. `summary`,
+/// `graph`, `expand` and `explain` describe a network whatever its budgets.
 #[derive(Parser, Debug)]
 #[command(name = "archc", version, about, long_about)]
 struct Cli {
