@@ -507,3 +507,20 @@ fn a_broken_budget_still_writes_the_file_and_exits_1_as_codegen_does() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--opset"), "{}", stderr(&o));
 }
+
+#[test]
+fn another_input_size_is_the_files_input_shape() {
+    let dir = scratch("input");
+    let out = dir.join("r18-64.onnx");
+    export(&out, &["specs/resnet/resnet18.arch", "--input", "3x64x48"]);
+    let r = &check(std::slice::from_ref(&out), &["--time", "1", "--batch", "3"])[0];
+    assert_eq!(
+        r["inputs"],
+        serde_json::json!([{"name": "input", "dims": ["batch", 3, 64, 48]}])
+    );
+    assert_eq!(
+        r["outputs"],
+        serde_json::json!([{"name": "logits", "dims": ["batch", 1000]}])
+    );
+    assert_eq!(r["batch"], 3);
+}

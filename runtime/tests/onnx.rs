@@ -90,3 +90,28 @@ fn onnx_runtime_gives_the_rust_runtimes_logits() {
         }
     }
 }
+
+/// A file that does not fit is refused by the export with the runtime's own message.
+#[test]
+fn the_export_refuses_a_file_with_the_runtimes_listing() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("onnx-refusal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let c18 = compile("resnet/resnet18.arch", &[]);
+    let vs = VarStore::new(Device::Cpu);
+    let _n = Network::new(&vs.root(), &c18);
+    let r18 = dir.join("r18.safetensors");
+    weights::save(&vs, &r18).unwrap();
+    for (spec, set) in [
+        ("resnet/resnet34.arch", vec![]),
+        ("resnet/resnet18.arch", vec![("classes", "10")]),
+        ("resnext/resnext50_32x4d.arch", vec![("form", "split")]),
+    ] {
+        let c = compile(spec, &set);
+        let mut vs = VarStore::new(Device::Cpu);
+        let _n = Network::new(&vs.root(), &c);
+        let runtime = weights::load(&mut vs, &r18).unwrap_err().to_string();
+        let export = onnx::load_weights(&c.graph, &r18).unwrap_err().to_string();
+        assert_eq!(export, runtime, "{spec} {set:?}");
+        assert!(runtime.contains("does not fit the network"), "{runtime}");
+    }
+}
