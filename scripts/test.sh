@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). On a fresh machine it installs what
 # the tests need, then checks formatting and lints and runs every test of the workspace:
-# - the Python venv (.venv: torch 2.11.0, torchvision 0.26.0, fvcore, safetensors), which gives
-#   the reference figures, the parity fixtures and the libtorch that the runtime links;
-# - the compiler's tests need none of it; the runtime's (archc-runtime) use libtorch.
+# - the Python venv (.venv: torch 2.11.0, torchvision 0.26.0, fvcore, safetensors, onnx,
+#   onnxruntime), which gives the reference figures, the parity fixtures and the libtorch that the
+#   runtime links;
+# - the compiler's tests need no libtorch, but its ONNX export tests (compiler/tests/onnx.rs) run
+#   the venv's onnx checker and ONNX Runtime on the parity fixtures; the runtime's use libtorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

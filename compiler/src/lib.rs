@@ -45,6 +45,7 @@ pub mod source;
 pub mod syntax;
 #[cfg(feature = "tools")]
 pub mod tools;
+pub mod weights;
 
 pub use cost::{Cost, CostReport};
 pub use diag::Diagnostic;

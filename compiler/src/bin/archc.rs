@@ -18,6 +18,8 @@ mod exit;
 mod expand;
 #[path = "archc/explain.rs"]
 mod explain;
+#[path = "archc/export.rs"]
+mod export;
 #[path = "archc/graph.rs"]
 mod graph;
 #[path = "archc/solve.rs"]
@@ -32,8 +34,9 @@ use std::process::ExitCode;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
-/// Exit status: 0 when every spec compiles (and, for `check` and `codegen`, meets its budgets);
-/// 1 when `check` or `codegen` finds a broken budget, or `solve` finds no value that fits;
+/// Exit status: 0 when every spec compiles (and, for `check`, `codegen` and `export`, meets its
+/// budgets); 1 when `check`, `codegen` or `export` finds a broken budget, or `solve` finds no
+/// value that fits;
 /// 2 on a spec error (syntax, names, shapes) or a usage error. `summary`, `graph`, `expand` and
 /// `explain` describe a network whatever its budgets. Over several specs, the worst status wins.
 #[derive(Parser, Debug)]
@@ -62,6 +65,8 @@ enum Command {
     Codegen(codegen::Args),
     /// The fully instantiated network in a canonical text form.
     Expand(args::SpecArgs),
+    /// Export a network (and its weights) for other tools: `archc export onnx SPEC -o model.onnx`.
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Graph(a) => graph::run(&a),
         Command::Codegen(a) => codegen::run(&a),
         Command::Expand(a) => expand::run(&a),
+        Command::Export(a) => export::run(&a),
     };
     exit.into()
 }

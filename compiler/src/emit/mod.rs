@@ -4,7 +4,10 @@
 //!   expansion and Graphviz DOT.
 //! - [`rust`] (feature `codegen`): Rust source for `archc-runtime`, used by `resnext!` and
 //!   `archc codegen`.
+//! - `onnx` (feature `onnx`): an ONNX model, with the weights of a safetensors file.
 
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod report;
 #[cfg(feature = "codegen")]
 pub mod rust;
