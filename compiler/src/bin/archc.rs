@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 #[path = "archc/budget_cli.rs"]
 mod budget_cli;
+#[path = "archc/fmt.rs"]
+mod fmt;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
@@ -94,6 +96,8 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Rewrite specs in the canonical layout (in place, to stdout, or `--check` for CI).
+    Fmt(fmt::FmtArgs),
     /// The fully instantiated network in a canonical text form.
     Expand {
         /// Spec file.
@@ -251,6 +255,9 @@ fn report_budgets(sources: &archc::SourceMap, diagnostics: Vec<archc::Diagnostic
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Fmt(args) = &cli.command {
+        return fmt::run(args);
+    }
     let mut status = 0u8;
     match &cli.command {
         Command::Check {
@@ -364,6 +371,7 @@ fn main() -> ExitCode {
                 status = 2;
             }
         },
+        Command::Fmt(_) => unreachable!("handled above"),
         Command::Expand { spec, common } => match compile(spec, common) {
             Ok(nets) => {
                 status = status.max(nets.report_failures());
