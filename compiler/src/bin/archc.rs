@@ -11,6 +11,8 @@ use std::process::ExitCode;
 mod budget_cli;
 #[path = "archc/fmt.rs"]
 mod fmt;
+#[path = "archc/lsp.rs"]
+mod lsp;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
@@ -98,6 +100,8 @@ enum Command {
     },
     /// Rewrite specs in the canonical layout (in place, to stdout, or `--check` for CI).
     Fmt(fmt::FmtArgs),
+    /// The language server, over stdio: diagnostics, hover, inlay hints, definitions, formatting.
+    Lsp(lsp::LspArgs),
     /// The fully instantiated network in a canonical text form.
     Expand {
         /// Spec file.
@@ -255,8 +259,10 @@ fn report_budgets(sources: &archc::SourceMap, diagnostics: Vec<archc::Diagnostic
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Fmt(args) = &cli.command {
-        return fmt::run(args);
+    match &cli.command {
+        Command::Fmt(args) => return fmt::run(args),
+        Command::Lsp(args) => return lsp::run(args),
+        _ => {}
     }
     let mut status = 0u8;
     match &cli.command {
@@ -371,7 +377,7 @@ fn main() -> ExitCode {
                 status = 2;
             }
         },
-        Command::Fmt(_) => unreachable!("handled above"),
+        Command::Fmt(_) | Command::Lsp(_) => unreachable!("handled above"),
         Command::Expand { spec, common } => match compile(spec, common) {
             Ok(nets) => {
                 status = status.max(nets.report_failures());

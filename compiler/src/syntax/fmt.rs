@@ -338,7 +338,8 @@ fn range(sp: Span) -> (usize, usize) {
     (sp.start as usize, sp.end as usize)
 }
 
-fn conv(c: &ast::Conv) -> String {
+/// A convolution statement in the canonical layout (`conv 3x3/stride -> width, groups C`).
+pub fn conv(c: &ast::Conv) -> String {
     let mut s = format!("conv {}x{}", c.kernel.0, c.kernel.1);
     if let Some(st) = &c.stride {
         s.push_str(&format!("/{}", atom(st)));
