@@ -61,6 +61,28 @@ fn stdout_leaves_the_file_alone() {
 }
 
 #[test]
+fn a_dash_reads_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["fmt", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(MESSY.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), TIDY);
+}
+
+#[test]
 fn a_file_that_does_not_parse_is_refused_and_left_as_it_was() {
     let dir = scratch("fmt_refused");
     let (broken, messy) = (dir.join("broken.arch"), dir.join("messy.arch"));
