@@ -204,6 +204,9 @@ fn hover_on_stage_template_parameter_budget_and_stem() {
         pos(&text, "macs <= 4.3G", 0, 0),
         pos(&text, "conv 7x7/2", 0, 0),
         pos(&text, "resnext50_32x4d {", 0, 1),
+        pos(&text, "out = 256", 0, 0),
+        pos(&text, "head {", 0, 0),
+        pos(&text, "input 3x224x224", 0, 0),
     ]
     .into_iter()
     .map(|p| c.at("textDocument/hover", &u, p))
@@ -296,6 +299,42 @@ fn diagnostics_of_imports_and_utf16_ranges() {
     // `𝔸` is two UTF-16 units: the range ends at character 20, not 19 (chars) or 23 (bytes).
     let d = c.open(&u, "import \"../𝔸×.arch\"\n");
     insta::assert_json_snapshot!(d);
+    c.stop();
+}
+
+#[test]
+fn a_saved_import_is_read_again() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lsp_saved_import");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = "network base {\n  input 3x8x8\n  classes 2\n  param C = 2\n  stem {\n    conv 3x3 -> 8\n  }\n  block b(w) {\n    conv 3x3 -> w, groups C\n  }\n  stages b(w = 8) {\n    s1: depth 1\n  }\n  head {\n    avgpool\n    fc -> classes\n  }\n}\n";
+    std::fs::write(dir.join("base.arch"), base).unwrap();
+    let child = "import \"base.arch\"\n\nnetwork child extends base {\n  param C = 4\n}\n";
+    let mut c = Client::initialized();
+    let u = format!("file://{}", dir.join("child.arch").display());
+    let d = c.open(&u, child);
+    assert_eq!(d["diagnostics"], json!([]), "{d}");
+    // The base now breaks the child (8 channels in 3 groups); saving it refreshes the child.
+    std::fs::write(dir.join("base.arch"), base.replace("w = 8", "w = 9")).unwrap();
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({ "changes": [{ "uri": format!("file://{}", dir.join("base.arch").display()), "type": 2 }] }),
+    );
+    let d = c.diagnostics();
+    let d = &d["diagnostics"][0];
+    assert_eq!(d["code"], "archc::shape::groups", "{d}");
+    // The error is in the imported file: shown at the import line, with its place in the base.
+    assert_eq!(
+        d["range"],
+        json!({ "start": { "line": 0, "character": 7 }, "end": { "line": 0, "character": 18 } })
+    );
+    let related = &d["relatedInformation"][0]["location"];
+    let base_uri = format!("file://{}", dir.join("base.arch").display());
+    assert_eq!(related["uri"], redact(json!(base_uri)));
+    assert_eq!(
+        related["range"]["start"],
+        json!({ "line": 8, "character": 4 })
+    );
     c.stop();
 }
 

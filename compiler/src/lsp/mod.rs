@@ -338,12 +338,34 @@ impl Server {
                 self.docs.remove(&p.text_document.uri);
                 Some(publish(p.text_document.uri, Vec::new(), None))
             }
+            // A spec saved or changed on disk may be imported by the open ones: analyse them
+            // all again (imports are read from disk).
+            lsp::notification::DidSaveTextDocument::METHOD
+            | lsp::notification::DidChangeWatchedFiles::METHOD => {
+                return Outcome {
+                    send: self.refresh(),
+                    exit: None,
+                };
+            }
             _ => None,
         };
         Outcome {
             send: publish.into_iter().collect(),
             exit: None,
         }
+    }
+
+    /// Analyses every open document again; returns their diagnostics, in address order.
+    fn refresh(&mut self) -> Vec<Message> {
+        let mut uris: Vec<Url> = self.docs.keys().cloned().collect();
+        uris.sort();
+        uris.into_iter()
+            .filter_map(|uri| {
+                let doc = self.docs.get(&uri)?;
+                let (version, text) = (doc.version, doc.analysis.text.clone());
+                Some(self.update(uri, version, text))
+            })
+            .collect()
     }
 
     /// Re-analyses a document; returns the diagnostics to publish.

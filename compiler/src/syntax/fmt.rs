@@ -430,12 +430,14 @@ fn line_of(text: &str, at: usize) -> usize {
     line
 }
 
-/// Whether the author left a blank line just before `at`.
+/// Whether the author left a blank line just before `at` (lines end at `\n`, `\r\n` or `\r`).
 fn blank_before(text: &str, at: usize) -> bool {
+    let b = text.as_bytes();
     let mut newlines = 0;
-    for &b in text.as_bytes()[..at.min(text.len())].iter().rev() {
-        match b {
+    for i in (0..at.min(b.len())).rev() {
+        match b[i] {
             b'\n' => newlines += 1,
+            b'\r' if b.get(i + 1) != Some(&b'\n') => newlines += 1,
             b' ' | b'\t' | b'\r' | b';' => {}
             _ => break,
         }
@@ -645,8 +647,8 @@ mod tests {
     #[test]
     fn blank_lines_are_kept_once_and_networks_are_apart() {
         check(
-            "network a {\n\n  param C = 1\n\n\n\n  param D = 2\n\n}\nnetwork b {}\r\n// b2\r\nnetwork c {}",
-            "network a {\n  param C = 1\n\n  param D = 2\n}\n\nnetwork b {}\n\n// b2\nnetwork c {}\n",
+            "network a {\n\n  param C = 1\n\n\n\n  param D = 2\n\n}\nnetwork b {}\r\n// b2\r\nnetwork c {\r  param E = 3\r\r  param F = 4\r\n\r\n  param G = 5 }",
+            "network a {\n  param C = 1\n\n  param D = 2\n}\n\nnetwork b {}\n\n// b2\nnetwork c {\n  param E = 3\n\n  param F = 4\n\n  param G = 5\n}\n",
         );
     }
 
