@@ -758,7 +758,7 @@ impl Analysis {
         out.extend(
             LAYERS
                 .iter()
-                .map(|(w, d)| item(w, lsp::CompletionItemKind::OPERATOR, d)),
+                .map(|(w, d)| item(w, lsp::CompletionItemKind::KEYWORD, d)),
         );
         out.extend(self.names.iter().map(|(n, k, d)| item(n, *k, d)));
         out
