@@ -636,6 +636,25 @@ mod tests {
         );
     }
 
+    /// Error messages quote expressions with `Display`; it must keep the tree too.
+    #[test]
+    fn display_keeps_the_parentheses_a_tree_needs() {
+        let f = crate::syntax::parse(
+            FileId(0),
+            "network n { param A = a + (b - c); param B = a + (b * c); param D = a - (b + c) }",
+        )
+        .expect("parses");
+        let shown: Vec<String> = f.networks[0]
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Param(_, e) => Some(e.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, ["a + (b - c)", "a + b * c", "a - (b + c)"]);
+    }
+
     #[test]
     fn comments_stay_where_they_belong() {
         check(
