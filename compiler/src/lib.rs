@@ -41,6 +41,8 @@ pub mod diag;
 pub mod emit;
 pub mod expand;
 pub mod graph;
+#[cfg(feature = "lsp")]
+pub mod lsp;
 pub mod source;
 pub mod syntax;
 #[cfg(feature = "tools")]

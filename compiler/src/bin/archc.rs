@@ -20,8 +20,12 @@ mod expand;
 mod explain;
 #[path = "archc/export.rs"]
 mod export;
+#[path = "archc/fmt.rs"]
+mod fmt;
 #[path = "archc/graph.rs"]
 mod graph;
+#[path = "archc/lsp.rs"]
+mod lsp;
 #[path = "archc/solve.rs"]
 mod solve;
 #[path = "archc/summary.rs"]
@@ -67,6 +71,11 @@ enum Command {
     Expand(args::SpecArgs),
     /// Export a network (and its weights) for other tools: `archc export onnx SPEC -o model.onnx`.
     Export(export::ExportArgs),
+    /// Rewrite specs in the one canonical layout (`--check` lists the files that would change).
+    Fmt(fmt::FmtArgs),
+    /// The language server over stdio: diagnostics, hover, inlay hints, definitions, symbols,
+    /// completion and formatting, for any editor that speaks LSP.
+    Lsp(lsp::LspArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +89,10 @@ fn main() -> ExitCode {
         Command::Codegen(a) => codegen::run(&a),
         Command::Expand(a) => expand::run(&a),
         Command::Export(a) => export::run(&a),
+        // `fmt` and `lsp` have exit statuses of their own (1: files would change; the LSP
+        // protocol's exit), not a budget verdict.
+        Command::Fmt(a) => return fmt::run(&a),
+        Command::Lsp(a) => return lsp::run(&a),
     };
     exit.into()
 }

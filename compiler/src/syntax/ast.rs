@@ -342,8 +342,15 @@ impl std::fmt::Display for Expr {
                 };
                 wrap(l, f)?;
                 write!(f, " {} ", op.symbol())?;
+                // A binary right operand keeps its parentheses, except a product or quotient
+                // after `+` (`a + (b - c)` is not `a + b - c` in checked arithmetic).
                 match r.kind {
-                    ExprKind::Binary(..) if !matches!(op, BinOp::Add) => write!(f, "({r})"),
+                    ExprKind::Binary(inner, ..)
+                        if !matches!(op, BinOp::Add)
+                            || matches!(inner, BinOp::Add | BinOp::Sub) =>
+                    {
+                        write!(f, "({r})")
+                    }
                     _ => write!(f, "{r}"),
                 }
             }

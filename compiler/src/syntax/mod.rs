@@ -1,6 +1,7 @@
 //! Parsing: `.arch` text to [`ast::File`]. The only module that knows about pest.
 
 pub mod ast;
+pub mod fmt;
 
 use crate::diag::Diagnostic;
 use crate::source::{FileId, Span};
