@@ -38,6 +38,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 INSTA_UPDATE=no cargo test --workspace
 
+echo "== the VS Code extension's grammar (scripts/test-grammar.sh: npm, vscode-tmgrammar-test)"
+scripts/test-grammar.sh
+
 echo "== the example crate, as a user runs it (resnext! model, torchvision-layout weights)"
 cargo run -q -p classify -- --weights target/parity/resnext50_32x4d.weights.safetensors \
   --input target/parity/resnext50_32x4d.io.safetensors --device cpu
