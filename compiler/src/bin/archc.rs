@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 #[path = "archc/budget_cli.rs"]
 mod budget_cli;
+#[path = "archc/codegen_pytorch.rs"]
+mod codegen_pytorch;
 
 /// An architecture compiler for ResNeXt-family networks.
 ///
@@ -84,13 +86,20 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// The Rust code the `resnext!` macro generates for the spec, formatted.
+    /// The Rust code the `resnext!` macro generates for the spec, formatted, or (`--target
+    /// pytorch`) a PyTorch module.
     Codegen {
         /// Spec file.
         spec: PathBuf,
-        /// The generated struct's name (default: the network name in CamelCase).
+        /// The generated struct's name (default: the network name in CamelCase; Rust only).
         #[arg(long = "type")]
         type_name: Option<String>,
+        /// What to generate.
+        #[arg(long, value_enum, default_value_t = codegen_pytorch::Target::Rust)]
+        target: codegen_pytorch::Target,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -335,8 +344,19 @@ fn main() -> ExitCode {
         Command::Codegen {
             spec,
             type_name,
+            target,
+            output,
             common,
         } => match compile(spec, common) {
+            Ok(nets) if *target == codegen_pytorch::Target::Pytorch => {
+                status = status.max(nets.report_failures());
+                let (code, budgets) = codegen_pytorch::pytorch(&nets, spec, &common.set);
+                status = status.max(budgets);
+                if let Err(e) = codegen_pytorch::write(&code, output.as_deref()) {
+                    eprintln!("{e}");
+                    status = 2;
+                }
+            }
             Ok(nets) => {
                 status = status.max(nets.report_failures());
                 if let Some(t) = type_name
@@ -348,15 +368,21 @@ fn main() -> ExitCode {
                     );
                     return ExitCode::from(2);
                 }
+                let mut code = String::new();
                 for c in nets.iter() {
                     // The macro refuses a spec that breaks its budgets: say so, and exit 1.
                     if !report_budgets(&nets.sources, c.violations()) {
                         status = status.max(1);
                     }
-                    print!(
-                        "{}",
-                        codegen(c, &spec.display().to_string(), type_name.as_deref())
-                    );
+                    code.push_str(&codegen(
+                        c,
+                        &spec.display().to_string(),
+                        type_name.as_deref(),
+                    ));
+                }
+                if let Err(e) = codegen_pytorch::write(&code, output.as_deref()) {
+                    eprintln!("{e}");
+                    status = 2;
                 }
             }
             Err(f) => {

@@ -4,7 +4,12 @@
 //!   expansion and Graphviz DOT.
 //! - [`rust`] (feature `codegen`): Rust source for `archc-runtime`, used by `resnext!` and
 //!   `archc codegen`.
+//! - [`pytorch`]: a Python module for PyTorch (`archc codegen --target pytorch`), needing only
+//!   `torch`, with torchvision's `state_dict` names.
+//! - [`blocks`]: what the code emitters share about blocks: which blocks share a class.
 
+pub mod blocks;
+pub mod pytorch;
 pub mod report;
 #[cfg(feature = "codegen")]
 pub mod rust;

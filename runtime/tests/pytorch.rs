@@ -1,0 +1,169 @@
+//! The PyTorch target (`archc codegen --target pytorch`) against torchvision and this runtime.
+//!
+//! For every shipped spec in all three forms it generates the Python module, lints it (ruff
+//! check and ruff format --check), and runs `scripts/pytorch_check.py`, which checks the module
+//! against torchvision (names, shapes, `load_state_dict(strict=True)`, logits) and against the
+//! variables listed here from `Network::new`, and saves each module's weights and logits. This
+//! test then loads each saved file into the runtime by name and compares logits.
+
+mod common;
+
+use archc_runtime::{Network, weights};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Tensor};
+
+/// The shipped specs whose network has a PyTorch reference (scripts/reference.py's names).
+const REFERENCES: [(&str, &str); 11] = [
+    ("resnet/resnet18.arch", "resnet18"),
+    ("resnet/resnet34.arch", "resnet34"),
+    ("resnet/resnet50.arch", "resnet50"),
+    ("resnet/resnet101.arch", "resnet101"),
+    ("resnet/resnet152.arch", "resnet152"),
+    ("resnet/wide_resnet50_2.arch", "wide_resnet50_2"),
+    ("resnext/resnext50_32x4d.arch", "resnext50_32x4d"),
+    ("resnext/resnext101_32x8d.arch", "resnext101_32x8d"),
+    ("resnext/resnext101_64x4d.arch", "resnext101_64x4d"),
+    ("cifar/resnext29_8x64d.arch", "resnext29_8x64d"),
+    ("cifar/resnext29_16x64d.arch", "resnext29_16x64d"),
+];
+
+const FORMS: [&str; 3] = ["grouped", "concat", "split"];
+
+/// The Python interpreter with torch (`ARCHC_PYTHON`, default the project's venv).
+fn python() -> PathBuf {
+    std::env::var_os("ARCHC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python3"))
+}
+
+/// Runs a command, asserting success; returns its stdout.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The runtime's variables for a compiled network: name → shape.
+fn variables(c: &archc::Compiled) -> serde_json::Map<String, serde_json::Value> {
+    let vs = VarStore::new(Device::Cpu);
+    let _net = Network::new(&vs.root(), c);
+    vs.variables()
+        .into_iter()
+        .map(|(k, t)| (k, serde_json::json!(t.size())))
+        .collect()
+}
+
+fn case_name(rel: &str, form: &str) -> String {
+    let stem = Path::new(rel).file_stem().unwrap().to_string_lossy();
+    format!("{stem}_{form}")
+}
+
+#[test]
+fn generated_modules_match_torchvision_and_the_runtime() {
+    // Many small forward passes: one thread each here and in Python (see pytorch_check.py).
+    tch::set_num_threads(1);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pytorch-modules");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut manifest = Vec::new();
+    let mut cases = Vec::new();
+    for rel in shipped() {
+        for form in FORMS {
+            let c = compile(&rel, &[("form", form)]);
+            let name = case_name(&rel, form);
+            let module = dir.join(format!("{name}.py"));
+            let origin = format!("`specs/{rel}` `--set form={form}`");
+            let code = archc::emit::pytorch::module(std::slice::from_ref(&c), &origin);
+            std::fs::write(&module, code).unwrap();
+            let reference = REFERENCES
+                .iter()
+                .find(|(spec, _)| *spec == rel)
+                .map(|(_, model)| *model);
+            let t = c.report.total;
+            manifest.push(serde_json::json!({
+                "name": name,
+                "module": module,
+                "class": archc::emit::blocks::type_name(&c.model.name),
+                "spec": rel,
+                "form": form,
+                "reference": reference,
+                "params": t.params,
+                "buffers": t.buffers,
+                "input": c.model.input,
+                "vars": variables(&c),
+            }));
+            cases.push((name, c));
+        }
+    }
+    assert_eq!(cases.len(), 3 * shipped().len());
+    assert_eq!(
+        REFERENCES
+            .iter()
+            .filter(|(spec, _)| shipped().iter().any(|s| s == spec))
+            .count(),
+        11,
+        "every reference is a shipped spec"
+    );
+
+    // A syntax check and the linter, on every generated module.
+    let ruff = python().with_file_name("ruff");
+    run(Command::new(&ruff)
+        .args(["check", "--no-cache", "--isolated"])
+        .arg(&dir));
+    run(Command::new(&ruff)
+        .args(["format", "--no-cache", "--isolated", "--check"])
+        .arg(&dir));
+    run(Command::new(python())
+        .args(["-m", "compileall", "-q", "-b"])
+        .arg(&dir));
+
+    let manifest_path = dir.join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    let out = run(Command::new(python())
+        .arg(root().join("scripts/pytorch_check.py"))
+        .arg("--manifest")
+        .arg(&manifest_path)
+        .arg("--out")
+        .arg(&dir));
+    println!("{out}");
+    let torchvision_checked = out
+        .lines()
+        .filter(|l| l.contains("logits vs reference"))
+        .count();
+    assert_eq!(torchvision_checked, 11, "{out}");
+
+    // The runtime, on each file the generated module saved.
+    for (name, c) in &cases {
+        let mut vs = VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), c);
+        let loaded = weights::load(&mut vs, dir.join(format!("{name}.weights.safetensors")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bns = vs
+            .variables()
+            .keys()
+            .filter(|k| k.ends_with(".running_mean"))
+            .count();
+        assert_eq!(
+            (loaded.direct, loaded.mapped, loaded.ignored),
+            (vs.variables().len(), 0, bns),
+            "{name}: every variable by its own name, one num_batches_tracked per batch-norm"
+        );
+        let io: Vec<(String, Tensor)> =
+            Tensor::read_safetensors(dir.join(format!("{name}.io.safetensors"))).unwrap();
+        let get = |k: &str| &io.iter().find(|(n, _)| n == k).unwrap().1;
+        let logits = tch::no_grad(|| net.forward_t(get("input"), false));
+        let err = rel_l2(&logits, get("logits"));
+        println!("{name}: runtime vs PyTorch, relative L2 {err:.2e}");
+        assert!(err <= 1e-5, "{name}: runtime vs PyTorch {err:.3e}");
+    }
+}
