@@ -77,17 +77,23 @@ fn generated_modules_match_torchvision_and_the_runtime() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut manifest = Vec::new();
     let mut cases = Vec::new();
-    for rel in shipped() {
+    // Every shipped spec, and a spec whose blocks of one stage have different layouts.
+    let mut specs = shipped();
+    specs.push("mixed.arch".to_string());
+    for rel in &specs {
         for form in FORMS {
-            let c = compile(&rel, &[("form", form)]);
-            let name = case_name(&rel, form);
+            let c = match rel.as_str() {
+                "mixed.arch" => archc_tests::compile_mixed_layouts(&[("form", form)]),
+                _ => compile(rel, &[("form", form)]),
+            };
+            let name = case_name(rel, form);
             let module = dir.join(format!("{name}.py"));
-            let origin = format!("`specs/{rel}` `--set form={form}`");
+            let origin = format!("`{rel}` `--set form={form}`");
             let code = archc::emit::pytorch::module(std::slice::from_ref(&c), &origin);
             std::fs::write(&module, code).unwrap();
             let reference = REFERENCES
                 .iter()
-                .find(|(spec, _)| *spec == rel)
+                .find(|(spec, _)| spec == rel)
                 .map(|(_, model)| *model);
             let t = c.report.total;
             manifest.push(serde_json::json!({
@@ -105,7 +111,7 @@ fn generated_modules_match_torchvision_and_the_runtime() {
             cases.push((name, c));
         }
     }
-    assert_eq!(cases.len(), 3 * shipped().len());
+    assert_eq!(cases.len(), 3 * (shipped().len() + 1));
     assert_eq!(
         REFERENCES
             .iter()

@@ -66,3 +66,33 @@ pub fn shipped() -> Vec<String> {
     out.sort();
     out
 }
+
+/// A spec whose blocks of one stage have different layouts in the `split` and `concat` forms:
+/// the first block of `s2` has cardinality `g * stride` = 2, the second 1 (no paths at all), and
+/// `s1` has 4. Emitters make one class per layout; see `compile_mixed_layouts`.
+pub const MIXED_LAYOUTS: &str = "network mixed {
+  input 3x16x16
+  classes 10
+  form split
+  stem { conv 3x3 -> 16 }
+  block b(width, out, g) {
+    conv 1x1 -> width
+    conv 3x3/stride -> width, groups g * stride
+    conv 1x1 -> out
+  }
+  stages b(width = 8, out = 32, g = 1) {
+    rule keep_width
+    s1: depth 1, g = 4
+    s2: depth 2, stride 2, g = 1
+  }
+  head { avgpool; fc -> classes }
+}
+";
+
+/// Compiles [`MIXED_LAYOUTS`] with `--set`-style overrides (`form`), or panics.
+pub fn compile_mixed_layouts(set: &[(&str, &str)]) -> Compiled {
+    let spec =
+        Spec::from_text("mixed.arch", MIXED_LAYOUTS).unwrap_or_else(|f| panic!("{}", f.render()));
+    spec.compile("mixed", &overrides(set))
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}
