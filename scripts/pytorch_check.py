@@ -24,6 +24,10 @@ identity. Inputs are small (a quarter of the spec's height and width, at least 8
 end in a global average pool, so any size that survives the strides checks the same code.
 
 Usage: ``python3 scripts/pytorch_check.py --manifest M.json --out DIR``
+
+With ``--module M.py --class C --weights W.safetensors --io IO.safetensors`` it checks one
+checkpoint instead (one saved by the Rust runtime's ``weights::save``): it loads into the
+generated module with ``strict=True``, and the logits on ``input`` equal ``logits`` (<= 1e-5).
 """
 
 from __future__ import annotations
@@ -187,11 +191,36 @@ def check(case: dict, out: str, grouped_cache: dict) -> list:
     return errors
 
 
+def check_checkpoint(args) -> None:
+    from safetensors.torch import load_file
+
+    module = load_module(args.module, "checked")
+    model = getattr(module, args.cls)().eval()
+    model.load_state_dict(load_file(args.weights), strict=True)
+    io = load_file(args.io)
+    with torch.no_grad():
+        logits = model(io["input"])
+    err = rel_l2(logits, io["logits"])
+    print(
+        f"{args.weights}: loads with strict=True; logits vs the file's: relative L2 {err:.2e}"
+    )
+    if not err <= TOLERANCE:
+        sys.exit(f"FAIL logits differ: {err:.3e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--manifest")
+    ap.add_argument("--out")
+    ap.add_argument("--module")
+    ap.add_argument("--class", dest="cls")
+    ap.add_argument("--weights")
+    ap.add_argument("--io")
     args = ap.parse_args()
+    if args.weights:
+        return check_checkpoint(args)
+    if not (args.manifest and args.out):
+        ap.error("--manifest and --out, or --module, --class, --weights and --io")
     with open(args.manifest) as f:
         cases = json.load(f)
     os.makedirs(args.out, exist_ok=True)

@@ -173,3 +173,162 @@ fn generated_modules_match_torchvision_and_the_runtime() {
         assert!(err <= 1e-5, "{name}: runtime vs PyTorch {err:.3e}");
     }
 }
+
+/// A small ResNeXt for the 8×8 digits: two bottlenecks of cardinality 4.
+const DIGITS: &str = "network digits_tiny {
+  input 1x8x8
+  classes 10
+  param C = 4
+  param d = 4
+  stem { conv 3x3 -> 16 }
+  block bottleneck(width, out) {
+    conv 1x1 -> width
+    conv 3x3/stride -> width, groups C
+    conv 1x1 -> out
+  }
+  stages bottleneck(width = C * d, out = 32) {
+    rule double_on_downsample
+    s1: depth 1
+    s2: depth 1, stride 2
+  }
+  head { avgpool; fc -> classes }
+}
+";
+
+fn read(path: &Path) -> Vec<(String, Tensor)> {
+    let mut t = Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+/// `torchrun` with two CPU processes (gloo over the loopback) training the digits.
+fn torchrun(module: &Path, out: &Path, extra: &[&str]) -> String {
+    let torchrun = python().with_file_name("torchrun");
+    run(Command::new(torchrun)
+        .args(["--standalone", "--nproc_per_node=2"])
+        .arg(root().join("scripts/ddp_train.py"))
+        .arg("--module")
+        .arg(module)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("GLOO_SOCKET_IFNAME", "lo")
+        .env("OMP_NUM_THREADS", "1"))
+}
+
+#[test]
+fn ddp_training_on_two_processes_and_checkpoints_both_ways() {
+    tch::set_num_threads(1);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pytorch-ddp");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = archc::Spec::from_text("digits_tiny.arch", DIGITS).unwrap();
+    let c = spec
+        .compile("digits_tiny", &archc::Overrides::default())
+        .unwrap();
+    let module = dir.join("digits_tiny.py");
+    std::fs::write(
+        &module,
+        archc::emit::pytorch::module(std::slice::from_ref(&c), "`digits_tiny.arch`"),
+    )
+    .unwrap();
+
+    // One short epoch (23 steps of 64 images) on two processes.
+    let run_dir = dir.join("run");
+    let out = torchrun(
+        &module,
+        &run_dir,
+        &["--epochs", "1", "--dump-ranks", "--sample", "16"],
+    );
+    println!("{out}");
+    assert!(
+        out.contains("2 process(es) on cpu, global batch 64, 23 steps per epoch"),
+        "{out}"
+    );
+    assert!(
+        out.contains("epoch 1: ") && out.contains("test accuracy"),
+        "{out}"
+    );
+
+    // The two ranks hold the same weights, which are the checkpoint's.
+    let last = read(&run_dir.join("last.safetensors"));
+    for rank in ["rank0", "rank1"] {
+        let theirs = read(&run_dir.join(format!("{rank}.safetensors")));
+        assert_eq!(theirs.len(), last.len());
+        for ((n, a), (m, b)) in last.iter().zip(&theirs) {
+            assert_eq!(n, m);
+            assert!(a.equal(b), "{rank}: {n} differs from the checkpoint");
+        }
+    }
+
+    // The checkpoint loads into the runtime by name and gives PyTorch's logits.
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &c);
+    let loaded = weights::load(&mut vs, run_dir.join("last.safetensors")).unwrap();
+    assert_eq!(
+        (loaded.direct, loaded.mapped, loaded.ignored),
+        (vs.variables().len(), 0, 9),
+        "all by name; one num_batches_tracked per batch-norm (stem, 3 per block, 2 projections)"
+    );
+    let sample = read(&run_dir.join("sample.safetensors"));
+    let (input, logits) = (&sample[0].1, &sample[1].1);
+    assert_eq!(
+        (sample[0].0.as_str(), input.size()),
+        ("input", vec![16, 1, 8, 8])
+    );
+    let ours = tch::no_grad(|| net.forward_t(input, false));
+    let err = rel_l2(&ours, logits);
+    println!("trained checkpoint: runtime vs PyTorch, relative L2 {err:.2e}");
+    assert!(err <= 1e-5, "runtime vs PyTorch {err:.3e}");
+
+    // The other way: weights the runtime changed and saved load into the generated module
+    // with strict=True (num_batches_tracked included) and give the runtime's logits.
+    tch::manual_seed(5);
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            let noise = Tensor::randn_like(&v) * 0.05;
+            if name.ends_with("running_var") {
+                let _ = v.g_add_(&noise.abs());
+            } else {
+                let _ = v.g_add_(&noise);
+            }
+        }
+    });
+    let rust_weights = dir.join("rust.safetensors");
+    weights::save(&vs, &rust_weights).unwrap();
+    let rust_logits = tch::no_grad(|| net.forward_t(input, false));
+    assert!(rel_l2(&rust_logits, logits) > 1e-3, "the weights changed");
+    let io = dir.join("rust.io.safetensors");
+    Tensor::write_safetensors(&[("input", input), ("logits", &rust_logits)], &io).unwrap();
+    let out = run(Command::new(python())
+        .arg(root().join("scripts/pytorch_check.py"))
+        .arg("--module")
+        .arg(&module)
+        .args(["--class", "DigitsTiny", "--weights"])
+        .arg(&rust_weights)
+        .arg("--io")
+        .arg(&io));
+    println!("{out}");
+    assert!(out.contains("loads with strict=True"), "{out}");
+
+    // --resume continues from the checkpoint: epoch 2 starts at step 23.
+    let out = torchrun(
+        &module,
+        &run_dir,
+        &["--epochs", "2", "--resume", "--max-steps", "25"],
+    );
+    println!("{out}");
+    assert!(
+        out.contains("resumed from") && out.contains("epoch 1, step 23"),
+        "{out}"
+    );
+    assert!(out.contains("epoch 2: "), "{out}");
+    let resumed = read(&run_dir.join("last.safetensors"));
+    assert!(
+        resumed
+            .iter()
+            .zip(&last)
+            .any(|((_, a), (_, b))| !a.equal(b)),
+        "two more steps changed the weights"
+    );
+}
