@@ -28,6 +28,8 @@ Usage: ``python3 scripts/pytorch_check.py --manifest M.json --out DIR``
 With ``--module M.py --class C --weights W.safetensors --io IO.safetensors`` it checks one
 checkpoint instead (one saved by the Rust runtime's ``weights::save``): it loads into the
 generated module with ``strict=True``, and the logits on ``input`` equal ``logits`` (<= 1e-5).
+With ``--ranks DIR`` it checks that the files ``DIR/rank*.safetensors`` that
+``ddp_train.py --dump-ranks`` writes are identical to each other and to ``DIR/last.safetensors``.
 """
 
 from __future__ import annotations
@@ -208,6 +210,23 @@ def check_checkpoint(args) -> None:
         sys.exit(f"FAIL logits differ: {err:.3e}")
 
 
+def check_ranks(folder: str) -> None:
+    from safetensors.torch import load_file
+
+    last = load_file(os.path.join(folder, "last.safetensors"))
+    ranks = sorted(f for f in os.listdir(folder) if f.startswith("rank"))
+    if not ranks:
+        sys.exit(f"FAIL no rank*.safetensors in {folder}")
+    for name in ranks:
+        theirs = load_file(os.path.join(folder, name))
+        if theirs.keys() != last.keys():
+            sys.exit(f"FAIL {name}: other tensor names than last.safetensors")
+        differ = [k for k in last if not torch.equal(last[k], theirs[k])]
+        if differ:
+            sys.exit(f"FAIL {name} differs from last.safetensors: {differ[:5]}")
+    print(f"{len(ranks)} ranks hold the checkpoint's {len(last)} tensors exactly")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest")
@@ -216,7 +235,10 @@ def main() -> None:
     ap.add_argument("--class", dest="cls")
     ap.add_argument("--weights")
     ap.add_argument("--io")
+    ap.add_argument("--ranks")
     args = ap.parse_args()
+    if args.ranks:
+        return check_ranks(args.ranks)
     if args.weights:
         return check_checkpoint(args)
     if not (args.manifest and args.out):

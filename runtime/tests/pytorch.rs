@@ -175,25 +175,7 @@ fn generated_modules_match_torchvision_and_the_runtime() {
 }
 
 /// A small ResNeXt for the 8×8 digits: two bottlenecks of cardinality 4.
-const DIGITS: &str = "network digits_tiny {
-  input 1x8x8
-  classes 10
-  param C = 4
-  param d = 4
-  stem { conv 3x3 -> 16 }
-  block bottleneck(width, out) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups C
-    conv 1x1 -> out
-  }
-  stages bottleneck(width = C * d, out = 32) {
-    rule double_on_downsample
-    s1: depth 1
-    s2: depth 1, stride 2
-  }
-  head { avgpool; fc -> classes }
-}
-";
+const DIGITS: &str = include_str!("pytorch/digits_tiny.arch");
 
 fn read(path: &Path) -> Vec<(String, Tensor)> {
     let mut t = Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
