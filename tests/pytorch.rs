@@ -122,7 +122,7 @@ fn every_shipped_spec_generates_in_every_form() {
                 assert!(defined.contains(&class), "{rel} {form}: {class} undefined");
             }
             let c = archc_tests::compile(&rel, &[("form", form)]);
-            let net = archc::emit::blocks::type_name(&c.model.name);
+            let net = archc::emit::pytorch::class_name(&c.model.name);
             assert_eq!(defined.last(), Some(&net), "{rel} {form}");
             assert!(
                 !py.lines().any(|l| l.len() > 88),
@@ -138,6 +138,39 @@ fn every_shipped_spec_generates_in_every_form() {
         &[("form", "split"), ("C", "4")],
     );
     assert!(split.contains("import torch\n") && split.contains("= torch.stack(outs)"));
+}
+
+#[test]
+fn a_file_with_two_networks_is_one_module() {
+    let text = format!(
+        "{}\n{}",
+        archc_tests::MIXED_LAYOUTS,
+        archc_tests::MIXED_LAYOUTS
+            .replace("network mixed", "network tensor")
+            .replace("form split", "form grouped")
+    );
+    let spec = archc::Spec::from_text("two.arch", &text).unwrap();
+    let nets: Vec<archc::Compiled> = spec
+        .networks()
+        .iter()
+        .map(|n| spec.compile(n, &Default::default()).unwrap())
+        .collect();
+    let py = module(&nets, "`two.arch`");
+    // One header, the `Conv` type once; `tensor` becomes `TensorNet`, not a second `Tensor`.
+    assert_eq!(py.matches("from torch import Tensor, nn\n").count(), 1);
+    assert_eq!(
+        classes(&py),
+        [
+            "Conv",
+            "MixedBPath",
+            "MixedB",
+            "MixedBLayout2",
+            "Mixed",
+            "TensorNetB",
+            "TensorNet"
+        ]
+    );
+    assert!(py.starts_with("\"\"\"`Mixed`, `TensorNet` from `two.arch`, as PyTorch modules."));
 }
 
 mod layouts {

@@ -94,4 +94,12 @@ fn unwritable_output_is_exit_2_and_a_broken_budget_exit_1() {
 
     let o = archc(&["codegen", "--target", "onnx", R50X]);
     assert_eq!(o.status.code(), Some(2));
+    let o = archc(&["codegen", "--target", "pytorch", "--type", "X", R50X]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--type names the Rust struct"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "");
 }

@@ -99,7 +99,7 @@ fn generated_modules_match_torchvision_and_the_runtime() {
             manifest.push(serde_json::json!({
                 "name": name,
                 "module": module,
-                "class": archc::emit::blocks::type_name(&c.model.name),
+                "class": archc::emit::pytorch::class_name(&c.model.name),
                 "spec": rel,
                 "form": form,
                 "reference": reference,
@@ -120,6 +120,23 @@ fn generated_modules_match_torchvision_and_the_runtime() {
         11,
         "every reference is a shipped spec"
     );
+
+    // A file with two networks is one module (one header, one `Conv`).
+    let two = format!(
+        "{}\n{}",
+        archc_tests::MIXED_LAYOUTS,
+        archc_tests::MIXED_LAYOUTS.replace("network mixed", "network tensor")
+    );
+    let spec = archc::Spec::from_text("two.arch", &two).unwrap();
+    let nets: Vec<archc::Compiled> = ["mixed", "tensor"]
+        .iter()
+        .map(|n| spec.compile(n, &archc::Overrides::default()).unwrap())
+        .collect();
+    std::fs::write(
+        dir.join("two_networks.py"),
+        archc::emit::pytorch::module(&nets, "`two.arch`"),
+    )
+    .unwrap();
 
     // A syntax check and the linter, on every generated module.
     let ruff = python().with_file_name("ruff");

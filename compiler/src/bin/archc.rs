@@ -350,11 +350,15 @@ fn main() -> ExitCode {
         } => match compile(spec, common) {
             Ok(nets) if *target == codegen_pytorch::Target::Pytorch => {
                 status = status.max(nets.report_failures());
-                let (code, budgets) = codegen_pytorch::pytorch(&nets, spec, &common.set);
-                status = status.max(budgets);
-                if let Err(e) = codegen_pytorch::write(&code, output.as_deref()) {
-                    eprintln!("{e}");
-                    status = 2;
+                match codegen_pytorch::pytorch(&nets, spec, &common.set, type_name.as_deref())
+                    .and_then(|(code, budgets)| {
+                        codegen_pytorch::write(&code, output.as_deref()).map(|()| budgets)
+                    }) {
+                    Ok(budgets) => status = status.max(budgets),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        status = 2;
+                    }
                 }
             }
             Ok(nets) => {

@@ -637,7 +637,7 @@ fn write_block(w: &mut Writer, net: &str, form: &str, kind: &Kind, name: &str, c
 /// One network: its block classes, then the network class.
 fn write_network(w: &mut Writer, c: &Compiled, origin: &str) {
     let g = &c.graph;
-    let net = blocks::type_name(&c.model.name);
+    let net = class_name(&c.model.name);
     let (kinds, kind_of) = blocks::kinds(g);
     let names = blocks::kind_names(&net, &kinds);
     let classes: Vec<BlockClass> = kinds
@@ -764,6 +764,16 @@ fn write_network(w: &mut Writer, c: &Compiled, origin: &str) {
     w.line(8, "return x");
 }
 
+/// The network class's name: the Rust target's type name, unless Python or the module already
+/// gives that name a meaning (`None`, `Conv`, ...), which gets `Net` appended.
+pub fn class_name(network: &str) -> String {
+    let name = blocks::type_name(network);
+    match name.as_str() {
+        "None" | "True" | "False" | "Conv" | "NamedTuple" | "Tensor" => format!("{name}Net"),
+        _ => name,
+    }
+}
+
 /// The `Conv` value type every block class takes its geometry in.
 const CONV: &str = r#"class Conv(NamedTuple):
     """A convolution's geometry, as archc computed it."""
@@ -794,7 +804,7 @@ pub fn module(nets: &[Compiled], origin: &str) -> String {
     let mut w = Writer::default();
     let names: Vec<String> = nets
         .iter()
-        .map(|c| format!("`{}`", blocks::type_name(&c.model.name)))
+        .map(|c| format!("`{}`", class_name(&c.model.name)))
         .collect();
     w.doc(
         0,

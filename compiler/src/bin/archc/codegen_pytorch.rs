@@ -16,7 +16,19 @@ pub enum Target {
 
 /// The PyTorch module for every network of the spec that compiled, and the exit status its
 /// budgets call for (1 when one is broken, as for the Rust target; the module is still written).
-pub fn pytorch(nets: &CompiledSpec, spec: &Path, set: &[(String, String)]) -> (String, u8) {
+/// `--type` names the Rust struct only: with it, an error.
+pub fn pytorch(
+    nets: &CompiledSpec,
+    spec: &Path,
+    set: &[(String, String)],
+    type_name: Option<&str>,
+) -> Result<(String, u8), String> {
+    if type_name.is_some() {
+        return Err(
+            "error: --type names the Rust struct; the PyTorch target names each class after its network"
+                .to_string(),
+        );
+    }
     let mut status = 0;
     for c in nets.iter() {
         if !report_budgets(&nets.sources, c.violations()) {
@@ -27,7 +39,7 @@ pub fn pytorch(nets: &CompiledSpec, spec: &Path, set: &[(String, String)]) -> (S
     for (k, v) in set {
         origin.push_str(&format!(" `--set {k}={v}`"));
     }
-    (archc::emit::pytorch::module(nets, &origin), status)
+    Ok((archc::emit::pytorch::module(nets, &origin), status))
 }
 
 /// Writes generated code to `out`, or to stdout.
