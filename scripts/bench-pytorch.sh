@@ -2,7 +2,9 @@
 # The PyTorch target's figures for BENCHMARKS.md ("PyTorch target"), printed as Markdown:
 # 1. the module `archc codegen --target pytorch` generates for ResNeXt-50 (32x4d) against
 #    torchvision's resnext50_32x4d on the same weights: eval forward and one train step, same
-#    threads and batch (scripts/bench_pytorch.py);
+#    batch, one thread each (on this shared 2-core machine two libtorch threads wait for a busy
+#    core and run several times slower, with a spread that swamps any difference;
+#    scripts/bench_pytorch.py);
 # 2. DDP on the CPU: scripts/ddp_train.py under torchrun with 1 and then 2 processes (gloo over
 #    the loopback), one epoch of the digits each, the same global batch: one process with all
 #    cores' threads, one process with one thread, and two processes splitting the cores.
@@ -20,7 +22,7 @@ archc=target/debug/archc
 cores=$(nproc)
 echo "## generated module vs torchvision"
 .venv/bin/python3 scripts/bench_pytorch.py --module "$out/resnext50_32x4d.py" \
-  --class Resnext50_32x4d --model resnext50_32x4d --batch "$batch" --threads "$cores"
+  --class Resnext50_32x4d --model resnext50_32x4d --batch "$batch" --threads 1 --reps 9
 
 # The digits network of archc-runtime's trainer (specs/digits/resnext_digits.arch).
 cat > "$out/resnext_digits.arch" <<'SPEC'

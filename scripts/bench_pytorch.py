@@ -5,9 +5,12 @@ threads, batch, input and weights (the generated module loads torchvision's `sta
 
 The two models are timed in alternation (A, B, A, B, ...) and each figure is the median of its
 repetitions, so that load from other processes on the machine falls on both alike. Prints one
-Markdown table row per measurement, and the ratio generated / torchvision.
+Markdown table row per measurement, and the ratio generated / torchvision. Before timing it
+checks with PyTorch's profiler that a forward pass and a train step of each call the same aten
+operations (backward and optimiser included) as many times each: the timing then measures
+noise, not a difference in work.
 
-Usage: bench_pytorch.py --module M.py --class C --model resnext50_32x4d [--batch 4] [--reps 5]
+Usage: bench_pytorch.py --module M.py --class C --model resnext50_32x4d [--batch 4] [--reps 7]
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ def train_step(model, x, y, opt):
     opt.step()
 
 
+def operations(task, model) -> dict:
+    """How many times `task(model)` calls each aten operation (PyTorch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        task(model)
+    return {e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--module", required=True)
@@ -49,7 +61,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="the torchvision constructor")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,6 +80,10 @@ def main() -> None:
         "forward (eval)": lambda m: forward(m, x),
         "train step": lambda m: train_step(m, x, y, opts[id(m)]),
     }
+    for name, task in tasks.items():
+        same = operations(task, ours) == operations(task, theirs)
+        verdict = "yes" if same else "NO"
+        print(f"{name}: the same aten operations, as many times each: {verdict}")
     print(
         f"{args.cls} vs torchvision {args.model}: batch {args.batch}, "
         f"{args.size}x{args.size}, {args.threads} threads, "

@@ -12,7 +12,8 @@ manifest (a JSON list of objects: ``module``, ``class``, ``spec``, ``form``, ``r
    archc's (``params``, ``buffers``) and the class constants ``PARAMS`` and ``BUFFERS``;
 3. where ``reference`` names a torchvision model (or the CIFAR reference of
    ``scripts/reference.py``), the grouped form's ``state_dict`` keys, order and shapes equal the
-   reference's, ``load_state_dict(reference.state_dict(), strict=True)`` succeeds, and the logits
+   reference's, ``load_state_dict(reference.state_dict(), strict=True)`` succeeds, one forward
+   pass calls the same aten operations as many times each (PyTorch's profiler), and the logits
    equal the reference's (relative L2 error <= 1e-5); the concat and split forms load the same
    weights through :func:`paths_state_dict` and give the same logits (<= 1e-5);
 4. it writes ``OUT/CASE.weights.safetensors`` (the module's own ``state_dict``, with torchvision's
@@ -92,6 +93,21 @@ def paths_state_dict(grouped: dict, paths: dict) -> dict:
     return out
 
 
+def operations(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """How many times one forward pass calls each aten operation, an in-place variant counted
+    as its operation (the CIFAR reference adds out of place, torchvision and we in place)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(x)
+    counts = {}
+    for e in prof.key_averages():
+        if e.key.startswith("aten::"):
+            key = e.key.rstrip("_")
+            counts[key] = counts.get(key, 0) + e.count
+    return counts
+
+
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.double(), b.double()
     return float((a - b).norm() / b.norm())
@@ -156,6 +172,9 @@ def check(case: dict, out: str, grouped_cache: dict) -> list:
             model.load_state_dict(ref_state, strict=True)
             with torch.no_grad():
                 want = ref(x)
+            # The same computation: the same PyTorch operations, as many times each.
+            if operations(model, x) != operations(ref, x):
+                errors.append(f"{label}: other operations than {ref_name}'s")
             del ref
         else:
             randomize(model, 1)
