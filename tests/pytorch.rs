@@ -10,8 +10,14 @@ fn generated(rel: &str, set: &[(&str, &str)]) -> String {
 }
 
 fn mixed(form: &str) -> String {
-    let c = archc_tests::compile_mixed_layouts(&[("form", form)]);
+    let c = archc_tests::compile_text("mixed", archc_tests::MIXED_LAYOUTS, &[("form", form)]);
     module(&[c], "`mixed.arch`")
+}
+
+#[test]
+fn pytorch_sliced_paths_split_form() {
+    let c = archc_tests::compile_text("sliced", archc_tests::SLICED_PATHS, &[("form", "split")]);
+    insta::assert_snapshot!(module(&[c], "`sliced.arch`"));
 }
 
 #[test]

@@ -77,13 +77,24 @@ fn generated_modules_match_torchvision_and_the_runtime() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut manifest = Vec::new();
     let mut cases = Vec::new();
-    // Every shipped spec, and a spec whose blocks of one stage have different layouts.
+    // Every shipped spec, a spec whose blocks of one stage have different layouts, and one whose
+    // paths read slices of the block's input.
     let mut specs = shipped();
     specs.push("mixed.arch".to_string());
+    specs.push("sliced.arch".to_string());
     for rel in &specs {
         for form in FORMS {
             let c = match rel.as_str() {
-                "mixed.arch" => archc_tests::compile_mixed_layouts(&[("form", form)]),
+                "mixed.arch" => archc_tests::compile_text(
+                    "mixed",
+                    archc_tests::MIXED_LAYOUTS,
+                    &[("form", form)],
+                ),
+                "sliced.arch" => archc_tests::compile_text(
+                    "sliced",
+                    archc_tests::SLICED_PATHS,
+                    &[("form", form)],
+                ),
                 _ => compile(rel, &[("form", form)]),
             };
             let name = case_name(rel, form);
@@ -111,7 +122,7 @@ fn generated_modules_match_torchvision_and_the_runtime() {
             cases.push((name, c));
         }
     }
-    assert_eq!(cases.len(), 3 * (shipped().len() + 1));
+    assert_eq!(cases.len(), 3 * (shipped().len() + 2));
     assert_eq!(
         REFERENCES
             .iter()

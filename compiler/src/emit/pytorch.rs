@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 /// The longest line `ruff format` keeps (its default).
 const LINE: usize = 88;
 
-/// A Python expression, for layout: something that stays on one line, a call whose arguments
-/// can be split, or a comprehension whose clause can go on its own line.
+/// A Python expression, for layout: something that stays on one line, or a call whose arguments
+/// can be split over lines.
 #[derive(Debug, Clone)]
 enum Expr {
     Atom(String),
@@ -227,14 +227,23 @@ fn statement(node: &Node) -> Option<u32> {
 struct BlockClass {
     /// `__init__` parameters after `self`, in order: `(name, annotation)`.
     params: Vec<(String, &'static str)>,
-    /// `__init__` statements after `super().__init__()`.
-    init: Vec<(String, Expr)>,
+    /// `__init__`'s attributes after `super().__init__()`, in order.
+    init: Vec<(String, Init)>,
     /// `forward` lines (relative indentation, text).
     forward: Vec<(usize, String)>,
     /// The path class's parameters, init and forward, in the path forms.
     path: Option<PathClass>,
 }
 
+/// How a block class's `__init__` sets an attribute.
+enum Init {
+    /// `self.{name} = <expr>`.
+    Module(Expr),
+    /// `self.paths`: a `nn.ModuleList` filled by a loop ([`PathClass::build`]).
+    Paths,
+}
+
+/// The path class of a block class, in the `split` and `concat` forms.
 struct PathClass {
     params: Vec<String>,
     init: Vec<(String, Expr)>,
@@ -317,8 +326,8 @@ fn block_class(g: &LayerGraph, block: &Kind, name: &str) -> BlockClass {
                         build: Vec::new(),
                         index: "_",
                     });
-                    // Filled in once the path class is known, below.
-                    class.init.push(("paths".to_string(), atom("")));
+                    // The loop that builds the paths: `write_block` writes it from `path.build`.
+                    class.init.push(("paths".to_string(), Init::Paths));
                     if kind == OpKind::Slice {
                         class
                             .forward
@@ -393,17 +402,13 @@ fn block_class(g: &LayerGraph, block: &Kind, name: &str) -> BlockClass {
                 match (kind, statement(node)) {
                     (OpKind::Conv, Some(k)) => {
                         class.params.push((format!("conv{k}"), "Conv"));
-                        class
-                            .init
-                            .push((format!("conv{k}"), atom(format!("conv{k}.module()"))));
+                        let conv = atom(format!("conv{k}.module()"));
+                        class.init.push((format!("conv{k}"), Init::Module(conv)));
                         class.forward.push((0, format!("out = self.conv{k}({x})")));
                     }
                     (OpKind::BatchNorm, Some(k)) => {
-                        let conv = &conv_param[&k];
-                        class.init.push((
-                            format!("bn{k}"),
-                            atom(format!("nn.BatchNorm2d({conv}.cout)")),
-                        ));
+                        let bn = atom(format!("nn.BatchNorm2d({}.cout)", conv_param[&k]));
+                        class.init.push((format!("bn{k}"), Init::Module(bn)));
                         class.forward.push((0, format!("out = self.bn{k}({x})")));
                     }
                     (OpKind::Relu, _) => {
@@ -420,9 +425,8 @@ fn block_class(g: &LayerGraph, block: &Kind, name: &str) -> BlockClass {
     class.forward.push((0, String::new()));
     class.forward.push((0, "return out".to_string()));
     if relu {
-        class
-            .init
-            .push(("relu".to_string(), atom("nn.ReLU(inplace=True)")));
+        let relu = atom("nn.ReLU(inplace=True)");
+        class.init.push(("relu".to_string(), Init::Module(relu)));
     }
     if let (Some(path), Some(last)) = (&mut class.path, path_out) {
         path.forward.push(String::new());
@@ -491,22 +495,20 @@ fn block_args(g: &LayerGraph, b: usize, class: &BlockClass) -> Vec<Expr> {
         .iter()
         .filter_map(|(name, _)| {
             let v = values.remove(name)?;
-            Some(atom(format!("{name}={}", v.flat())).with_call(name, v))
+            Some(keyword(name, v))
         })
         .collect()
 }
 
-impl Expr {
-    /// `name=<call>` keeping the call splittable.
-    fn with_call(self, name: &str, v: Expr) -> Expr {
-        match v {
-            Expr::Call { head, args, tail } => Expr::Call {
-                head: format!("{name}={head}"),
-                args,
-                tail,
-            },
-            Expr::Atom(_) => self,
-        }
+/// `name=value`, keeping a call splittable.
+fn keyword(name: &str, v: Expr) -> Expr {
+    match v {
+        Expr::Call { head, args, tail } => Expr::Call {
+            head: format!("{name}={head}"),
+            args,
+            tail,
+        },
+        Expr::Atom(a) => atom(format!("{name}={a}")),
     }
 }
 
@@ -603,16 +605,17 @@ fn write_block(w: &mut Writer, net: &str, form: &str, kind: &Kind, name: &str, c
     );
     w.blank();
     def_init(w, &class.params);
-    for (f, e) in &class.init {
-        match &class.path {
-            Some(path) if f == "paths" => {
+    for (f, init) in &class.init {
+        match (init, &class.path) {
+            (Init::Module(e), _) => w.expr(8, &format!("self.{f} = "), e, ""),
+            (Init::Paths, Some(path)) => {
                 w.line(8, "self.paths = nn.ModuleList()");
                 w.line(8, &format!("for {} in range(paths):", path.index));
                 for (e, prefix) in &path.build {
                     w.expr(12, prefix, e, "");
                 }
             }
-            _ => w.expr(8, &format!("self.{f} = "), e, ""),
+            (Init::Paths, None) => unreachable!("pytorch: paths without a path class"),
         }
     }
     if kind.downsample {
