@@ -219,7 +219,12 @@ def main() -> None:
     args = ap.parse_args()
 
     s = dict(DEFAULTS)
-    s.update(recipe(args.recipe))
+    for key, value in recipe(args.recipe).items():
+        if key in DEFAULTS:
+            s[key] = value
+        elif value not in (False, None):
+            # Such as [data] flip = true: archc-runtime's trainer knows it, this one not yet.
+            print(f"warning: {args.recipe}: `{key}` is not supported here, ignored")
     for key in ("epochs", "batch", "seed", "lr_base"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)

@@ -205,6 +205,31 @@ fn generated_modules_match_torchvision_and_the_runtime() {
 /// A small ResNeXt for the 8×8 digits: two bottlenecks of cardinality 4.
 const DIGITS: &str = include_str!("pytorch/digits_tiny.arch");
 
+/// archc-runtime's digits recipe (recipes/digits.toml), for one epoch.
+const RECIPE: &str = "epochs = 1
+batch = 64
+seed = 0
+precision = \"fp32\"
+label_smoothing = 0.0
+
+[optimizer]
+momentum = 0.9
+nesterov = true
+weight_decay = 5e-4
+
+[lr]
+base = 0.1
+warmup_epochs = 1.0
+schedule = \"cosine\"
+
+[data]
+augment = \"pad-crop\"
+pad = 1
+flip = false
+mean = [0.31]
+std = [0.38]
+";
+
 fn read(path: &Path) -> Vec<(String, Tensor)> {
     let mut t = Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     t.sort_by(|a, b| a.0.cmp(&b.0));
@@ -243,16 +268,20 @@ fn ddp_training_on_two_processes_and_checkpoints_both_ways() {
     )
     .unwrap();
 
-    // One short epoch (23 steps of 64 images) on two processes.
+    // One short epoch (23 steps of 64 images) on two processes, from a recipe in the Rust
+    // trainer's format (recipes/digits.toml, one epoch).
+    let recipe = dir.join("digits.toml");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    let recipe_arg = recipe.to_str().unwrap();
     let run_dir = dir.join("run");
     let out = torchrun(
         &module,
         &run_dir,
-        &["--epochs", "1", "--dump-ranks", "--sample", "16"],
+        &["--recipe", recipe_arg, "--dump-ranks", "--sample", "16"],
     );
     println!("{out}");
     assert!(
-        out.contains("2 process(es) on cpu, global batch 64, 23 steps per epoch"),
+        out.contains("2 process(es) on cpu, global batch 64, 23 steps per epoch, 1 epochs"),
         "{out}"
     );
     assert!(
@@ -325,7 +354,15 @@ fn ddp_training_on_two_processes_and_checkpoints_both_ways() {
     let out = torchrun(
         &module,
         &run_dir,
-        &["--epochs", "2", "--resume", "--max-steps", "25"],
+        &[
+            "--recipe",
+            recipe_arg,
+            "--epochs",
+            "2",
+            "--resume",
+            "--max-steps",
+            "25",
+        ],
     );
     println!("{out}");
     assert!(
