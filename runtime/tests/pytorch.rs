@@ -63,6 +63,32 @@ fn variables(c: &archc::Compiled) -> serde_json::Map<String, serde_json::Value> 
         .collect()
 }
 
+/// A fresh folder for one test's files, per process (test runs of several checkouts may share a
+/// target folder); removed by [`Scratch::drop`] unless the test failed.
+fn scratch(name: &str) -> Scratch {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 fn case_name(rel: &str, form: &str) -> String {
     let stem = Path::new(rel).file_stem().unwrap().to_string_lossy();
     format!("{stem}_{form}")
@@ -72,9 +98,7 @@ fn case_name(rel: &str, form: &str) -> String {
 fn generated_modules_match_torchvision_and_the_runtime() {
     // Many small forward passes: one thread each here and in Python (see pytorch_check.py).
     tch::set_num_threads(1);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pytorch-modules");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("pytorch-modules");
     let mut manifest = Vec::new();
     let mut cases = Vec::new();
     // Every shipped spec, a spec whose blocks of one stage have different layouts, and one whose
@@ -153,13 +177,13 @@ fn generated_modules_match_torchvision_and_the_runtime() {
     let ruff = python().with_file_name("ruff");
     run(Command::new(&ruff)
         .args(["check", "--no-cache", "--isolated"])
-        .arg(&dir));
+        .arg(&*dir));
     run(Command::new(&ruff)
         .args(["format", "--no-cache", "--isolated", "--check"])
-        .arg(&dir));
+        .arg(&*dir));
     run(Command::new(python())
         .args(["-m", "compileall", "-q", "-b"])
-        .arg(&dir));
+        .arg(&*dir));
 
     let manifest_path = dir.join("manifest.json");
     std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
@@ -168,7 +192,7 @@ fn generated_modules_match_torchvision_and_the_runtime() {
         .arg("--manifest")
         .arg(&manifest_path)
         .arg("--out")
-        .arg(&dir));
+        .arg(&*dir));
     println!("{out}");
     let torchvision_checked = out
         .lines()
@@ -254,9 +278,7 @@ fn torchrun(module: &Path, out: &Path, extra: &[&str]) -> String {
 #[test]
 fn ddp_training_on_two_processes_and_checkpoints_both_ways() {
     tch::set_num_threads(1);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pytorch-ddp");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("pytorch-ddp");
     let spec = archc::Spec::from_text("digits_tiny.arch", DIGITS).unwrap();
     let c = spec
         .compile("digits_tiny", &archc::Overrides::default())
