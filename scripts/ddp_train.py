@@ -38,7 +38,6 @@ import math
 import os
 import sys
 import time
-import tomllib
 
 import torch
 import torch.distributed as dist
@@ -73,6 +72,10 @@ def recipe(path: str | None) -> dict:
     """A recipe file's settings, flattened to DEFAULTS' names."""
     if path is None:
         return {}
+    try:
+        import tomllib  # Python 3.11+; the trainer itself needs 3.10, as torch does.
+    except ImportError:
+        raise SystemExit("--recipe needs Python 3.11 or later (tomllib)") from None
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     out = {}
