@@ -31,6 +31,10 @@ cargo build --release -p archc-runtime --bin archc-run
 cp target/release/archc-run "$out/bin/"
 cp -r specs "$out/"
 cp scripts/gpu-run.sh scripts/parity.py scripts/reference.py scripts/torch_forward.py "$out/scripts/"
+# The DDP check: a generated PyTorch module, the trainer and the checker.
+cargo run -q -p archc --bin archc -- codegen --target pytorch \
+  runtime/tests/pytorch/digits_tiny.arch -o "$out/digits_tiny.py"
+cp scripts/ddp_train.py scripts/pytorch_check.py "$out/scripts/"
 cp BENCHMARKS.md "$out/"
 ls -la "$out/bin"
 du -sh "$out"

@@ -3,8 +3,13 @@
 # 1. CUDA parity: PyTorch fixtures (computed by that box's PyTorch on the CPU), then our test
 #    binary on CUDA with TF32 off (NVIDIA_TF32_OVERRIDE=0), relative L2 error <= 1e-5 per stage;
 # 2. the forward benchmark on CUDA (fp32, and bf16 channels-last), written into BENCHMARKS.md;
-# 3. archc-run on CUDA as a smoke test.
-# Set PYTHON to the interpreter that has torch 2.11 and torchvision (default: python3).
+# 3. archc-run on CUDA as a smoke test;
+# 4. DDP with NCCL on every GPU of the box: scripts/ddp_train.py under torchrun trains a
+#    generated module (digits_tiny.py) for two epochs; every rank must hold exactly the
+#    checkpoint's weights, and the checkpoint must load into the module on the CPU
+#    (strict=True) with the GPU's logits (relative L2 <= 1e-5, TF32 off).
+# Set PYTHON to the interpreter that has torch 2.11 and torchvision, and scikit-learn for the
+# DDP check (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -26,4 +31,13 @@ for dtype in f32 bf16; do
   mode=$([ "$dtype" = f32 ] && echo eager || echo fast)
   bin/archc-run specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
 done
+
+echo "== DDP with NCCL on every GPU"
+gpus="$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')"
+rm -rf ddp
+NVIDIA_TF32_OVERRIDE=0 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
+  scripts/ddp_train.py --module digits_tiny.py --out ddp --epochs 2 --dump-ranks --sample 16
+"$PYTHON" scripts/pytorch_check.py --ranks ddp
+NVIDIA_TF32_OVERRIDE=0 "$PYTHON" scripts/pytorch_check.py --module digits_tiny.py \
+  --class DigitsTiny --weights ddp/last.safetensors --io ddp/sample.safetensors
 echo "BENCHMARKS.md in $PWD now has the CUDA table (section forward-cuda)."

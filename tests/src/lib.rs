@@ -66,3 +66,53 @@ pub fn shipped() -> Vec<String> {
     out.sort();
     out
 }
+
+/// A spec whose blocks of one stage have different layouts in the `split` and `concat` forms:
+/// the first block of `s2` has cardinality `g * stride` = 2, the second 1 (no paths at all), and
+/// `s1` has 4. Emitters make one class per layout; compile it with [`compile_text`].
+pub const MIXED_LAYOUTS: &str = "network mixed {
+  input 3x16x16
+  classes 10
+  form split
+  stem { conv 3x3 -> 16 }
+  block b(width, out, g) {
+    conv 1x1 -> width
+    conv 3x3/stride -> width, groups g * stride
+    conv 1x1 -> out
+  }
+  stages b(width = 8, out = 32, g = 1) {
+    rule keep_width
+    s1: depth 1, g = 4
+    s2: depth 2, stride 2, g = 1
+  }
+  head { avgpool; fc -> classes }
+}
+";
+
+/// A spec whose grouped conv comes first in its block, so that in the `split` and `concat` forms
+/// each path reads a slice of the block's input (paper Fig. 3a/3b without a leading 1×1), and in
+/// the `split` form the 1×1 after it is split per path and the paths summed.
+pub const SLICED_PATHS: &str = "network sliced {
+  input 3x16x16
+  classes 10
+  stem { conv 3x3 -> 16 }
+  block b(width, g) {
+    conv 3x3/stride -> width, groups g
+    conv 1x1 -> width
+  }
+  stages b(width = 16, g = 4) {
+    rule keep_width
+    s1: depth 1
+    s2: depth 2, stride 2
+  }
+  head { avgpool; fc -> classes }
+}
+";
+
+/// Compiles network `name` of a spec given as text, with `--set`-style overrides, or panics.
+pub fn compile_text(name: &str, text: &str, set: &[(&str, &str)]) -> Compiled {
+    let spec =
+        Spec::from_text(&format!("{name}.arch"), text).unwrap_or_else(|f| panic!("{}", f.render()));
+    spec.compile(name, &overrides(set))
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}

@@ -13,6 +13,7 @@
 //!
 //! [`archc-runtime`'s `Network`]: https://docs.rs/archc-runtime
 
+use super::blocks::{self, Kind, camel, kinds};
 use crate::Compiled;
 use crate::graph::{LayerGraph, Node, Op, OpKind, Role};
 use petgraph::graph::NodeIndex;
@@ -39,37 +40,10 @@ fn lit_i(v: u64) -> Literal {
     Literal::i64_unsuffixed(v as i64)
 }
 
-/// A struct name for a network name: `resnext50_32x4d` → `Resnext50_32x4d`, `resnet50` →
-/// `Resnet50` (CamelCase over `_`-separated words; a digit after `_` keeps the `_`).
+/// A struct name for a network name: `resnext50_32x4d` → `Resnext50_32x4d` (see
+/// [`blocks::type_name`]).
 pub fn type_name(network: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in network.split('_').filter(|p| !p.is_empty()).enumerate() {
-        if i > 0 && part.starts_with(|c: char| c.is_ascii_digit()) {
-            out.push('_');
-        }
-        out.push_str(&camel(part));
-    }
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, 'N');
-    }
-    match out.as_str() {
-        "" => "Network".to_string(),
-        "Self" => "SelfNetwork".to_string(),
-        _ => out,
-    }
-}
-
-fn camel(s: &str) -> String {
-    s.split(['_', '-', '.'])
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            match c.next() {
-                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect()
+    blocks::type_name(network)
 }
 
 /// `ConvSpec { .. }` literal for a conv node.
@@ -195,125 +169,11 @@ fn field(node: &Node) -> Option<Ident> {
     }
 }
 
-/// Where a node of a block takes an input from, for [`Layout`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
-    /// The block's input.
-    Outside,
-    /// The projection shortcut.
-    Shortcut,
-    /// The `i`-th node of the layout.
-    Node(usize),
-}
-
-/// What a generated block struct is made of: the roles, kinds and connections of a block's
-/// nodes (path 0 standing for every path; the projection shortcut left out, since it is an
-/// `Option` field). Two blocks with the same layout differ only in channel counts, strides and
-/// the number of paths, which `new` receives as arguments, so they share one struct.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Layout(Vec<(Role, OpKind, Vec<Source>)>);
-
-/// A block's nodes that a layout describes: all but the shortcut and the paths after path 0.
-fn layout_nodes(g: &LayerGraph, b: usize) -> Vec<NodeIndex> {
-    g.block_nodes(b)
-        .filter(|(_, n)| match n.role {
-            Role::Downsample => false,
-            Role::Path { p, .. } | Role::Slice { p } => p == 0,
-            _ => true,
-        })
-        .map(|(i, _)| i)
-        .collect()
-}
-
-fn layout(g: &LayerGraph, b: usize) -> Layout {
-    let nodes = layout_nodes(g, b);
-    Layout(
-        nodes
-            .iter()
-            .map(|&n| {
-                let node = &g.graph[n];
-                let role = match node.role {
-                    Role::Path { k, .. } => Role::Path { p: 0, k },
-                    Role::Slice { .. } => Role::Slice { p: 0 },
-                    r => r,
-                };
-                if node.role == Role::Merge {
-                    // Its inputs are the paths, as many as the block's cardinality.
-                    return (node.role, node.op.kind(), Vec::new());
-                }
-                let sources = g
-                    .inputs(n)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(slot, i)| match nodes.iter().position(|&m| m == i) {
-                        // The residual's second input is the shortcut, projected or not.
-                        _ if node.role == Role::Residual && slot == 1 => Source::Shortcut,
-                        Some(pos) => Source::Node(pos),
-                        None => Source::Outside,
-                    })
-                    .collect();
-                (role, node.op.kind(), sources)
-            })
-            .collect(),
-    )
-}
-
-/// The blocks of the network grouped by template and layout: one generated struct each.
-struct Kind {
-    template: String,
-    layout: Layout,
-    /// The block the struct is generated from: one with a projection shortcut, if any has one.
-    rep: usize,
-}
-
-fn kinds(g: &LayerGraph) -> (Vec<Kind>, Vec<usize>) {
-    let mut kinds: Vec<Kind> = Vec::new();
-    let mut kind_of = Vec::with_capacity(g.blocks.len());
-    for (b, info) in g.blocks.iter().enumerate() {
-        let template = g.stages[info.stage].template.clone().unwrap_or_default();
-        let layout = layout(g, b);
-        let k = match kinds
-            .iter()
-            .position(|k| k.template == template && k.layout == layout)
-        {
-            Some(k) => k,
-            None => {
-                kinds.push(Kind {
-                    template,
-                    layout,
-                    rep: b,
-                });
-                kinds.len() - 1
-            }
-        };
-        let has_ds = |b: usize| g.block_nodes(b).any(|(_, n)| n.role == Role::Downsample);
-        if has_ds(b) && !has_ds(kinds[k].rep) {
-            kinds[k].rep = b;
-        }
-        kind_of.push(k);
-    }
-    (kinds, kind_of)
-}
-
-/// The struct name of each kind: `{Net}{Template}`, and `{Net}{Template}Layout{n}` for the
-/// n-th layout of a template that has several.
+/// The struct name of each kind ([`blocks::kind_names`]).
 fn kind_types(net_ty: &str, kinds: &[Kind]) -> Vec<Ident> {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    kinds
+    blocks::kind_names(net_ty, kinds)
         .iter()
-        .map(|k| {
-            let n = seen.entry(k.template.as_str()).or_insert(0);
-            *n += 1;
-            let suffix = match camel(&k.template) {
-                c if c.is_empty() || c == "Path" => format!("Template{}", camel(&k.template)),
-                c => c,
-            };
-            if *n == 1 {
-                format_ident!("{}{}", net_ty, suffix)
-            } else {
-                format_ident!("{}{}Layout{}", net_ty, suffix, *n)
-            }
-        })
+        .map(|n| format_ident!("{}", n))
         .collect()
 }
 

@@ -1039,7 +1039,9 @@ fn verdict_md(b: &crate::cost::budget::Verdict) -> String {
         b.limit.cmp.symbol(),
         b.limit.written,
         grouped(b.actual),
-        b.limit.figure.unit(crate::cost::convention::Convention::Torchvision),
+        b.limit
+            .figure
+            .unit(crate::cost::convention::Convention::Torchvision),
         si(b.actual)
     )
 }
