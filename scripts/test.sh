@@ -38,6 +38,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 INSTA_UPDATE=no cargo test --workspace
 
+echo "== PyTorch target scripts (ruff)"
+py_scripts="scripts/ddp_train.py scripts/pytorch_check.py scripts/bench_pytorch.py"
+.venv/bin/ruff check --no-cache --isolated $py_scripts
+.venv/bin/ruff format --no-cache --isolated --check $py_scripts
+
 echo "== the VS Code extension's grammar (scripts/test-grammar.sh: npm, vscode-tmgrammar-test)"
 scripts/test-grammar.sh
 
