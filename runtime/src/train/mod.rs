@@ -10,7 +10,7 @@
 //!
 //! archc_runtime::resnext! {
 //!     /// The shipped digits network.
-//!     pub struct Digits = "specs/digits/resnext_digits.arch";
+//!     pub struct Digits = "../specs/digits/resnext_digits.arch";
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,7 +57,7 @@ use crate::checkpoint::{self, CheckpointError, RunDir};
 use crate::data::{DataError, Loader};
 use crate::recipe::{Precision, Recipe};
 use serde::{Deserialize, Serialize};
-use sgd::Param;
+use sgd::{Factors, Param};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -420,9 +420,10 @@ impl Trainer {
         }
         loss.backward();
         let opt = &self.recipe.optimizer;
+        let f = Factors::new(lr, opt.weight_decay, opt.momentum, self.device);
         tch::no_grad(|| {
             for p in &mut self.params {
-                p.update(lr, opt.momentum, opt.nesterov, opt.weight_decay);
+                p.update(&f, opt.nesterov);
             }
         });
         let correct = tch::no_grad(|| {

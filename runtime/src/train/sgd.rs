@@ -77,8 +77,11 @@ impl Param {
     }
 
     /// `torch.optim.SGD`'s update (dampening 0): `d = g + wd·w`, `buf = m·buf + d`,
-    /// `w -= lr·(nesterov ? d + m·buf : buf)`. Runs under `no_grad`.
-    pub(super) fn update(&mut self, lr: f64, momentum: f64, nesterov: bool, wd: f64) {
+    /// `w -= lr·(nesterov ? d + m·buf : buf)`. Runs under `no_grad`. The factors come as 0-d
+    /// tensors on the variable's device, so that each line is one fused pass over memory
+    /// (`addcmul_`), as few passes as PyTorch's multi-tensor SGD makes. The gradient is changed
+    /// in place (it is zeroed before the next backward pass).
+    pub(super) fn update(&mut self, f: &Factors, nesterov: bool) {
         let grad = self.var.grad();
         if !grad.defined() {
             return;
@@ -87,26 +90,52 @@ impl Param {
             Some(m) => m.shallow_clone(),
             None => self.var.shallow_clone(),
         };
-        let d = grad.to_kind(Kind::Float);
-        let d = if self.decay && wd != 0.0 {
-            d + &w * wd
+        let mut g = if grad.kind() == Kind::Float {
+            grad
         } else {
-            d
+            grad.to_kind(Kind::Float)
         };
-        let step = if momentum != 0.0 {
-            let _ = self.momentum.g_mul_scalar_(momentum);
-            let _ = self.momentum.g_add_(&d);
+        if self.decay && f.decay {
+            let _ = g.addcmul_(&w, &f.wd);
+        }
+        let step = if f.heavy_ball {
+            let _ = self.momentum.g_mul_(&f.momentum);
+            let _ = self.momentum.g_add_(&g);
             if nesterov {
-                d + &self.momentum * momentum
+                let _ = g.addcmul_(&self.momentum, &f.momentum);
+                g
             } else {
                 self.momentum.shallow_clone()
             }
         } else {
-            d
+            g
         };
-        let _ = w.g_sub_(&(step * lr));
+        let _ = w.addcmul_(&step, &f.neg_lr);
         if self.master.is_some() {
             self.var.copy_(&w);
+        }
+    }
+}
+
+/// The factors of one step, as 0-d fp32 tensors on the device.
+#[derive(Debug)]
+pub(super) struct Factors {
+    neg_lr: Tensor,
+    wd: Tensor,
+    momentum: Tensor,
+    decay: bool,
+    heavy_ball: bool,
+}
+
+impl Factors {
+    pub(super) fn new(lr: f64, wd: f64, momentum: f64, device: tch::Device) -> Factors {
+        let t = |v: f64| Tensor::from(v as f32).to_device(device);
+        Factors {
+            neg_lr: t(-lr),
+            wd: t(wd),
+            momentum: t(momentum),
+            decay: wd != 0.0,
+            heavy_ball: momentum != 0.0,
         }
     }
 }
