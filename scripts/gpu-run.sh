@@ -3,7 +3,10 @@
 # 1. CUDA parity: PyTorch fixtures (computed by that box's PyTorch on the CPU), then our test
 #    binary on CUDA with TF32 off (NVIDIA_TF32_OVERRIDE=0), relative L2 error <= 1e-5 per stage;
 # 2. the forward benchmark on CUDA (fp32, and bf16 channels-last), written into BENCHMARKS.md;
-# 3. archc-run on CUDA as a smoke test.
+# 3. the train-step benchmark on CUDA: our step / PyTorch eager's in fp32 and bf16 (autocast),
+#    the achieved TFLOP/s against the GPU's bf16 peak (ARCHC_GPU_PEAK_TFLOPS overrides the
+#    table in runtime/benches/train_step.rs), and the loader's images/s; into BENCHMARKS.md;
+# 4. archc-run on CUDA as a smoke test: bench, and a short bf16 training run on the digits.
 # Set PYTHON to the interpreter that has torch 2.11 and torchvision (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +24,15 @@ NVIDIA_TF32_OVERRIDE=0 ARCHC_TEST_DEVICE=cuda ARCHC_PARITY_DIR="$PWD/parity" \
 echo "== forward benchmark on CUDA"
 bin/bench-forward --bench --device cuda
 
+echo "== train-step benchmark on CUDA"
+bin/bench-train-step --bench --device cuda
+
 echo "== archc-run on CUDA"
 for dtype in f32 bf16; do
   mode=$([ "$dtype" = f32 ] && echo eager || echo fast)
-  bin/archc-run specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
+  bin/archc-run bench specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
 done
-echo "BENCHMARKS.md in $PWD now has the CUDA table (section forward-cuda)."
+rm -rf runs/gpu-digits
+bin/archc-run train specs/digits/resnext_digits.arch --data data/digits --recipe recipes/digits.toml \
+  --device cuda --precision bf16 --epochs 5 --out runs/gpu-digits --plain
+echo "BENCHMARKS.md in $PWD now has the CUDA tables (sections forward-cuda and train-cuda)."

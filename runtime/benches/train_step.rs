@@ -11,7 +11,7 @@
 //! `ARCHC_DEVICE`), `ARCHC_TRAIN_BATCH` (default 8; CUDA: 64), `ARCHC_TRAIN_REPEAT` (timed
 //! steps, default 5). Writes its table into BENCHMARKS.md (section train-cpu or train-cuda).
 
-use archc_runtime::data::{self, Augment, Dataset, Image, Loader, Transform};
+use archc_runtime::data::{self, Dataset, Image, Loader};
 use archc_runtime::recipe::{Precision, Recipe};
 use archc_runtime::train::Trainer;
 use archc_runtime::{Network, parse_device};
