@@ -146,10 +146,10 @@ fn step_rate(compiled: &archc::Compiled, batch: i64, device: Device) -> f64 {
     let mut trainer = Trainer::new(&vs, &Recipe::default(), 1000);
     let x = Tensor::randn([batch, c, h, w], (Kind::Float, device));
     let y = Tensor::randint(compiled.output()[0] as i64, [batch], (Kind::Int64, device));
-    for _ in 0..3 {
+    for _ in 0..WARMUP {
         trainer.step(&net, &x, &y);
     }
-    let steps = 20;
+    let steps = 10;
     let s = Instant::now();
     for _ in 0..steps {
         trainer.step(&net, &x, &y);

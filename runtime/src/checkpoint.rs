@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! runs/NAME/
-//!   checkpoints/step-00001234/model.safetensors      weights, torchvision names (eval, predict,
-//!                                                    resnext! structs and PyTorch load it)
-//!   checkpoints/step-00001234/optimizer.safetensors  SGD momentum buffers, by variable name
-//!   checkpoints/step-00001234/trainer.json           epoch, step, seed, schedule position,
-//!                                                    the epoch so far, history, recipe
+//!   checkpoints/step-00001234-epoch-0056/             after 1,234 steps, 56 epochs finished
+//!     model.safetensors       weights, torchvision names (eval, predict, resnext! structs and
+//!                             PyTorch load it)
+//!     optimizer.safetensors   SGD momentum buffers, by variable name
+//!     trainer.json            epoch, step, seed, schedule position, the epoch so far, history,
+//!                             recipe
 //!   checkpoints/LATEST                               the name of the newest complete checkpoint
 //!   model.safetensors                                the final weights
 //!   metrics.jsonl                                    one JSON object per epoch
@@ -212,7 +213,8 @@ impl RunDir {
             }
         }
         done.sort();
-        // Names sort by step (zero-padded), so the last is the previous checkpoint: keep it.
+        // Names sort by step, then finished epochs (zero-padded), so the last is the previous
+        // checkpoint: keep it.
         done.pop();
         for (_, p) in done {
             fs::remove_dir_all(&p).map_err(io(&p))?;

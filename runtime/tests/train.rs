@@ -146,7 +146,8 @@ fn wait_for_checkpoint(run: &Path, min_step: u64, child: &mut std::process::Chil
     let start = Instant::now();
     loop {
         if let Ok(name) = std::fs::read_to_string(run.join("checkpoints/LATEST")) {
-            let step: u64 = name.trim().trim_start_matches("step-").parse().unwrap();
+            // step-00000009-epoch-0000
+            let step: u64 = name.trim()[5..13].parse().unwrap();
             if step >= min_step {
                 return;
             }

@@ -521,7 +521,8 @@ impl Trainer {
             })
             .collect();
         let state = serde_json::to_string_pretty(&self.state).expect("state serialises");
-        let name = format!("step-{:08}", self.state.step);
+        // The step and the finished epochs name a state: an epoch's end follows its last step.
+        let name = format!("step-{:08}-epoch-{:04}", self.state.step, self.state.epoch);
         run.write_checkpoint(&name, |dir| {
             write_tensors(&dir.join("model.safetensors"), &model)?;
             write_tensors(&dir.join("optimizer.safetensors"), &momentum)?;

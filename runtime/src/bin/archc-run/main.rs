@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 /// Run, train and evaluate archc specs on libtorch (CPU or CUDA).
 #[derive(Parser, Debug)]
-#[command(name = "archc-run", version, about, long_about = None)]
+#[command(name = "archc-run", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
