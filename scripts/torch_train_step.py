@@ -7,6 +7,11 @@ weight decay 5e-4, PyTorch's default implementation for the device), and read th
 loss under ``torch.autocast(dtype=torch.bfloat16)``, PyTorch's mixed precision. Prints one JSON
 object: the median and minimum milliseconds per step over ``--repeat`` timed steps after
 ``--warmup`` untimed ones, and the device's name.
+
+``--serve`` keeps one fp32 and one bf16 model ready and answers, for each line ``fp32`` or
+``bf16`` read from stdin, with the milliseconds of one such step: the benchmark alternates its
+own steps with these, step by step, so that a change of the machine's speed hits both sides.
+It first prints one JSON line with the device's name.
 """
 
 from __future__ import annotations
@@ -34,25 +39,39 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--serve", action="store_true")
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, a.model)(weights=None).train().to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(a.batch, 3, a.size, a.size, device=device)
     y = torch.randint(0, 1000, (a.batch,), device=device)
-    bf16 = a.precision == "bf16"
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def make(bf16):
+        model = getattr(torchvision.models, a.model)(weights=None).train().to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return step
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if a.serve:
+        steps = {"fp32": make(False), "bf16": make(True)}
+        print(json.dumps({"device_name": name, "threads": torch.get_num_threads()}), flush=True)
+        for line in sys.stdin:
+            t = time.perf_counter()
+            steps[line.strip()]()
+            print(f"{(time.perf_counter() - t) * 1e3:.4f}", flush=True)
+        return 0
+    step = make(a.precision == "bf16")
     for _ in range(a.warmup):
         step()
     times = []
@@ -60,7 +79,6 @@ def main() -> int:
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(json.dumps({
         "model": a.model, "batch": a.batch, "size": a.size, "precision": a.precision,
         "device": a.device, "device_name": name, "threads": torch.get_num_threads(),

@@ -16,8 +16,9 @@ use archc_runtime::recipe::{Precision, Recipe};
 use archc_runtime::train::Trainer;
 use archc_runtime::{Network, parse_device};
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -53,76 +54,102 @@ fn write_section(name: &str, body: &str) {
     std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
 }
 
-/// PyTorch's step: (median ms, device name), from scripts/torch_train_step.py.
-#[allow(clippy::too_many_arguments)]
-fn torch_step(
-    python: &Path,
-    precision: &str,
-    batch: i64,
-    size: i64,
-    device: &str,
-    threads: i32,
-    repeat: usize,
-) -> Option<(f64, String)> {
-    let out = Command::new(python)
-        .arg(root().join("scripts/torch_train_step.py"))
-        .args(["--precision", precision, "--device", device])
-        .args(["--batch", &batch.to_string(), "--size", &size.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args([
-            "--repeat",
-            &repeat.to_string(),
-            "--warmup",
-            &WARMUP.to_string(),
-        ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "torch_train_step.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some((
-        v["median_ms"].as_f64()?,
-        v["device_name"].as_str().unwrap_or("").to_string(),
-    ))
+/// PyTorch's side: scripts/torch_train_step.py in `--serve` mode.
+struct TorchServer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    device_name: String,
 }
 
-/// Our step's median milliseconds.
-fn our_step(
-    compiled: &archc::Compiled,
-    precision: Precision,
-    batch: i64,
-    size: i64,
-    device: Device,
-    repeat: usize,
-) -> f64 {
-    tch::manual_seed(0);
-    let vs = VarStore::new(device);
-    let net = Network::new(&vs.root(), compiled);
-    let recipe = Recipe {
-        precision,
-        ..Recipe::default()
-    };
-    let mut trainer = Trainer::new(&vs, &recipe, 1000);
-    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    let y = Tensor::randint(1000, [batch], (Kind::Int64, device));
-    for _ in 0..WARMUP {
-        trainer.step(&net, &x, &y);
-    }
-    let mut t: Vec<f64> = (0..repeat)
-        .map(|_| {
-            let s = Instant::now();
-            // The step reads the loss back, which waits for the device.
-            trainer.step(&net, &x, &y);
-            s.elapsed().as_secs_f64() * 1e3
+impl TorchServer {
+    fn start(python: &Path, batch: i64, size: i64, device: &str, threads: i32) -> Option<Self> {
+        let mut child = Command::new(python)
+            .arg(root().join("scripts/torch_train_step.py"))
+            .args(["--serve", "--device", device])
+            .args(["--batch", &batch.to_string(), "--size", &size.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| eprintln!("torch_train_step.py: {e}"))
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        stdout.read_line(&mut line).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| eprintln!("torch_train_step.py said: {line}"))
+            .ok()?;
+        Some(TorchServer {
+            child,
+            stdin,
+            stdout,
+            device_name: v["device_name"].as_str().unwrap_or("").to_string(),
         })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    }
+
+    /// One PyTorch step's milliseconds.
+    fn step(&mut self, precision: &str) -> Option<f64> {
+        writeln!(self.stdin, "{precision}").ok()?;
+        self.stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for TorchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Our side: a network and its trainer.
+struct Ours {
+    _vs: VarStore,
+    net: Network,
+    trainer: Trainer,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl Ours {
+    fn new(compiled: &archc::Compiled, precision: Precision, batch: i64, device: Device) -> Ours {
+        let [c, h, w] = compiled.model.input.map(|v| v as i64);
+        tch::manual_seed(0);
+        let vs = VarStore::new(device);
+        let net = Network::new(&vs.root(), compiled);
+        let recipe = Recipe {
+            precision,
+            ..Recipe::default()
+        };
+        let trainer = Trainer::new(&vs, &recipe, 1000);
+        let classes = compiled.output()[0] as i64;
+        Ours {
+            _vs: vs,
+            net,
+            trainer,
+            x: Tensor::randn([batch, c, h, w], (Kind::Float, device)),
+            y: Tensor::randint(classes, [batch], (Kind::Int64, device)),
+        }
+    }
+
+    /// One step's milliseconds (the step reads the loss back, which waits for the device).
+    fn step(&mut self) -> f64 {
+        let s = Instant::now();
+        self.trainer.step(&self.net, &self.x, &self.y);
+        s.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
 }
 
 /// Images per second of the loader alone over `epochs` epochs.
@@ -138,23 +165,13 @@ fn loader_rate(loader: &Loader, epochs: u64) -> f64 {
 }
 
 /// Training images per second of a network on random data shaped like the loader's.
-fn step_rate(compiled: &archc::Compiled, batch: i64, device: Device) -> f64 {
-    let [c, h, w] = compiled.model.input.map(|v| v as i64);
-    tch::manual_seed(0);
-    let vs = VarStore::new(device);
-    let net = Network::new(&vs.root(), compiled);
-    let mut trainer = Trainer::new(&vs, &Recipe::default(), 1000);
-    let x = Tensor::randn([batch, c, h, w], (Kind::Float, device));
-    let y = Tensor::randint(compiled.output()[0] as i64, [batch], (Kind::Int64, device));
+fn step_rate(compiled: &archc::Compiled, batch: i64, device: Device, steps: usize) -> f64 {
+    let mut ours = Ours::new(compiled, Precision::Fp32, batch, device);
     for _ in 0..WARMUP {
-        trainer.step(&net, &x, &y);
+        ours.step();
     }
-    let steps = 10;
-    let s = Instant::now();
-    for _ in 0..steps {
-        trainer.step(&net, &x, &y);
-    }
-    (steps as f64 * batch as f64) / s.elapsed().as_secs_f64()
+    let ms: f64 = (0..steps).map(|_| ours.step()).sum();
+    steps as f64 * batch as f64 / (ms * 1e-3)
 }
 
 /// A folder of `n` ImageNet-sized JPEGs (500×375) in two classes, made once.
@@ -215,11 +232,34 @@ fn main() {
     };
     let resnext = spec("resnext/resnext50_32x4d.arch");
 
-    // Alternate ours and PyTorch's, so that a drift of the machine's speed hits both.
-    let ours32 = our_step(&resnext, Precision::Fp32, batch, size, device, repeat);
-    let torch32 = torch_step(&python, "fp32", batch, size, &torch_device, threads, repeat);
-    let ours16 = our_step(&resnext, Precision::Bf16, batch, size, device, repeat);
-    let torch16 = torch_step(&python, "bf16", batch, size, &torch_device, threads, repeat);
+    // Step by step, in turn: ours fp32, PyTorch fp32, ours bf16, PyTorch bf16; so a change of the
+    // machine's speed hits every configuration alike.
+    let mut server = TorchServer::start(&python, batch, size, &torch_device, threads);
+    let mut ours32 = Ours::new(&resnext, Precision::Fp32, batch, device);
+    let mut ours16 = Ours::new(&resnext, Precision::Bf16, batch, device);
+    let mut t: [Vec<f64>; 4] = Default::default();
+    for round in 0..WARMUP + repeat {
+        let mut torch = |p: &str| server.as_mut().and_then(|s| s.step(p));
+        let r = [
+            Some(ours32.step()),
+            torch("fp32"),
+            Some(ours16.step()),
+            torch("bf16"),
+        ];
+        if round >= WARMUP {
+            for (k, v) in r.into_iter().enumerate() {
+                t[k].extend(v);
+            }
+        }
+    }
+    let gpu_name = server
+        .as_ref()
+        .map(|s| s.device_name.clone())
+        .unwrap_or_default();
+    drop(server);
+    let [o32, t32, o16, t16] = t.map(median);
+    let (ours32, torch32, ours16, torch16) =
+        (o32.unwrap_or(f64::NAN), t32, o16.unwrap_or(f64::NAN), t16);
     eprintln!("train steps done");
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
@@ -227,11 +267,6 @@ fn main() {
     // Training ≈ 3× the forward pass (forward, and backward for activations and weights).
     let flops = 3.0 * resnext.report.total.macs as f64 * 2.0 * batch as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
-    let gpu_name = torch32
-        .as_ref()
-        .or(torch16.as_ref())
-        .map(|t| t.1.clone())
-        .unwrap_or_default();
     // Dense bf16 tensor-core peaks (NVIDIA data sheets), or ARCHC_GPU_PEAK_TFLOPS.
     let peak: Option<f64> = std::env::var("ARCHC_GPU_PEAK_TFLOPS")
         .ok()
@@ -266,7 +301,7 @@ fn main() {
         .unwrap_or_default();
     let _ = writeln!(
         body,
-        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `scripts/bench-runtime.sh --bench train_step -- --device {device_name}`.\n",
+        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the four configurations taking turns step by step; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",
         if gpu_name.is_empty() || gpu_name == "cpu" {
             String::new()
         } else {
@@ -278,8 +313,8 @@ fn main() {
         "| precision | ours | PyTorch eager (same run) | ratio | ours, TFLOP/s |\n|---|---:|---:|---:|---:|\n",
     );
     for (name, ours, torch) in [
-        ("fp32", ours32, &torch32),
-        ("bf16 mixed (PyTorch: autocast)", ours16, &torch16),
+        ("fp32", ours32, torch32),
+        ("bf16 mixed (PyTorch: autocast)", ours16, torch16),
     ] {
         let t = tflops(ours);
         let tf = match (cuda, peak) {
@@ -290,8 +325,8 @@ fn main() {
             body,
             "| {name} | {} | {} | **{}** | {tf} |",
             fmt(Some(ours)),
-            fmt(torch.as_ref().map(|t| t.0)),
-            ratio(ours, torch.as_ref().map(|t| t.0))
+            fmt(torch),
+            ratio(ours, torch)
         );
     }
 
@@ -310,11 +345,11 @@ fn main() {
         .shuffle(0);
         let (lr, sr) = (
             loader_rate(&l, 3),
-            step_rate(&digits, recipe.batch as i64, device),
+            step_rate(&digits, recipe.batch as i64, device, 10),
         );
         let _ = writeln!(
             loaders,
-            "| digits: 8×8 PNG files, decode + pad-crop ({} workers) | resnext_digits, batch {}, fp32 | {lr:.0} | {sr:.0} | {:.1} |",
+            "| digits: 8×8 PNG files, decode + pad-crop ({} workers) | resnext_digits, batch {}, fp32 | {lr:.0} | {sr:.1} | {:.1} |",
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(8),
@@ -346,10 +381,10 @@ fn main() {
             },
         )
         .expect("spec");
-        let sr = step_rate(&net, if cuda { 128 } else { 16 }, device);
+        let sr = step_rate(&net, if cuda { 128 } else { 16 }, device, 3);
         let _ = writeln!(
             loaders,
-            "| CIFAR records in memory, pad-crop + flip | ResNeXt-29 (2×64d), batch {}, fp32 | {lr:.0} | {sr:.0} | {:.1} |",
+            "| CIFAR records in memory, pad-crop + flip | ResNeXt-29 (2×64d), batch {}, fp32 | {lr:.0} | {sr:.1} | {:.1} |",
             if cuda { 128 } else { 16 },
             lr / sr
         );
@@ -368,7 +403,7 @@ fn main() {
         let sr = batch as f64 / (ours16.min(ours32) * 1e-3);
         let _ = writeln!(
             loaders,
-            "| ImageNet-sized JPEGs (500×375), decode + random-resized crop 224 + flip | resnext50_32x4d, batch {batch}, fastest of the above | {lr:.0} | {sr:.0} | {:.1} |",
+            "| ImageNet-sized JPEGs (500×375), decode + random-resized crop 224 + flip | resnext50_32x4d, batch {batch}, fastest of the above | {lr:.0} | {sr:.1} | {:.1} |",
             lr / sr
         );
     }

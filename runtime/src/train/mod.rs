@@ -415,15 +415,15 @@ impl Trainer {
             -100,
             self.recipe.label_smoothing,
         );
-        for p in &mut self.params {
-            p.zero_grad();
-        }
-        loss.backward();
+        // The gradients as fresh tensors (`torch.autograd.grad`), not accumulated into `.grad`:
+        // nothing to zero, and no extra pass over memory to add into zeros.
+        let vars: Vec<&Tensor> = self.params.iter().map(|p| p.var()).collect();
+        let grads = Tensor::run_backward(&[&loss], &vars, false, false);
         let opt = &self.recipe.optimizer;
         let f = Factors::new(lr, opt.weight_decay, opt.momentum, self.device);
         tch::no_grad(|| {
-            for p in &mut self.params {
-                p.update(&f, opt.nesterov);
+            for (p, g) in self.params.iter_mut().zip(grads) {
+                p.update(g, &f, opt.nesterov);
             }
         });
         let correct = tch::no_grad(|| {

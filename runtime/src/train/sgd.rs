@@ -72,17 +72,17 @@ impl Param {
         }
     }
 
-    pub(super) fn zero_grad(&mut self) {
-        self.var.zero_grad();
+    /// The variable (what the gradient is taken against).
+    pub(super) fn var(&self) -> &Tensor {
+        &self.var
     }
 
     /// `torch.optim.SGD`'s update (dampening 0): `d = g + wd·w`, `buf = m·buf + d`,
     /// `w -= lr·(nesterov ? d + m·buf : buf)`. Runs under `no_grad`. The factors come as 0-d
     /// tensors on the variable's device, so that each line is one fused pass over memory
-    /// (`addcmul_`), as few passes as PyTorch's multi-tensor SGD makes. The gradient is changed
-    /// in place (it is zeroed before the next backward pass).
-    pub(super) fn update(&mut self, f: &Factors, nesterov: bool) {
-        let grad = self.var.grad();
+    /// (`addcmul_`), as few passes as PyTorch's multi-tensor SGD makes. `grad` is this step's
+    /// gradient (undefined when the variable was not used); it is changed in place.
+    pub(super) fn update(&mut self, grad: Tensor, f: &Factors, nesterov: bool) {
         if !grad.defined() {
             return;
         }
