@@ -115,6 +115,13 @@ fn load(
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
     weights::load(&mut vs, weights_file).map_err(|e| Fail::Input(e.to_string()))?;
+    if net.output_shape().len() != 1 {
+        return Err(Fail::Input(format!(
+            "{}: the network ends without `fc -> classes` (its output is {:?} per image)",
+            spec.display(),
+            net.output_shape()
+        )));
+    }
     Ok((compiled, vs, net))
 }
 

@@ -9,8 +9,9 @@
 //! archc-run bench specs/resnext/resnext50_32x4d.arch --device auto --batch 8 --mode fast --dtype bf16
 //! ```
 //!
-//! Exit codes, as `archc`'s: 0 success, 1 a failed check (`--min-accuracy`), 2 bad input (spec,
-//! recipe, data, weights, flags), 130 interrupted by Ctrl-C after writing a checkpoint.
+//! Exit codes, as `archc`'s: 0 success, 1 a failed check (`--min-accuracy`, a diverged run),
+//! 2 bad input (spec, recipe, data, weights, flags), 130 interrupted by Ctrl-C after writing a
+//! checkpoint.
 
 mod bench;
 mod eval;

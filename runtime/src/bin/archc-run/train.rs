@@ -5,7 +5,9 @@ use archc_runtime::checkpoint::{RunDir, write_bytes_atomic};
 use archc_runtime::curves;
 use archc_runtime::data::{self, Loader};
 use archc_runtime::recipe::{Precision, Recipe};
-use archc_runtime::train::{EpochRecord, FitOptions, Observer, Outcome, Progress, Trainer};
+use archc_runtime::train::{
+    EpochRecord, FitOptions, Observer, Outcome, Progress, TrainError, Trainer,
+};
 use archc_runtime::{Network, parse_device};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -303,6 +305,13 @@ pub fn run(args: TrainArgs) -> Result<(), Fail> {
     tch::manual_seed(recipe.seed as i64);
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
+    if net.output_shape().len() != 1 {
+        return Err(Fail::Input(format!(
+            "{}: the network ends without `fc -> classes` (its output is {:?} per image); training a classifier needs one",
+            args.spec.display(),
+            net.output_shape()
+        )));
+    }
     let mut trainer = match (&latest, args.resume) {
         (Some(ck), true) => {
             let t =
@@ -379,7 +388,11 @@ pub fn run(args: TrainArgs) -> Result<(), Fail> {
     };
     let outcome = trainer
         .fit(&vs, &net, &train, Some(&test), &opts, &mut watch)
-        .map_err(|e| input_err(&e))?;
+        .map_err(|e| match e {
+            // Training that fails is a failed check; the rest is bad input (data, files).
+            TrainError::Diverged { .. } => Fail::Check(e.to_string()),
+            e => input_err(&e),
+        })?;
     let s = trainer.state();
     if let Some(bar) = watch.bar.take() {
         bar.abandon();
