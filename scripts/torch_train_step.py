@@ -8,8 +8,8 @@ loss under ``torch.autocast(dtype=torch.bfloat16)``, PyTorch's mixed precision. 
 object: the median and minimum milliseconds per step over ``--repeat`` timed steps after
 ``--warmup`` untimed ones, and the device's name.
 
-``--serve`` keeps one fp32 and one bf16 model ready and answers, for each line ``fp32`` or
-``bf16`` read from stdin, with the milliseconds of one such step: the benchmark alternates its
+``--serve`` keeps four models ready (fp32 and bf16, each also in channels-last memory order)
+and answers, for each line ``fp32``, ``bf16``, ``fp32-cl`` or ``bf16-cl`` read from stdin, with the milliseconds of one such step: the benchmark alternates its
 own steps with these, step by step, so that a change of the machine's speed hits both sides.
 It first prints one JSON line with the device's name.
 """
@@ -48,14 +48,18 @@ def main() -> int:
     x = torch.randn(a.batch, 3, a.size, a.size, device=device)
     y = torch.randint(0, 1000, (a.batch,), device=device)
 
-    def make(bf16):
+    def make(bf16, cl=False):
         model = getattr(torchvision.models, a.model)(weights=None).train().to(device)
+        xs = x
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+            xs = x.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
         def step():
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(model(xs), y)
             loss.backward()
             opt.step()
             return loss.item()
@@ -64,7 +68,10 @@ def main() -> int:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     if a.serve:
-        steps = {"fp32": make(False), "bf16": make(True)}
+        steps = {
+            "fp32": make(False), "bf16": make(True),
+            "fp32-cl": make(False, True), "bf16-cl": make(True, True),
+        }
         print(json.dumps({"device_name": name, "threads": torch.get_num_threads()}), flush=True)
         for line in sys.stdin:
             t = time.perf_counter()

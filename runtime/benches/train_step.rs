@@ -116,13 +116,20 @@ struct Ours {
 }
 
 impl Ours {
-    fn new(compiled: &archc::Compiled, precision: Precision, batch: i64, device: Device) -> Ours {
+    fn new(
+        compiled: &archc::Compiled,
+        precision: Precision,
+        channels_last: bool,
+        batch: i64,
+        device: Device,
+    ) -> Ours {
         let [c, h, w] = compiled.model.input.map(|v| v as i64);
         tch::manual_seed(0);
         let vs = VarStore::new(device);
         let net = Network::new(&vs.root(), compiled);
         let recipe = Recipe {
             precision,
+            channels_last,
             ..Recipe::default()
         };
         let trainer = Trainer::new(&vs, &recipe, 1000);
@@ -166,7 +173,7 @@ fn loader_rate(loader: &Loader, epochs: u64) -> f64 {
 
 /// Training images per second of a network on random data shaped like the loader's.
 fn step_rate(compiled: &archc::Compiled, batch: i64, device: Device, steps: usize) -> f64 {
-    let mut ours = Ours::new(compiled, Precision::Fp32, batch, device);
+    let mut ours = Ours::new(compiled, Precision::Fp32, false, batch, device);
     for _ in 0..WARMUP {
         ours.step();
     }
@@ -232,23 +239,27 @@ fn main() {
     };
     let resnext = spec("resnext/resnext50_32x4d.arch");
 
-    // Step by step, in turn: ours fp32, PyTorch fp32, ours bf16, PyTorch bf16; so a change of the
+    // Step by step, in turn, ours then PyTorch's for each configuration; so a change of the
     // machine's speed hits every configuration alike.
+    let configs = [
+        ("fp32", Precision::Fp32, false),
+        ("fp32-cl", Precision::Fp32, true),
+        ("bf16", Precision::Bf16, false),
+        ("bf16-cl", Precision::Bf16, true),
+    ];
     let mut server = TorchServer::start(&python, batch, size, &torch_device, threads);
-    let mut ours32 = Ours::new(&resnext, Precision::Fp32, batch, device);
-    let mut ours16 = Ours::new(&resnext, Precision::Bf16, batch, device);
-    let mut t: [Vec<f64>; 4] = Default::default();
+    let mut ours: Vec<Ours> = configs
+        .iter()
+        .map(|&(_, p, cl)| Ours::new(&resnext, p, cl, batch, device))
+        .collect();
+    let mut t: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); configs.len()];
     for round in 0..WARMUP + repeat {
-        let mut torch = |p: &str| server.as_mut().and_then(|s| s.step(p));
-        let r = [
-            Some(ours32.step()),
-            torch("fp32"),
-            Some(ours16.step()),
-            torch("bf16"),
-        ];
-        if round >= WARMUP {
-            for (k, v) in r.into_iter().enumerate() {
-                t[k].extend(v);
+        for (k, (name, _, _)) in configs.iter().enumerate() {
+            let o = ours[k].step();
+            let p = server.as_mut().and_then(|s| s.step(name));
+            if round >= WARMUP {
+                t[k].0.push(o);
+                t[k].1.extend(p);
             }
         }
     }
@@ -257,9 +268,11 @@ fn main() {
         .map(|s| s.device_name.clone())
         .unwrap_or_default();
     drop(server);
-    let [o32, t32, o16, t16] = t.map(median);
-    let (ours32, torch32, ours16, torch16) =
-        (o32.unwrap_or(f64::NAN), t32, o16.unwrap_or(f64::NAN), t16);
+    drop(ours);
+    let medians: Vec<(f64, Option<f64>)> = t
+        .into_iter()
+        .map(|(o, p)| (median(o).unwrap_or(f64::NAN), median(p)))
+        .collect();
     eprintln!("train steps done");
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
@@ -312,10 +325,13 @@ fn main() {
     body.push_str(
         "| precision | ours | PyTorch eager (same run) | ratio | ours, TFLOP/s |\n|---|---:|---:|---:|---:|\n",
     );
-    for (name, ours, torch) in [
-        ("fp32", ours32, torch32),
-        ("bf16 mixed (PyTorch: autocast)", ours16, torch16),
-    ] {
+    let labels = [
+        "fp32",
+        "fp32, channels-last (both)",
+        "bf16 mixed (PyTorch: autocast)",
+        "bf16 mixed, channels-last (both)",
+    ];
+    for (name, &(ours, torch)) in labels.iter().zip(&medians) {
         let t = tflops(ours);
         let tf = match (cuda, peak) {
             (true, Some(p)) => format!("{t:.1} ({:.1}% of {p:.0} peak bf16)", 100.0 * t / p),
@@ -329,6 +345,18 @@ fn main() {
             ratio(ours, torch)
         );
     }
+    let best = |k: &[usize]| {
+        k.iter()
+            .map(|&i| medians[i].0)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let plain = |i: usize| medians[i].1;
+    let _ = writeln!(
+        body,
+        "\nOur best against PyTorch eager as it comes (NCHW): fp32 {}, bf16 {}.",
+        ratio(best(&[0, 1]), plain(0)),
+        ratio(best(&[2, 3]), plain(2))
+    );
 
     // The loader alone against the training step, images per second.
     let mut loaders = String::new();
@@ -400,7 +428,8 @@ fn main() {
         )
         .shuffle(0);
         let lr = loader_rate(&l, 2);
-        let sr = batch as f64 / (ours16.min(ours32) * 1e-3);
+        let fastest = medians.iter().map(|m| m.0).fold(f64::INFINITY, f64::min);
+        let sr = batch as f64 / (fastest * 1e-3);
         let _ = writeln!(
             loaders,
             "| ImageNet-sized JPEGs (500×375), decode + random-resized crop 224 + flip | resnext50_32x4d, batch {batch}, fastest of the above | {lr:.0} | {sr:.1} | {:.1} |",

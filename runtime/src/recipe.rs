@@ -10,6 +10,7 @@
 //! seed = 0                     # initialisation, data order, augmentation
 //! precision = "fp32"           # or "bf16" (mixed precision)
 //! label_smoothing = 0.0
+//! channels_last = false        # true: NHWC memory order while training (faster convolutions)
 //!
 //! [optimizer]                  # SGD
 //! momentum = 0.9
@@ -201,6 +202,10 @@ pub struct Recipe {
     /// Label smoothing of the cross-entropy loss.
     #[serde(deserialize_with = "fraction")]
     pub label_smoothing: f64,
+    /// Keep 4-D weights and the input in channels-last memory order while training (faster
+    /// convolutions with oneDNN on CPUs and with tensor cores on GPUs; the results are the same
+    /// function, computed in another order).
+    pub channels_last: bool,
     /// The optimizer.
     pub optimizer: Optimizer,
     /// The learning rate and its schedule.
@@ -217,6 +222,7 @@ impl Default for Recipe {
             seed: 0,
             precision: Precision::Fp32,
             label_smoothing: 0.0,
+            channels_last: false,
             optimizer: Optimizer::default(),
             lr: Lr::default(),
             data: Data::default(),

@@ -245,7 +245,8 @@ pub struct Trainer {
     recipe: Recipe,
     device: Device,
     params: Vec<Param>,
-    /// bf16 weights are in the VarStore (mixed precision is active).
+    /// The VarStore holds the training form of the weights: bf16 copies under mixed precision,
+    /// channels-last 4-D weights with `channels_last`.
     entered: bool,
     state: State,
 }
@@ -369,22 +370,24 @@ impl Trainer {
         self.recipe.precision == Precision::Bf16
     }
 
-    /// Puts the bf16 weights into the VarStore (mixed precision), once.
+    /// Puts the training form of the weights into the VarStore, once: bf16 copies (mixed
+    /// precision), channels-last memory order (`channels_last`).
     fn enter(&mut self) {
-        if self.mixed() && !self.entered {
+        if !self.entered && (self.mixed() || self.recipe.channels_last) {
+            let (bf16, cl) = (self.mixed(), self.recipe.channels_last);
             for p in &mut self.params {
-                p.enter_bf16();
+                p.enter(bf16, cl);
             }
             self.entered = true;
         }
     }
 
-    /// Puts the fp32 weights back into the VarStore after bf16 training (a no-op otherwise).
-    /// [`Trainer::fit`] calls it when it returns.
+    /// Puts plain fp32 weights (contiguous) back into the VarStore after training in bf16 or
+    /// channels-last (a no-op otherwise). [`Trainer::fit`] calls it when it returns.
     pub fn finish(&mut self) {
         if self.entered {
             for p in &mut self.params {
-                p.leave_bf16();
+                p.leave();
             }
             self.entered = false;
         }
@@ -392,8 +395,11 @@ impl Trainer {
 
     /// The input as the module takes it.
     fn input(&self, images: &Tensor) -> Tensor {
-        let x = images.to_device(self.device);
-        if self.entered {
+        let mut x = images.to_device(self.device);
+        if self.entered && self.recipe.channels_last && x.dim() == 4 {
+            x = sgd::channels_last(&x);
+        }
+        if self.entered && self.mixed() {
             x.to_kind(Kind::BFloat16)
         } else {
             x
@@ -516,7 +522,7 @@ impl Trainer {
             .map(|p| {
                 (
                     format!("momentum.{}", p.name),
-                    p.momentum().to_device(Device::Cpu),
+                    p.momentum().to_device(Device::Cpu).contiguous(),
                 )
             })
             .collect();

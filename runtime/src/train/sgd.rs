@@ -53,23 +53,34 @@ impl Param {
         Ok(())
     }
 
-    /// Keeps an fp32 master copy and puts a bf16 copy in the variable.
-    pub(super) fn enter_bf16(&mut self) {
-        if !self.reduce || self.master.is_some() {
-            return;
-        }
+    /// Puts the training form into the variable: channels-last memory order for a 4-D weight
+    /// when `cl` (the momentum buffer too), and under `bf16` an fp32 master copy with a bf16 copy
+    /// in the variable.
+    pub(super) fn enter(&mut self, bf16: bool, cl: bool) {
         tch::no_grad(|| {
-            let master = self.var.detach().copy();
-            self.var.set_data(&master.to_kind(Kind::BFloat16));
-            self.master = Some(master);
+            if cl && self.var.dim() == 4 {
+                let v = channels_last(&self.var);
+                self.var.set_data(&v);
+                self.momentum = channels_last(&self.momentum);
+            }
+            if bf16 && self.reduce && self.master.is_none() {
+                let master = self.var.detach().copy();
+                self.var.set_data(&master.to_kind(Kind::BFloat16));
+                self.master = Some(master);
+            }
         });
     }
 
-    /// Puts the fp32 master back into the variable.
-    pub(super) fn leave_bf16(&mut self) {
-        if let Some(master) = self.master.take() {
-            tch::no_grad(|| self.var.set_data(&master));
-        }
+    /// Puts the plain form back: fp32 (the master), contiguous.
+    pub(super) fn leave(&mut self) {
+        tch::no_grad(|| {
+            let plain = match self.master.take() {
+                Some(master) => master.contiguous(),
+                None => self.var.detach().contiguous(),
+            };
+            self.var.set_data(&plain);
+            self.momentum = self.momentum.contiguous();
+        });
     }
 
     /// The variable (what the gradient is taken against).
@@ -138,4 +149,10 @@ impl Factors {
             heavy_ball: momentum != 0.0,
         }
     }
+}
+
+/// `t` (N×C×H×W) with channels-last strides: NHWC storage, NCHW sizes, as PyTorch's
+/// `memory_format=torch.channels_last` makes it.
+pub(super) fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// Number type: fp32, or bf16 mixed precision (overrides the recipe).
     #[arg(long, value_enum)]
     precision: Option<PrecisionArg>,
+    /// Train in channels-last memory order (overrides the recipe's `channels_last`).
+    #[arg(long, value_name = "BOOL")]
+    channels_last: Option<bool>,
     /// Epochs (overrides the recipe).
     #[arg(long)]
     epochs: Option<u64>,
@@ -98,6 +101,9 @@ fn recipe(args: &TrainArgs) -> Result<Recipe, Fail> {
             PrecisionArg::Fp32 => Precision::Fp32,
             PrecisionArg::Bf16 => Precision::Bf16,
         };
+    }
+    if let Some(cl) = args.channels_last {
+        r.channels_last = cl;
     }
     if let Some(e) = args.epochs {
         r.epochs = e;
