@@ -94,6 +94,21 @@ fn bf16_mixed_precision_trains_and_leaves_fp32_weights() {
     }
 }
 
+#[test]
+fn channels_last_training_learns_and_leaves_plain_weights() {
+    let mut r = recipe();
+    r.epochs = 2;
+    r.channels_last = true;
+    let (trainer, vs) = train_library(&r);
+    let h = &trainer.state().history;
+    assert!(h[1].train_loss < h[0].train_loss, "{h:#?}");
+    assert!(h[1].test_acc.unwrap() > 0.5, "{h:#?}");
+    for (name, t) in vs.variables() {
+        assert!(t.is_contiguous(), "{name} is left channels-last");
+        assert_eq!(t.kind(), Kind::Float, "{name}");
+    }
+}
+
 fn archc_run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_archc-run"))
         .current_dir(common::root())
@@ -262,6 +277,19 @@ fn interrupted_and_resumed_runs_end_bit_identical() {
         weights(&dirs[3]) == reference,
         "interrupted + resumed differs"
     );
+
+    // Two runs' curves in one picture.
+    let svg = dirs[0].join("both.svg");
+    let o = archc_run(&[
+        "plot",
+        &format!("full={}", s[0]),
+        &format!("stopped={}", s[1]),
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("full") && picture.contains("stopped"));
 
     // eval and predict read the weights, with the run's recipe and class names.
     let w = dirs[0].join("model.safetensors");
