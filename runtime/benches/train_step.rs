@@ -229,9 +229,7 @@ fn main() {
         Device::Cuda(i) => format!("cuda:{i}"),
         _ => "cpu".to_string(),
     };
-    // Set explicitly on both sides (the PyTorch script calls torch.set_num_threads too).
     let threads = tch::get_num_threads();
-    tch::set_num_threads(threads);
     let python = std::env::var_os("ARCHC_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python3"));
