@@ -81,7 +81,11 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), CheckpointError>,
 ) -> Result<(), CheckpointError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `a.safetensors` has the parent "": the current folder.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
