@@ -239,8 +239,8 @@ fn main() {
     };
     let resnext = spec("resnext/resnext50_32x4d.arch");
 
-    // Step by step, in turn, ours then PyTorch's for each configuration; so a change of the
-    // machine's speed hits every configuration alike.
+    // Ours and PyTorch's take turns every few steps, so a change of the machine's speed hits
+    // both sides alike.
     let configs = [
         ("fp32", Precision::Fp32, false),
         ("fp32-cl", Precision::Fp32, true),
@@ -253,15 +253,33 @@ fn main() {
         .map(|&(_, p, cl)| Ours::new(&resnext, p, cl, batch, device))
         .collect();
     let mut t: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); configs.len()];
-    for round in 0..WARMUP + repeat {
-        for (k, (name, _, _)) in configs.iter().enumerate() {
-            let o = ours[k].step();
-            let p = server.as_mut().and_then(|s| s.step(name));
-            if round >= WARMUP {
-                t[k].0.push(o);
-                t[k].1.extend(p);
+    // In chunks of three steps per configuration, ours then PyTorch's, with a pause at each
+    // switch: the other process's OpenMP threads spin for a while after their last parallel
+    // region, and would otherwise take the cores from the first steps of the side that follows.
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(200));
+    let total = WARMUP + repeat;
+    let mut done = 0;
+    while done < total {
+        let n = 3.min(total - done);
+        for (k, o) in ours.iter_mut().enumerate() {
+            for i in 0..n {
+                let ms = o.step();
+                if done + i >= WARMUP {
+                    t[k].0.push(ms);
+                }
             }
         }
+        pause();
+        for (k, (name, _, _)) in configs.iter().enumerate() {
+            for i in 0..n {
+                let ms = server.as_mut().and_then(|s| s.step(name));
+                if done + i >= WARMUP {
+                    t[k].1.extend(ms);
+                }
+            }
+        }
+        pause();
+        done += n;
     }
     let gpu_name = server
         .as_ref()
@@ -314,7 +332,7 @@ fn main() {
         .unwrap_or_default();
     let _ = writeln!(
         body,
-        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the four configurations taking turns step by step; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",
+        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the two sides taking turns every three steps per configuration; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",
         if gpu_name.is_empty() || gpu_name == "cpu" {
             String::new()
         } else {
