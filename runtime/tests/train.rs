@@ -263,8 +263,9 @@ fn interrupted_and_resumed_runs_end_bit_identical() {
         .unwrap();
     // The first checkpoint comes after epoch 1; interrupt during epoch 2.
     wait_for_checkpoint(&dirs[3], 22, &mut child);
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own `kill`, so that no procps is needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
