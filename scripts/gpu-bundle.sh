@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, on a machine with cargo, everything the GPU check needs into gpu-bundle/ (git-ignored):
-# the runtime's test binaries, the forward benchmark, archc-run, the specs and the Python helpers.
+# the runtime's test binaries, the forward and train-step benchmarks, archc-run, the specs, the
+# recipes, the digits and the Python helpers.
 # Copy gpu-bundle/ to a GPU box that has PyTorch 2.11 (but maybe no Rust) and run
 # `gpu-bundle/scripts/gpu-run.sh` there.
 set -euo pipefail
@@ -19,18 +20,22 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])
 ' | while read -r name exe; do cp "$exe" "$out/bin/test-$name"; done
-cargo bench -p archc-runtime --bench forward --no-run --message-format=json 2>/dev/null \
+cargo bench -p archc-runtime --bench forward --bench train_step --no-run --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["bench"]:
-        print(m["executable"])
-' | while read -r exe; do cp "$exe" "$out/bin/bench-forward"; done
+        print(m["target"]["name"].replace("_", "-"), m["executable"])
+' | while read -r name exe; do cp "$exe" "$out/bin/bench-$name"; done
 cargo build --release -p archc-runtime --bin archc-run
 cp target/release/archc-run "$out/bin/"
-cp -r specs "$out/"
-cp scripts/gpu-run.sh scripts/parity.py scripts/reference.py scripts/torch_forward.py "$out/scripts/"
+cp -r specs recipes "$out/"
+# The digits (scripts/digits.py) for the training smoke test and the loader benchmark.
+python3 scripts/digits.py --out data/digits
+mkdir -p "$out/data" && cp -r data/digits "$out/data/"
+cp scripts/gpu-run.sh scripts/parity.py scripts/reference.py scripts/torch_forward.py \
+  scripts/torch_train_step.py "$out/scripts/"
 # The DDP check: a generated PyTorch module, the trainer and the checker.
 cargo run -q -p archc --bin archc -- codegen --target pytorch \
   runtime/tests/pytorch/digits_tiny.arch -o "$out/digits_tiny.py"

@@ -3,8 +3,11 @@
 # 1. CUDA parity: PyTorch fixtures (computed by that box's PyTorch on the CPU), then our test
 #    binary on CUDA with TF32 off (NVIDIA_TF32_OVERRIDE=0), relative L2 error <= 1e-5 per stage;
 # 2. the forward benchmark on CUDA (fp32, and bf16 channels-last), written into BENCHMARKS.md;
-# 3. archc-run on CUDA as a smoke test;
-# 4. DDP with NCCL on every GPU of the box: scripts/ddp_train.py under torchrun trains a
+# 3. the train-step benchmark on CUDA: our step / PyTorch eager's in fp32 and bf16 (autocast),
+#    the achieved TFLOP/s against the GPU's bf16 peak (ARCHC_GPU_PEAK_TFLOPS overrides the
+#    table in runtime/benches/train_step.rs), and the loader's images/s; into BENCHMARKS.md;
+# 4. archc-run on CUDA as a smoke test: bench, and a short bf16 training run on the digits;
+# 5. DDP with NCCL on every GPU of the box: scripts/ddp_train.py under torchrun trains a
 #    generated module (digits_tiny.py) for two epochs; every rank must hold exactly the
 #    checkpoint's weights, and the checkpoint must load into the module on the CPU
 #    (strict=True) with the GPU's logits (relative L2 <= 1e-5, TF32 off).
@@ -26,11 +29,17 @@ NVIDIA_TF32_OVERRIDE=0 ARCHC_TEST_DEVICE=cuda ARCHC_PARITY_DIR="$PWD/parity" \
 echo "== forward benchmark on CUDA"
 bin/bench-forward --bench --device cuda
 
+echo "== train-step benchmark on CUDA"
+bin/bench-train-step --bench --device cuda
+
 echo "== archc-run on CUDA"
 for dtype in f32 bf16; do
   mode=$([ "$dtype" = f32 ] && echo eager || echo fast)
-  bin/archc-run specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
+  bin/archc-run bench specs/resnext/resnext50_32x4d.arch --device cuda --batch 64 --mode "$mode" --dtype "$dtype"
 done
+rm -rf runs/gpu-digits
+bin/archc-run train specs/digits/resnext_digits.arch --data data/digits --recipe recipes/digits.toml \
+  --device cuda --precision bf16 --epochs 5 --out runs/gpu-digits --plain
 
 echo "== DDP with NCCL on every GPU"
 gpus="$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')"
@@ -40,4 +49,4 @@ NVIDIA_TF32_OVERRIDE=0 "$PYTHON" -m torch.distributed.run --standalone --nproc_p
 "$PYTHON" scripts/pytorch_check.py --ranks ddp
 NVIDIA_TF32_OVERRIDE=0 "$PYTHON" scripts/pytorch_check.py --module digits_tiny.py \
   --class DigitsTiny --weights ddp/last.safetensors --io ddp/sample.safetensors
-echo "BENCHMARKS.md in $PWD now has the CUDA table (section forward-cuda)."
+echo "BENCHMARKS.md in $PWD now has the CUDA tables (sections forward-cuda and train-cuda)."

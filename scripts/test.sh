@@ -22,6 +22,9 @@ if ! diff -u tests/reference/torchvision.json target/reference.json; then
   exit 1
 fi
 
+echo "== training data: scikit-learn's digits as an ImageFolder tree (scripts/digits.py)"
+python3 scripts/digits.py --out data/digits
+
 echo "== parity fixtures: torchvision outputs on seeded weights (scripts/parity.py)"
 python3 scripts/parity.py --out target/parity
 

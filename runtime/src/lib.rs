@@ -20,7 +20,13 @@
 //! assert_eq!(logits.size(), [2, 1000]);
 //! ```
 
+pub mod checkpoint;
+#[cfg(feature = "plot")]
+pub mod curves;
+pub mod data;
 pub mod fast;
+pub mod recipe;
+pub mod train;
 pub mod weights;
 
 pub use tch;

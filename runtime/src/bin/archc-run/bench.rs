@@ -1,23 +1,22 @@
-//! `archc-run`: runs a spec's network on libtorch and times its forward pass.
+//! `archc-run bench`: runs a spec's network on libtorch and times its forward pass.
 //!
 //! ```text
-//! archc-run specs/resnext/resnext50_32x4d.arch --device auto --batch 8 --mode fast --dtype bf16
+//! archc-run bench specs/resnext/resnext50_32x4d.arch --device auto --batch 8 --mode fast --dtype bf16
 //! ```
 
+use crate::{Fail, compile};
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, parse_device, weights};
-use clap::{Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// Run an archc spec on CPU or CUDA and time its forward pass (warm-up, then the median of the
-/// repeats), printing images per second.
-#[derive(Parser, Debug)]
-#[command(name = "archc-run", version, about)]
-struct Args {
+/// Time a spec's forward pass on CPU or CUDA (warm-up, then the median of the repeats),
+/// printing images per second.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
     /// The spec file.
     spec: PathBuf,
     /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
@@ -66,8 +65,9 @@ enum Dtype {
     F16,
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let device = parse_device(&args.device).map_err(|e| e.to_string())?;
+/// Runs `archc-run bench`.
+pub fn run(args: BenchArgs) -> Result<(), Fail> {
+    let device = parse_device(&args.device).map_err(|e| Fail::Input(e.to_string()))?;
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
@@ -77,38 +77,20 @@ fn run(args: Args) -> Result<(), String> {
         Dtype::F16 => Kind::Half,
     };
     if kind != Kind::Float && args.mode == Mode::Eager {
-        return Err("--dtype bf16/f16 needs --mode fast".to_string());
+        return Err(Fail::Input(
+            "--dtype bf16/f16 needs --mode fast".to_string(),
+        ));
     }
     if args.batch < 1 || args.repeat < 1 {
-        return Err("--batch and --repeat must be at least 1".to_string());
+        return Err(Fail::Input(
+            "--batch and --repeat must be at least 1".to_string(),
+        ));
     }
-    let mut set = Vec::new();
-    for kv in &args.set {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or(format!("--set {kv}: expected KEY=VALUE"))?;
-        set.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let input = match &args.input {
-        None => None,
-        Some(s) => {
-            let n: Vec<u64> = s.split('x').filter_map(|p| p.parse().ok()).collect();
-            match n[..] {
-                [c, h, w] if c > 0 && h > 0 && w > 0 => Some([c, h, w]),
-                _ => return Err(format!("--input {s}: expected CxHxW, e.g. 3x224x224")),
-            }
-        }
-    };
-    let overrides = archc::Overrides {
-        set,
-        input,
-        ..Default::default()
-    };
-    let compiled = archc::compile_file(&args.spec, &overrides).map_err(|f| f.render())?;
+    let compiled = compile(&args.spec, &args.set, args.input.as_deref())?;
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
     if let Some(w) = &args.weights {
-        let report = weights::load(&mut vs, w).map_err(|e| e.to_string())?;
+        let report = weights::load(&mut vs, w).map_err(|e| Fail::Input(e.to_string()))?;
         eprintln!(
             "loaded {}: {} tensors by name, {} mapped to paths, {} counters ignored",
             w.display(),
@@ -182,14 +164,4 @@ fn run(args: Args) -> Result<(), String> {
         args.batch as f64 / median
     );
     Ok(())
-}
-
-fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
 }
