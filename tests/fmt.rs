@@ -40,7 +40,7 @@ fn squashed(text: &str) -> String {
 #[test]
 fn every_shipped_spec_is_formatted() {
     let specs = shipped();
-    assert_eq!(specs.len(), 15);
+    assert!(specs.len() >= 16, "only {} shipped specs found", specs.len());
     let unformatted: Vec<&String> = specs
         .iter()
         .filter(|rel| {
