@@ -40,7 +40,11 @@ fn squashed(text: &str) -> String {
 #[test]
 fn every_shipped_spec_is_formatted() {
     let specs = shipped();
-    assert!(specs.len() >= 16, "only {} shipped specs found", specs.len());
+    assert!(
+        specs.len() >= 16,
+        "only {} shipped specs found",
+        specs.len()
+    );
     let unformatted: Vec<&String> = specs
         .iter()
         .filter(|rel| {
