@@ -268,6 +268,20 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric, in the order reports list them.
+    pub const ALL: [Metric; 5] = [
+        Metric::Params,
+        Metric::Buffers,
+        Metric::Macs,
+        Metric::Flops,
+        Metric::Activations,
+    ];
+
+    /// The metric a keyword names (the keywords are [`Metric::as_str`]'s, written once).
+    pub fn from_keyword(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
     /// The keyword.
     pub fn as_str(self) -> &'static str {
         match self {

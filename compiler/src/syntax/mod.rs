@@ -527,13 +527,8 @@ impl Cx<'_> {
             .map(|l| {
                 let span = self.span(&l);
                 let mut i = l.into_inner();
-                let metric = match i.next().expect("metric").as_str() {
-                    "params" => Metric::Params,
-                    "buffers" => Metric::Buffers,
-                    "macs" => Metric::Macs,
-                    "flops" => Metric::Flops,
-                    _ => Metric::Activations,
-                };
+                let metric = Metric::from_keyword(i.next().expect("grammar: metric").as_str())
+                    .expect("grammar: a metric keyword");
                 let at_most = i.next().expect("cmp").as_str() == "<=";
                 let q = i.next().expect("quantity");
                 let value = parse_quantity(q.as_str()).map_err(|e| match e {
