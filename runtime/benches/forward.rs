@@ -7,8 +7,11 @@
 //! the timed passes is reported. Our runs and PyTorch's alternate, so a drift in the machine's
 //! speed affects both sides alike.
 
+mod common;
+
+use archc_runtime::Network;
 use archc_runtime::fast::{Inference, Options};
-use archc_runtime::{Network, parse_device};
+use common::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +20,6 @@ use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
 const WARMUP: usize = 3;
-
-/// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
-fn root() -> PathBuf {
-    std::env::var_os("ARCHC_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-}
 
 fn median_ms(device: Device, repeat: usize, mut f: impl FnMut() -> Tensor) -> f64 {
     let sync = || {
@@ -91,40 +87,9 @@ fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
     (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[])
 }
 
-fn write_section(name: &str, body: &str) {
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    let file = root().join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let section = format!("{begin}\n{body}{end}");
-    let new = match (old.find(&begin), old.find(&end)) {
-        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + end.len()..]),
-        _ => format!("{}\n{section}\n", old.trim_end()),
-    };
-    std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
-}
-
 fn main() {
-    // `cargo test --benches` runs this binary with `--test`: build-check only.
-    if std::env::args().any(|a| a == "--test") {
+    let Some((device, device_name)) = common::device_from_args() else {
         return;
-    }
-    // `--device cpu|cuda|auto` (after `--` with cargo bench), or ARCHC_DEVICE; default auto.
-    let args: Vec<String> = std::env::args().collect();
-    let device_name = args
-        .iter()
-        .position(|a| a == "--device")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var("ARCHC_DEVICE").ok())
-        .unwrap_or_else(|| "auto".to_string());
-    let device = match parse_device(&device_name) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
     };
     let repeat: usize = std::env::var("ARCHC_BENCH_REPEAT")
         .ok()

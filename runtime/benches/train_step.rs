@@ -11,10 +11,13 @@
 //! `ARCHC_DEVICE`), `ARCHC_TRAIN_BATCH` (default 8; CUDA: 64), `ARCHC_TRAIN_REPEAT` (timed
 //! steps, default 5). Writes its table into BENCHMARKS.md (section train-cpu or train-cuda).
 
+mod common;
+
+use archc_runtime::Network;
 use archc_runtime::data::{self, Dataset, Image, Loader};
 use archc_runtime::recipe::{Precision, Recipe};
 use archc_runtime::train::Trainer;
-use archc_runtime::{Network, parse_device};
+use common::*;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -25,34 +28,6 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 const WARMUP: usize = 2;
-
-fn root() -> PathBuf {
-    std::env::var_os("ARCHC_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn write_section(name: &str, body: &str) {
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    let file = root().join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let section = format!("{begin}\n{body}{end}");
-    let new = match (old.find(&begin), old.find(&end)) {
-        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + end.len()..]),
-        _ => format!("{}\n{section}\n", old.trim_end()),
-    };
-    std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
-}
 
 /// PyTorch's side: scripts/torch_train_step.py in `--serve` mode.
 struct TorchServer {
@@ -204,22 +179,8 @@ fn jpeg_folder(n: usize) -> PathBuf {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--test") {
+    let Some((device, device_name)) = common::device_from_args() else {
         return;
-    }
-    let args: Vec<String> = std::env::args().collect();
-    let device_name = args
-        .iter()
-        .position(|a| a == "--device")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var("ARCHC_DEVICE").ok())
-        .unwrap_or_else(|| "auto".to_string());
-    let device = match parse_device(&device_name) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
     };
     let cuda = matches!(device, Device::Cuda(_));
     let batch: i64 = env_or("ARCHC_TRAIN_BATCH", if cuda { 64 } else { 8 });
