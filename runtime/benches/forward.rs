@@ -13,7 +13,7 @@ use archc_runtime::Network;
 use archc_runtime::fast::{Inference, Options};
 use common::*;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
@@ -91,18 +91,10 @@ fn main() {
     let Some((device, device_name)) = common::device_from_args() else {
         return;
     };
-    let repeat: usize = std::env::var("ARCHC_BENCH_REPEAT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let torch_device = match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
-    };
+    let repeat: usize = env_or("ARCHC_BENCH_REPEAT", 10);
+    let torch_device = torch_device(device);
     let threads = tch::get_num_threads();
-    let python = std::env::var_os("ARCHC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python3"));
+    let python = python();
 
     let compiled = archc::compile_file(
         root().join("specs/resnext/resnext50_32x4d.arch"),

@@ -186,14 +186,9 @@ fn main() {
     let batch: i64 = env_or("ARCHC_TRAIN_BATCH", if cuda { 64 } else { 8 });
     let repeat: usize = env_or("ARCHC_TRAIN_REPEAT", 5);
     let size = 224;
-    let torch_device = match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
-    };
+    let torch_device = torch_device(device);
     let threads = tch::get_num_threads();
-    let python = std::env::var_os("ARCHC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python3"));
+    let python = python();
     let spec = |rel: &str| {
         archc::compile_file(root().join("specs").join(rel), &Default::default())
             .expect("the shipped spec compiles")

@@ -450,6 +450,17 @@ fn attr_int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+/// `kernel_shape`, `pads` (top, left, bottom, right) and `strides` of a 2-D window (Conv,
+/// MaxPool): the graph pads both sides equally.
+fn window(kernel: (u64, u64), stride: u64, pad: (u64, u64)) -> [AttributeProto; 3] {
+    let (ph, pw) = (pad.0 as i64, pad.1 as i64);
+    [
+        attr_ints("kernel_shape", &[kernel.0 as i64, kernel.1 as i64]),
+        attr_ints("pads", &[ph, pw, ph, pw]),
+        attr_ints("strides", &[stride as i64, stride as i64]),
+    ]
+}
+
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
@@ -611,6 +622,25 @@ pub fn model(
             .remove(&name)
             .map(|data| b.initializer(&name, &dims, data))
     };
+    // A layer's weight and, when the weights have one, its bias (as long as the weight's first
+    // dimension): the inputs of Conv and Gemm after the data.
+    let weight_and_bias = |b: &mut Builder, values: &mut Values, p: &str| -> Vec<String> {
+        let wname = format!("{p}.weight");
+        let wshape = shapes.get(&wname).cloned().unwrap_or_default();
+        let mut inputs: Vec<String> = param(b, values, wname, wshape.clone())
+            .into_iter()
+            .collect();
+        let bias = format!("{p}.bias");
+        if values.contains_key(&bias) {
+            inputs.extend(param(
+                b,
+                values,
+                bias,
+                wshape.iter().take(1).copied().collect(),
+            ));
+        }
+        inputs
+    };
     for (n, node) in g.nodes() {
         if alias.contains_key(&n) {
             continue;
@@ -649,31 +679,13 @@ pub fn model(
                 groups,
                 ..
             } => {
-                let xin = rank4(&mut b, 0);
-                let mut input = vec![xin];
-                let wname = format!("{p}.weight");
-                let wshape = shapes.get(&wname).cloned().unwrap_or_default();
-                input.extend(param(&mut b, &mut values, wname, wshape.clone()));
-                let bias = format!("{p}.bias");
-                if values.contains_key(&bias) {
-                    input.extend(param(
-                        &mut b,
-                        &mut values,
-                        bias,
-                        wshape.iter().take(1).copied().collect(),
-                    ));
-                }
-                let k = [kernel.0 as i64, kernel.1 as i64];
-                let attrs = vec![
+                let mut input = vec![rank4(&mut b, 0)];
+                input.extend(weight_and_bias(&mut b, &mut values, p));
+                let mut attrs = vec![
                     attr_ints("dilations", &[1, 1]),
                     attr_int("group", groups as i64),
-                    attr_ints("kernel_shape", &k),
-                    attr_ints(
-                        "pads",
-                        &[pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64],
-                    ),
-                    attr_ints("strides", &[stride as i64, stride as i64]),
                 ];
+                attrs.extend(window(kernel, stride, pad));
                 (b.node("Conv", p, input, attrs), 4)
             }
             Op::BatchNorm => {
@@ -695,15 +707,8 @@ pub fn model(
                 pad,
             } => {
                 let xin = rank4(&mut b, 0);
-                let attrs = vec![
-                    attr_int("ceil_mode", 0),
-                    attr_ints("kernel_shape", &[kernel.0 as i64, kernel.1 as i64]),
-                    attr_ints(
-                        "pads",
-                        &[pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64],
-                    ),
-                    attr_ints("strides", &[stride as i64, stride as i64]),
-                ];
+                let mut attrs = vec![attr_int("ceil_mode", 0)];
+                attrs.extend(window(kernel, stride, pad));
                 (b.node("MaxPool", p, vec![xin], attrs), 4)
             }
             Op::GlobalAvgPool => {
@@ -716,18 +721,7 @@ pub fn model(
                     xin = b.node("Flatten", "flatten", vec![xin], vec![attr_int("axis", 1)]);
                 }
                 let mut input = vec![xin];
-                let wname = format!("{p}.weight");
-                let wshape = shapes.get(&wname).cloned().unwrap_or_default();
-                input.extend(param(&mut b, &mut values, wname, wshape.clone()));
-                let bias = format!("{p}.bias");
-                if values.contains_key(&bias) {
-                    input.extend(param(
-                        &mut b,
-                        &mut values,
-                        bias,
-                        wshape.iter().take(1).copied().collect(),
-                    ));
-                }
+                input.extend(weight_and_bias(&mut b, &mut values, p));
                 let attrs = vec![
                     attr_float("alpha", 1.0),
                     attr_float("beta", 1.0),

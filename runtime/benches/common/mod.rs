@@ -45,6 +45,21 @@ pub fn device_from_args() -> Option<(Device, String)> {
     }
 }
 
+/// PyTorch's name for `device` (`cpu`, `cuda:0`), for the Python side of a benchmark.
+pub fn torch_device(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// The Python that runs the PyTorch side: `ARCHC_PYTHON`, or the project's venv.
+pub fn python() -> PathBuf {
+    std::env::var_os("ARCHC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python3"))
+}
+
 /// Replaces (or appends) the section `<!-- name:begin -->…<!-- name:end -->` of BENCHMARKS.md.
 pub fn write_section(name: &str, body: &str) {
     let (begin, end) = (
