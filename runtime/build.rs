@@ -2,14 +2,23 @@
 //! - an rpath to libtorch's folder, so nothing needs LD_LIBRARY_PATH;
 //! - `--no-as-needed` before libtorch_cuda, so the linker keeps it although no symbol of it is
 //!   used directly (tch-rs README, "CUDA"); without it `Cuda::is_available()` is false.
+//!
+//! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
+//! (`csrc/onednn.cpp`, against libtorch's own headers) and the peak-FLOP/s probe
+//! (`csrc/peak.cpp`).
+use std::path::PathBuf;
+
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-changed=csrc/onednn.cpp");
+    println!("cargo:rerun-if-changed=csrc/peak.cpp");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if os != "linux" {
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         return;
-    }
-    if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
-        let lib = std::path::PathBuf::from(lib);
+    };
+    if os == "linux" {
         println!("cargo:libtorch_lib={}", lib.display());
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         if lib.join("libtorch_cuda.so").exists() {
@@ -17,5 +26,27 @@ fn main() {
             println!("cargo:rustc-link-arg=-ltorch_cuda");
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
+    }
+    // libtorch's headers sit next to its lib folder, in the pip wheel and in the zip alike.
+    let include = lib.join("../include");
+    // Every libtorch release since 2.7 is built with the C++11 ABI; torch-sys takes the same
+    // variable to say otherwise.
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .include(&include)
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+        .flag_if_supported("-Wno-unused-parameter")
+        .file("csrc/onednn.cpp")
+        .compile("archc_onednn");
+    if arch == "x86_64" {
+        cc::Build::new()
+            .cpp(true)
+            .pic(true)
+            .std("c++17")
+            .file("csrc/peak.cpp")
+            .compile("archc_peak");
     }
 }

@@ -35,6 +35,7 @@
 //!
 //! The pipeline is `syntax::parse` → `expand::expand` → `graph::lower` (with `shape::infer` per
 //! node) → `cost::analyze`; ARCHITECTURE.md describes it.
+#![forbid(unsafe_code)]
 
 pub mod cost;
 pub mod diag;

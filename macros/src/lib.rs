@@ -2,6 +2,7 @@
 //! everything the generated code names: `archc_runtime::resnext!`.
 //!
 //! See [`resnext!`] for the syntax.
+#![forbid(unsafe_code)]
 
 use archc::cost::budget::{Cmp, Figure, Limit, Origin};
 use archc::cost::convention::Convention;

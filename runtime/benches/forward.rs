@@ -109,6 +109,7 @@ fn main() {
         Options {
             kind: Kind::Float,
             channels_last: true,
+            ..Default::default()
         },
     );
     let bf16 = Inference::new(
@@ -116,6 +117,7 @@ fn main() {
         Options {
             kind: Kind::BFloat16,
             channels_last: true,
+            ..Default::default()
         },
     );
 
@@ -172,21 +174,7 @@ fn main() {
         );
         eprintln!("batch {batch} done");
     }
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let (date, cpu) = (date(), cpu_name());
     let mut body = String::new();
     let _ = writeln!(
         body,

@@ -272,20 +272,7 @@ fn main() {
             .map(|p| p.1)
         });
     let mut body = String::new();
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let (date, cpu) = (date(), cpu_name());
     let _ = writeln!(
         body,
         "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the two sides taking turns every three steps per configuration; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",

@@ -5,6 +5,7 @@
 //! assert_eq!(net.report.total.params, 11_689_512);
 //! assert!(archc_tests::shipped().contains(&"resnet/resnet18.arch".to_string()));
 //! ```
+#![forbid(unsafe_code)]
 
 use archc::{Compiled, Overrides, Spec};
 use std::path::{Path, PathBuf};

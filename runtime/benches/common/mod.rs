@@ -75,3 +75,24 @@ pub fn write_section(name: &str, body: &str) {
     };
     std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
 }
+
+/// Today's date (UTC), as `date -u +%Y-%m-%d` prints it.
+pub fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The CPU's model name from /proc/cpuinfo (empty where there is none).
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}

@@ -110,6 +110,7 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
             Options {
                 kind,
                 channels_last: true,
+                ..Options::default()
             },
         )
     });

@@ -1,0 +1,221 @@
+//! The inference mode against `torch.compile` (inductor, `freezing=True`) on the same libtorch,
+//! in one run: resnext50_32x4d and resnet50, fp32 and bf16, batch 1, 8 and 32. Also reports the
+//! time each side takes to get ready (our plan building and weight packing; inductor's
+//! compilation) and the achieved FLOP/s against the machine's measured peak
+//! ([`archc_runtime::fast::peak_flops`]). Writes its table into BENCHMARKS.md.
+//!
+//! Run with `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device cpu`. The PyTorch side is
+//! `scripts/torch_compiled.py`, one process per configuration that compiles once and then times
+//! passes on request, so that our passes and inductor's alternate in rounds: a drift in the
+//! machine's speed affects both alike. Settings: `ARCHC_BENCH_MODELS` (default
+//! `resnext50_32x4d,resnet50`), `ARCHC_BENCH_BATCHES` (`1,8,32`), `ARCHC_BENCH_KINDS`
+//! (`fp32,bf16`), `ARCHC_BENCH_ROUNDS` (5) and `ARCHC_BENCH_PASSES` (3 per side and round),
+//! `ARCHC_COMPILE_MODE` (inductor's mode, `default`).
+
+mod common;
+
+use archc_runtime::Network;
+use archc_runtime::fast::{Inference, Options, peak_flops};
+use common::*;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// One `scripts/torch_compiled.py` process: a compiled model waiting for `time N` requests.
+struct Compiled {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    compile_s: f64,
+}
+
+impl Compiled {
+    fn start(python: &Path, model: &str, kind: &str, batch: i64, threads: i32) -> Option<Compiled> {
+        let mode = std::env::var("ARCHC_COMPILE_MODE").unwrap_or_else(|_| "default".into());
+        let mut child = Command::new(python)
+            .arg(root().join("scripts/torch_compiled.py"))
+            .args(["--model", model, "--dtype", kind, "--mode", &mode])
+            .args(["--batch", &batch.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| eprintln!("torch_compiled.py: {e}"))
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = BufReader::new(child.stdout.take()?);
+        let ready = read_json(&mut stdout)?;
+        Some(Compiled {
+            child,
+            stdin,
+            stdout,
+            compile_s: ready["compile_s"].as_f64()?,
+        })
+    }
+
+    fn time(&mut self, passes: usize) -> Option<Vec<f64>> {
+        writeln!(self.stdin, "time {passes}").ok()?;
+        let v = read_json(&mut self.stdout)?;
+        v["ms"]
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_f64)
+            .collect()
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+fn read_json(r: &mut impl BufRead) -> Option<serde_json::Value> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    serde_json::from_str(&line)
+        .map_err(|e| eprintln!("torch_compiled.py said {line:?}: {e}"))
+        .ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn main() {
+    let Some((device, device_name)) = common::device_from_args() else {
+        return;
+    };
+    if device != Device::Cpu {
+        eprintln!("compiled: CPU only (the CUDA comparison is not written yet)");
+        return;
+    }
+    let rounds: usize = env_or("ARCHC_BENCH_ROUNDS", 5);
+    let passes: usize = env_or("ARCHC_BENCH_PASSES", 3);
+    let threads = tch::get_num_threads();
+    let python = python();
+    let mut rows = String::new();
+    let mut peaks = Vec::new();
+    for kind_name in list("ARCHC_BENCH_KINDS", "fp32,bf16") {
+        let kind = if kind_name == "bf16" {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        };
+        let peak = peak_flops(kind, usize::try_from(threads).unwrap_or(1), 2.0);
+        peaks.push((kind_name.clone(), peak));
+        for model in list("ARCHC_BENCH_MODELS", "resnext50_32x4d,resnet50") {
+            let family = if model.starts_with("resnext") {
+                "resnext"
+            } else {
+                "resnet"
+            };
+            let compiled = archc::compile_file(
+                root().join(format!("specs/{family}/{model}.arch")),
+                &Default::default(),
+            )
+            .expect("the shipped spec compiles");
+            tch::manual_seed(0);
+            let vs = VarStore::new(device);
+            let net = Network::new(&vs.root(), &compiled);
+            let options = Options {
+                kind,
+                channels_last: true,
+                onednn: true,
+            };
+            let t = Instant::now();
+            let plan = Inference::new(&net, options);
+            let build_s = t.elapsed().as_secs_f64();
+            let old = Inference::new(
+                &net,
+                Options {
+                    onednn: false,
+                    ..options
+                },
+            );
+            for batch in list("ARCHC_BENCH_BATCHES", "1,8,32") {
+                let batch: i64 = batch.parse().expect("ARCHC_BENCH_BATCHES: numbers");
+                let shape = [batch, 3, 224, 224];
+                let t = Instant::now();
+                plan.prepare(&shape, device).expect("the plan runs");
+                let prepare_s = t.elapsed().as_secs_f64();
+                let Some(mut theirs) = Compiled::start(&python, &model, &kind_name, batch, threads)
+                else {
+                    eprintln!("{model} {kind_name} batch {batch}: torch.compile failed; skipped");
+                    continue;
+                };
+                let x = Tensor::randn(shape, (Kind::Float, device));
+                let _ = old.forward(&x);
+                let (mut ours_ms, mut theirs_ms, mut old_ms) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    for _ in 0..passes {
+                        let t = Instant::now();
+                        let _ = plan.forward(&x);
+                        ours_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    theirs_ms.extend(theirs.time(passes).expect("torch_compiled.py answers"));
+                    let t = Instant::now();
+                    let _ = old.forward(&x);
+                    old_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                let (ours, inductor, old) = (median(ours_ms), median(theirs_ms), median(old_ms));
+                let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64;
+                let achieved = flops / (ours * 1e-3);
+                let of_peak = peak.map_or("n/a".to_string(), |p| {
+                    format!("{:.0}%", 100.0 * achieved / p)
+                });
+                let _ = writeln!(
+                    rows,
+                    "| {model} | {kind_name} | {batch} | {ours:.1} ms | {inductor:.1} ms | **{:.2}** | {old:.1} ms | {:.3} | {of_peak} | {:.2} s | {:.1} s |",
+                    ours / inductor,
+                    achieved / 1e12,
+                    build_s + prepare_s,
+                    theirs.compile_s,
+                );
+                eprintln!(
+                    "{model} {kind_name} batch {batch}: ours {ours:.1} ms, inductor {inductor:.1} ms"
+                );
+            }
+        }
+    }
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median over {rounds} rounds of {passes} passes per side, the two sides alternating; {}, {}. Ratio = ours / torch.compile (below 1.00: we are faster). TFLOP/s counts 2 FLOPs per multiply-add of the spec's exact MAC count. Rerun: `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device {device_name}`.\n",
+        date(),
+        cpu_name()
+    );
+    for (kind, peak) in &peaks {
+        let _ = writeln!(
+            body,
+            "- Peak {kind}: {}",
+            peak.map_or("not measurable on this CPU".to_string(), |p| format!(
+                "{:.3} TFLOP/s, measured by `fast::peak_flops` ({threads} threads each running independent {} in a loop)",
+                p / 1e12,
+                if kind == "bf16" {
+                    "AVX512-BF16 `vdpbf16ps` (2 bf16 products per fp32 lane)"
+                } else {
+                    "AVX-512 FMAs"
+                }
+            ))
+        );
+    }
+    body.push_str("\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    body.push_str(&rows);
+    write_section("compiled-cpu", &body);
+}

@@ -1,0 +1,135 @@
+// The few libtorch operators the inference mode needs that tch does not bind: oneDNN's
+// convolution with fused post-ops (`mkldnn::_convolution_pointwise`, its in-place `.binary`
+// overload for the residual add) and the weight pre-packing they read
+// (`mkldnn::_reorder_convolution_weight`). torch.compile's freezing pass calls the same three.
+//
+// Tensors cross the boundary as tch does it: a `torch::Tensor*` owned by the Rust side. Every
+// function catches C++ exceptions and returns them as a malloc'ed message (nullptr on success),
+// freed with archc_free_error; nothing unwinds into Rust.
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/ivalue.h>
+#include <ATen/core/stack.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+char *error_message(const char *what) {
+  size_t n = std::strlen(what);
+  char *copy = static_cast<char *>(std::malloc(n + 1));
+  if (copy != nullptr) {
+    std::memcpy(copy, what, n + 1);
+  }
+  return copy;
+}
+
+template <typename F> char *guard(F &&f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const std::exception &e) {
+    return error_message(e.what());
+  } catch (...) {
+    return error_message("unknown C++ exception");
+  }
+}
+
+std::vector<int64_t> ints(const int64_t *p, size_t n) { return std::vector<int64_t>(p, p + n); }
+
+c10::IValue no_scalars() {
+  return c10::IValue(c10::List<std::optional<at::Scalar>>());
+}
+
+c10::IValue optional_tensor(const at::Tensor *t) {
+  return t == nullptr ? c10::IValue() : c10::IValue(*t);
+}
+
+c10::IValue optional_string(const char *s) {
+  return s == nullptr ? c10::IValue() : c10::IValue(std::string(s));
+}
+
+c10::OperatorHandle op(const char *name, const char *overload) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+}
+
+}  // namespace
+
+extern "C" {
+
+void archc_free_error(char *error) { std::free(error); }
+
+// 1 when libtorch registers the three operators (a build with oneDNN), else 0.
+int archc_onednn_available() {
+  auto &d = c10::Dispatcher::singleton();
+  return d.findSchema({"mkldnn::_convolution_pointwise", ""}).has_value() &&
+         d.findSchema({"mkldnn::_convolution_pointwise_", "binary"}).has_value() &&
+         d.findSchema({"mkldnn::_reorder_convolution_weight", ""}).has_value();
+}
+
+// `weight` (OIHW, the dtype the convolution will run in) pre-packed into oneDNN's blocked layout
+// for inputs of `input_size` (N, C, H, W).
+char *archc_reorder_conv_weight(const at::Tensor *weight, const int64_t *padding,
+                                const int64_t *stride, const int64_t *dilation, int64_t groups,
+                                const int64_t *input_size, size_t input_dims, at::Tensor **out) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_reorder_convolution_weight", "");
+    torch::jit::Stack stack{*weight, ints(padding, 2), ints(stride, 2), ints(dilation, 2), groups,
+                            ints(input_size, input_dims)};
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  });
+}
+
+// y = unary(conv(x, weight) + bias), unary being "none" or "relu".
+char *archc_conv_pointwise(const at::Tensor *x, const at::Tensor *weight, const at::Tensor *bias,
+                           const int64_t *padding, const int64_t *stride, const int64_t *dilation,
+                           int64_t groups, const char *unary, at::Tensor **out) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_convolution_pointwise", "");
+    torch::jit::Stack stack{*x,
+                            *weight,
+                            optional_tensor(bias),
+                            ints(padding, 2),
+                            ints(stride, 2),
+                            ints(dilation, 2),
+                            groups,
+                            std::string(unary),
+                            no_scalars(),
+                            c10::IValue()};
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  });
+}
+
+// other = unary(conv(x, weight) + bias + other), in place; unary is nullptr or "relu".
+char *archc_conv_add_(at::Tensor *other, const at::Tensor *x, const at::Tensor *weight,
+                      const at::Tensor *bias, const int64_t *padding, const int64_t *stride,
+                      const int64_t *dilation, int64_t groups, const char *unary) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_convolution_pointwise_", "binary");
+    torch::jit::Stack stack{*other,
+                            *x,
+                            *weight,
+                            optional_tensor(bias),
+                            ints(padding, 2),
+                            ints(stride, 2),
+                            ints(dilation, 2),
+                            groups,
+                            std::string("add"),
+                            c10::IValue(),
+                            optional_string(unary),
+                            no_scalars(),
+                            c10::IValue()};
+    handle.callBoxed(&stack);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,191 @@
+//! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
+//! that tch does not bind, called through libtorch's dispatcher) and `csrc/peak.cpp` (the
+//! peak-FLOP/s probe). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
+//! side catches every exception and returns its message, so nothing unwinds across the boundary.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use tch::{TchError, Tensor};
+use torch_sys::C_tensor;
+
+unsafe extern "C" {
+    fn archc_free_error(error: *mut c_char);
+    fn archc_onednn_available() -> c_int;
+    fn archc_reorder_conv_weight(
+        weight: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        input_size: *const i64,
+        input_dims: usize,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn archc_conv_pointwise(
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        unary: *const c_char,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn archc_conv_add_(
+        other: *mut C_tensor,
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        unary: *const c_char,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_peak_flops(kind: c_int, threads: c_int, seconds: f64) -> f64;
+}
+
+/// Turns the C++ side's error message (null: success) into a `Result`, freeing it.
+fn check(error: *mut c_char) -> Result<(), TchError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null error is a NUL-terminated string malloc'ed by the C++ side, read once
+    // and freed once here.
+    let message = unsafe { CStr::from_ptr(error) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { archc_free_error(error) };
+    Err(TchError::Torch(message))
+}
+
+/// Takes ownership of a tensor the C++ side allocated with `new`.
+fn owned(ptr: *mut C_tensor) -> Tensor {
+    // SAFETY: `ptr` is a fresh `new torch::Tensor` from csrc/onednn.cpp, owned by nobody else;
+    // tch's `Tensor` frees it on drop.
+    unsafe { Tensor::from_ptr(ptr) }
+}
+
+fn bias_ptr(bias: Option<&Tensor>) -> *const C_tensor {
+    bias.map_or(std::ptr::null(), Tensor::as_ptr)
+}
+
+/// The convolution's geometry, as oneDNN's operators take it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Geometry {
+    pub padding: [i64; 2],
+    pub stride: [i64; 2],
+    pub dilation: [i64; 2],
+    pub groups: i64,
+}
+
+/// Whether this libtorch has the oneDNN operators (a build with oneDNN; every x86-64 and
+/// aarch64 wheel has them).
+pub(crate) fn onednn_available() -> bool {
+    // SAFETY: takes and returns plain values.
+    unsafe { archc_onednn_available() != 0 }
+}
+
+/// `weight` pre-packed into oneDNN's blocked layout for inputs of `input_size`.
+pub(crate) fn reorder_conv_weight(
+    weight: &Tensor,
+    g: &Geometry,
+    input_size: &[i64],
+) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: the tensor is borrowed, the arrays have two
+    // elements (input_size: `input_size.len()`), `out` is written once on success.
+    let error = unsafe {
+        archc_reorder_conv_weight(
+            weight.as_ptr(),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            input_size.as_ptr(),
+            input_size.len(),
+            &mut out,
+        )
+    };
+    check(error).map(|()| owned(out))
+}
+
+/// `relu?(conv(x, weight) + bias)` as one oneDNN primitive.
+pub(crate) fn conv_pointwise(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &Geometry,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    let unary = CString::new(if relu { "relu" } else { "none" }).expect("no NUL");
+    let mut out = std::ptr::null_mut();
+    // SAFETY: as in `reorder_conv_weight`; `unary` lives across the call.
+    let error = unsafe {
+        archc_conv_pointwise(
+            x.as_ptr(),
+            weight.as_ptr(),
+            bias_ptr(bias),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            unary.as_ptr(),
+            &mut out,
+        )
+    };
+    check(error).map(|()| owned(out))
+}
+
+/// `other ← relu?(conv(x, weight) + bias + other)`, in place, as one oneDNN primitive (the
+/// residual add as a post-op).
+pub(crate) fn conv_add_(
+    other: &mut Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &Geometry,
+    relu: bool,
+) -> Result<(), TchError> {
+    let relu_name = CString::new("relu").expect("no NUL");
+    let unary = if relu {
+        relu_name.as_ptr()
+    } else {
+        std::ptr::null()
+    };
+    // SAFETY: as in `conv_pointwise`; `other` is borrowed mutably, so no one else reads it while
+    // oneDNN writes into it.
+    let error = unsafe {
+        archc_conv_add_(
+            other.as_mut_ptr(),
+            x.as_ptr(),
+            weight.as_ptr(),
+            bias_ptr(bias),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            unary,
+        )
+    };
+    check(error)
+}
+
+/// The FLOP/s `threads` threads reach together with the CPU's widest multiply-add: AVX-512 FMA
+/// when `bf16` is false, AVX512-BF16 dot products when true. `None` where the CPU lacks them.
+pub(crate) fn peak_flops(bf16: bool, threads: usize, seconds: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let threads = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
+        // SAFETY: takes and returns plain values; the probe only runs arithmetic on its threads.
+        let flops = unsafe { archc_peak_flops(c_int::from(bf16), threads, seconds) };
+        (flops > 0.0).then_some(flops)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bf16, threads, seconds);
+        None
+    }
+}

@@ -1,0 +1,519 @@
+//! The inference mode: batch-norm folded into the convolutions, ReLU applied in place, the
+//! tensors in channels-last memory order, and optionally bf16 weights and activations.
+//!
+//! [`Inference::new`] reads the current values of a [`Network`]'s variables, so it uses the
+//! batch-norm running statistics (eval mode). A convolution whose only consumer is a batch-norm
+//! becomes one convolution, with weight `w·γ/√(σ²+ε)` and bias `β − μ·γ/√(σ²+ε)` (plus the conv's
+//! own bias, scaled). A batch-norm that follows anything else becomes a per-channel affine
+//! transform. libtorch has no memory-format API in tch, so channels-last tensors are made the
+//! way PyTorch itself represents them: NHWC storage with NCHW sizes
+//! (`permute(0,2,3,1).contiguous().permute(0,3,1,2)`). oneDNN then keeps the activations in
+//! that layout.
+//!
+//! On the CPU (when libtorch has oneDNN, as every x86-64 wheel does) the plan goes further, the
+//! way `torch.compile`'s freezing pass does: each convolution is one oneDNN primitive with its
+//! ReLU fused in, the residual add (and the ReLU after it) fused into the block's last
+//! convolution as a post-op written in place into the shortcut's buffer, and every weight
+//! pre-packed once into oneDNN's blocked layout for the input shape it meets (on the first
+//! [`Inference::forward`] at a new input shape, or ahead of time with [`Inference::prepare`]).
+//! tch does not bind these operators; `ffi` calls them through libtorch's dispatcher.
+
+mod ffi;
+
+use crate::{Network, Step};
+use ffi::Geometry;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use tch::{Device, Kind, TchError, Tensor};
+
+/// Batch-norm epsilon (torchvision's and tch's default).
+const EPS: f64 = 1e-5;
+
+/// How to build the inference plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// `Kind::Float` or `Kind::BFloat16` (also `Kind::Half` on CUDA).
+    pub kind: Kind,
+    /// Whether to keep 4-D tensors in channels-last memory order.
+    pub channels_last: bool,
+    /// Whether to use oneDNN's fused convolutions with pre-packed weights on the CPU (ignored on
+    /// CUDA and where libtorch lacks oneDNN). Off, every step is a plain libtorch operator.
+    pub onednn: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            kind: Kind::Float,
+            channels_last: true,
+            onednn: true,
+        }
+    }
+}
+
+/// The FLOP/s (one multiply-add = 2 FLOPs) that `threads` threads reach together running the
+/// CPU's widest multiply-add in a loop: AVX-512 FMA in fp32, AVX512-BF16 dot products
+/// (`vdpbf16ps`) in bf16. This is the roofline the inference mode's achieved FLOP/s is compared
+/// with. `None` where the CPU lacks those instructions (or is not x86-64). Takes about `seconds`.
+pub fn peak_flops(kind: Kind, threads: usize, seconds: f64) -> Option<f64> {
+    ffi::peak_flops(kind == Kind::BFloat16, threads, seconds)
+}
+
+#[derive(Debug)]
+enum FStep {
+    Input,
+    /// `relu?(conv(x) + b)`; with `add`, `relu?(conv(x) + b + other)` where `other` is the
+    /// node's second input (a residual add fused into the convolution).
+    Conv {
+        w: Tensor,
+        b: Option<Tensor>,
+        g: Geometry,
+        relu: bool,
+        add: bool,
+    },
+    Affine {
+        scale: Tensor,
+        shift: Tensor,
+        relu: bool,
+    },
+    Relu,
+    MaxPool {
+        kernel: [i64; 2],
+        stride: i64,
+        pad: [i64; 2],
+    },
+    AvgPool,
+    Linear {
+        w: Tensor,
+        b: Option<Tensor>,
+    },
+    Add {
+        relu: bool,
+    },
+    Concat,
+    Slice {
+        index: i64,
+        parts: i64,
+    },
+}
+
+#[derive(Debug)]
+struct FNode {
+    step: FStep,
+    inputs: Vec<usize>,
+    frees: Vec<usize>,
+}
+
+/// A folded, channels-last, optionally bf16 copy of a [`Network`] for inference.
+#[derive(Debug)]
+pub struct Inference {
+    nodes: Vec<FNode>,
+    options: Options,
+    /// Whether the convolutions run as oneDNN primitives with pre-packed weights.
+    onednn: bool,
+    /// Per input shape, each convolution node's pre-packed weight.
+    packed: RefCell<HashMap<Vec<i64>, Vec<Option<Tensor>>>>,
+}
+
+/// NHWC storage with NCHW sizes: PyTorch's channels-last representation.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    if t.dim() == 4 {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        t.shallow_clone()
+    }
+}
+
+impl Inference {
+    /// Builds the plan from the network's current variable values.
+    pub fn new(net: &Network, options: Options) -> Inference {
+        tch::no_grad(|| Inference::build(net, options))
+    }
+
+    fn build(net: &Network, options: Options) -> Inference {
+        let n = net.nodes.len();
+        let mut consumers = vec![Vec::new(); n];
+        for (i, node) in net.nodes.iter().enumerate() {
+            for &x in &node.inputs {
+                consumers[x].push(i);
+            }
+        }
+        let only = |i: usize| match consumers[i].as_slice() {
+            [c] => Some(*c),
+            _ => None,
+        };
+        let is_relu = |i: usize| matches!(net.nodes[i].step, Step::Relu);
+        let device = net
+            .nodes
+            .iter()
+            .find_map(|node| match &node.step {
+                Step::Conv(c, _) => Some(c.ws.device()),
+                _ => None,
+            })
+            .unwrap_or(Device::Cpu);
+        let onednn = options.onednn && device == Device::Cpu && ffi::onednn_available();
+        let fused = if onednn {
+            residual_fusions(net, &consumers)
+        } else {
+            HashMap::new()
+        };
+        let prep = |t: &Tensor| {
+            let t = t.detach().to_kind(options.kind);
+            if options.channels_last {
+                channels_last(&t)
+            } else {
+                t.contiguous()
+            }
+        };
+        let vec_kind = |t: &Tensor| t.detach().to_kind(options.kind).contiguous();
+        // The ReLU that consumes node i alone, if any: folded into node i's plan step.
+        let relu_after = |i: usize, covers: &mut Vec<usize>| match only(i).filter(|&k| is_relu(k)) {
+            Some(k) => {
+                covers.push(k);
+                true
+            }
+            None => false,
+        };
+        // alias[i]: the plan node whose output is original node i's value.
+        let mut alias = vec![usize::MAX; n];
+        let mut nodes: Vec<FNode> = Vec::new();
+        for (i, node) in net.nodes.iter().enumerate() {
+            let deferred = fused
+                .values()
+                .any(|&(c, _)| c == i || net.nodes[i].inputs.first() == Some(&c));
+            if alias[i] != usize::MAX || deferred {
+                continue; // folded into an earlier plan node, or into a later residual add
+            }
+            let mut inputs: Vec<usize> = node.inputs.iter().map(|&x| alias[x]).collect();
+            let mut covers = vec![i];
+            let step = match &node.step {
+                Step::Input => FStep::Input,
+                Step::Conv(c, spec) => {
+                    let (w, b, bn) = fold_conv(net, c, only(i));
+                    let mut relu = false;
+                    if let Some(j) = bn {
+                        covers.push(j);
+                        relu = relu_after(j, &mut covers);
+                    }
+                    FStep::Conv {
+                        w: prep(&w),
+                        b: b.as_ref().map(vec_kind),
+                        g: geometry(spec),
+                        relu,
+                        add: false,
+                    }
+                }
+                Step::Bn(bn) => {
+                    let (scale, shift) = bn_affine(bn);
+                    FStep::Affine {
+                        scale: vec_kind(&scale).view([1, -1, 1, 1]),
+                        shift: vec_kind(&shift).view([1, -1, 1, 1]),
+                        relu: relu_after(i, &mut covers),
+                    }
+                }
+                Step::Relu => FStep::Relu,
+                Step::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => FStep::MaxPool {
+                    kernel: *kernel,
+                    stride: *stride,
+                    pad: *pad,
+                },
+                Step::AvgPool => FStep::AvgPool,
+                Step::Linear(l) => FStep::Linear {
+                    w: vec_kind(&l.ws),
+                    b: l.bs.as_ref().map(vec_kind),
+                },
+                Step::Add => match fused.get(&i) {
+                    // conv → bn → add (→ relu): one convolution with the add as a post-op.
+                    Some(&(c, other)) => {
+                        let Step::Conv(conv, spec) = &net.nodes[c].step else {
+                            unreachable!("residual_fusions picks convolutions")
+                        };
+                        let (w, b, bn) = fold_conv(net, conv, only(c));
+                        covers.extend([c].into_iter().chain(bn));
+                        inputs = vec![alias[net.nodes[c].inputs[0]], alias[other]];
+                        FStep::Conv {
+                            w: prep(&w),
+                            b: b.as_ref().map(vec_kind),
+                            g: geometry(spec),
+                            relu: relu_after(i, &mut covers),
+                            add: true,
+                        }
+                    }
+                    None => FStep::Add {
+                        relu: relu_after(i, &mut covers),
+                    },
+                },
+                Step::Concat => FStep::Concat,
+                Step::Slice { index, parts } => FStep::Slice {
+                    index: *index,
+                    parts: *parts,
+                },
+            };
+            let id = nodes.len();
+            for c in covers {
+                alias[c] = id;
+            }
+            nodes.push(FNode {
+                step,
+                inputs,
+                frees: Vec::new(),
+            });
+        }
+        let mut last_use = vec![usize::MAX; nodes.len()];
+        for (i, node) in nodes.iter().enumerate() {
+            for &x in &node.inputs {
+                last_use[x] = i;
+            }
+        }
+        for (x, &at) in last_use.iter().enumerate() {
+            if at != usize::MAX {
+                nodes[at].frees.push(x);
+            }
+        }
+        Inference {
+            nodes,
+            options,
+            onednn,
+            packed: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The options the plan was built with.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// Whether the convolutions run as oneDNN primitives with pre-packed weights (the CPU, with
+    /// [`Options::onednn`] on and a libtorch built with oneDNN).
+    pub fn uses_onednn(&self) -> bool {
+        self.onednn
+    }
+
+    /// Pre-packs the weights for inputs of `shape` (N, C, H, W) by running the plan once on
+    /// zeros, so that the first real [`Inference::forward`] at that shape pays nothing extra.
+    pub fn prepare(&self, shape: &[i64], device: Device) -> Result<(), TchError> {
+        let x = Tensor::zeros(shape, (Kind::Float, device));
+        self.f_forward(&x).map(|_| ())
+    }
+
+    /// Runs the plan on a float NCHW batch; returns float logits.
+    ///
+    /// # Panics
+    /// Where libtorch fails (an input of the wrong shape, say); [`Inference::f_forward`] returns
+    /// the error instead.
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        self.f_forward(xs)
+            .unwrap_or_else(|e| panic!("inference plan: {e}"))
+    }
+
+    /// Runs the plan on a float NCHW batch; returns float logits or libtorch's error.
+    pub fn f_forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        tch::no_grad(|| {
+            let x = if self.options.channels_last && xs.dim() == 4 {
+                // One pass: convert and transpose into NHWC storage.
+                let [n, c, h, w] = xs.size()[..] else {
+                    unreachable!("dim is 4")
+                };
+                let mut y = Tensor::empty([n, h, w, c], (self.options.kind, xs.device()));
+                y.f_copy_(&xs.f_permute([0, 2, 3, 1])?)?;
+                y.f_permute([0, 3, 1, 2])?
+            } else {
+                xs.f_to_kind(self.options.kind)?
+            };
+            self.run(&x)?.f_to_kind(Kind::Float)
+        })
+    }
+
+    fn run(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let mut packed = self.packed.borrow_mut();
+        let packed = packed
+            .entry(xs.size())
+            .or_insert_with(|| (0..self.nodes.len()).map(|_| None).collect());
+        let mut values: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut last = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let arg = |k: usize| {
+                values[node.inputs[k]]
+                    .as_ref()
+                    .expect("plan: input computed")
+            };
+            let y = match &node.step {
+                FStep::Input => xs.shallow_clone(),
+                FStep::Conv { w, b, g, relu, add } if self.onednn => {
+                    let x = arg(0);
+                    if packed[i].is_none() {
+                        packed[i] = Some(ffi::reorder_conv_weight(w, g, &x.size())?);
+                    }
+                    let w = packed[i].as_ref().expect("packed above");
+                    if *add {
+                        // Write into the shortcut's buffer when this is its last use.
+                        let mut other = self.take_or_copy(node, 1, &mut values)?;
+                        let x = values[node.inputs[0]]
+                            .as_ref()
+                            .expect("plan: input computed");
+                        ffi::conv_add_(&mut other, x, w, b.as_ref(), g, *relu)?;
+                        other
+                    } else {
+                        ffi::conv_pointwise(x, w, b.as_ref(), g, *relu)?
+                    }
+                }
+                FStep::Conv { w, b, g, relu, add } => {
+                    let mut y = arg(0).f_conv2d(
+                        w,
+                        b.as_ref(),
+                        g.stride,
+                        g.padding,
+                        g.dilation,
+                        g.groups,
+                    )?;
+                    if *add {
+                        y = y.f_add_(arg(1))?;
+                    }
+                    if *relu {
+                        let _ = y.f_relu_()?;
+                    }
+                    y
+                }
+                FStep::Affine { scale, shift, relu } => {
+                    let mut y = arg(0).f_mul(scale)?.f_add(shift)?;
+                    if *relu {
+                        let _ = y.f_relu_()?;
+                    }
+                    y
+                }
+                FStep::Relu => arg(0).f_relu()?,
+                FStep::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => arg(0).f_max_pool2d(kernel, [*stride, *stride], pad, [1, 1], false)?,
+                FStep::AvgPool => arg(0).f_adaptive_avg_pool2d([1, 1])?,
+                FStep::Linear { w, b } => arg(0).f_flatten(1, -1)?.f_linear(w, b.as_ref())?,
+                FStep::Add { relu } => {
+                    // The branch output dies here: add into it in place.
+                    let mut acc = self.take_or_copy(node, 0, &mut values)?;
+                    for k in 1..node.inputs.len() {
+                        let other = values[node.inputs[k]]
+                            .as_ref()
+                            .expect("plan: input computed");
+                        let _ = acc.f_add_(other)?;
+                    }
+                    if *relu {
+                        let _ = acc.f_relu_()?;
+                    }
+                    acc
+                }
+                FStep::Concat => {
+                    let parts: Vec<&Tensor> = (0..node.inputs.len()).map(arg).collect();
+                    Tensor::f_cat(&parts, 1)?
+                }
+                FStep::Slice { index, parts } => crate::slice_channels(arg(0), *index, *parts),
+            };
+            for &f in &node.frees {
+                values[f] = None;
+            }
+            last = Some(y.shallow_clone());
+            values[i] = Some(y);
+        }
+        Ok(last.expect("a network has nodes"))
+    }
+
+    /// Input `k` of `node` as a tensor the node may write into: the value itself when this node
+    /// is its last use and it owns its storage (a step's fresh output, not the caller's input or
+    /// a slice's view), else a copy.
+    fn take_or_copy(
+        &self,
+        node: &FNode,
+        k: usize,
+        values: &mut [Option<Tensor>],
+    ) -> Result<Tensor, TchError> {
+        let x = node.inputs[k];
+        let owned = !matches!(self.nodes[x].step, FStep::Input | FStep::Slice { .. });
+        if owned && node.frees.contains(&x) && !node.inputs[..k].contains(&x) {
+            Ok(values[x].take().expect("plan: input computed"))
+        } else {
+            let x = values[x].as_ref().expect("plan: input computed");
+            let mut copy = x.f_empty_like()?;
+            copy.f_copy_(x)?;
+            Ok(copy)
+        }
+    }
+}
+
+/// The residual adds to fuse into a convolution: add node → (conv node, the add's other input),
+/// for every two-input add one of whose inputs is conv → batch-norm with no other consumer.
+fn residual_fusions(net: &Network, consumers: &[Vec<usize>]) -> HashMap<usize, (usize, usize)> {
+    let sole = |i: usize, of: usize| consumers[i].as_slice() == [of];
+    let mut fused = HashMap::new();
+    for (i, node) in net.nodes.iter().enumerate() {
+        let (Step::Add, [a, b]) = (&node.step, node.inputs.as_slice()) else {
+            continue;
+        };
+        for (bn, other) in [(*a, *b), (*b, *a)] {
+            let conv = net.nodes[bn].inputs.first().copied();
+            if let (Step::Bn(_), Some(c)) = (&net.nodes[bn].step, conv) {
+                if matches!(net.nodes[c].step, Step::Conv(..)) && sole(bn, i) && sole(c, bn) {
+                    fused.insert(i, (c, other));
+                    break;
+                }
+            }
+        }
+    }
+    fused
+}
+
+/// A convolution's weight and bias with the batch-norm that alone consumes it (`next`) folded
+/// in, in f32; the batch-norm's node when there was one.
+fn fold_conv(
+    net: &Network,
+    c: &tch::nn::Conv2D,
+    next: Option<usize>,
+) -> (Tensor, Option<Tensor>, Option<usize>) {
+    let mut w = c.ws.detach().to_kind(Kind::Float);
+    let mut b = c.bs.as_ref().map(|b| b.detach().to_kind(Kind::Float));
+    let Some(j) = next else {
+        return (w, b, None);
+    };
+    let Step::Bn(bn) = &net.nodes[j].step else {
+        return (w, b, None);
+    };
+    let (scale, shift) = bn_affine(bn);
+    w = &w * scale.view([-1, 1, 1, 1]);
+    b = Some(match b {
+        Some(b) => b * &scale + shift,
+        None => shift,
+    });
+    (w, b, Some(j))
+}
+
+fn geometry(spec: &crate::__private::ConvSpec) -> Geometry {
+    Geometry {
+        padding: spec.pad,
+        stride: [spec.stride, spec.stride],
+        dilation: [1, 1],
+        groups: spec.groups,
+    }
+}
+
+/// A batch-norm's eval-mode transform as `x·scale + shift`, in f32.
+fn bn_affine(bn: &tch::nn::BatchNorm) -> (Tensor, Tensor) {
+    let mean = bn.running_mean.detach().to_kind(Kind::Float);
+    let var = bn.running_var.detach().to_kind(Kind::Float);
+    let c = mean.size()[0];
+    let opts = (Kind::Float, mean.device());
+    let gamma = bn.ws.as_ref().map_or_else(
+        || Tensor::ones([c], opts),
+        |w| w.detach().to_kind(Kind::Float),
+    );
+    let beta = bn.bs.as_ref().map_or_else(
+        || Tensor::zeros([c], opts),
+        |b| b.detach().to_kind(Kind::Float),
+    );
+    let scale = gamma / (var + EPS).sqrt();
+    let shift = beta - &mean * &scale;
+    (scale, shift)
+}
