@@ -5,7 +5,7 @@
 //!
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
 //! (`csrc/onednn.cpp`, against libtorch's own headers) and the peak-FLOP/s probe
-//! (`csrc/peak.cpp`).
+//! (`csrc/peak.cpp`), and on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`).
 use std::path::PathBuf;
 
 fn main() {
@@ -13,6 +13,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-changed=csrc/onednn.cpp");
     println!("cargo:rerun-if-changed=csrc/peak.cpp");
+    println!("cargo:rerun-if-changed=csrc/grouped.cpp");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
@@ -43,6 +44,19 @@ fn main() {
         .file("csrc/onednn.cpp")
         .compile("archc_onednn");
     if arch == "x86_64" {
+        // The grouped-convolution kernel runs on libtorch's OpenMP threads: libtorch's own
+        // libgomp, which sits in its lib folder (searched first, and on the rpath).
+        cc::Build::new()
+            .cpp(true)
+            .pic(true)
+            .std("c++17")
+            .flag("-isystem")
+            .flag(include.display().to_string())
+            .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+            .flag("-fopenmp")
+            .file("csrc/grouped.cpp")
+            .compile("archc_grouped");
+        println!("cargo:rustc-link-lib=gomp");
         cc::Build::new()
             .cpp(true)
             .pic(true)

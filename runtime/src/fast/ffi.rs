@@ -44,6 +44,24 @@ unsafe extern "C" {
         unary: *const c_char,
     ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_supported(cpg: i64) -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_pack(
+        weight: *const C_tensor,
+        cpg: i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_conv(
+        x: *const C_tensor,
+        packed: *const C_tensor,
+        bias: *const C_tensor,
+        stride: i64,
+        cpg: i64,
+        relu: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
     fn archc_peak_flops(kind: c_int, threads: c_int, seconds: f64) -> f64;
 }
 
@@ -171,6 +189,57 @@ pub(crate) fn conv_add_(
         )
     };
     check(error)
+}
+
+/// Whether this CPU runs `csrc/grouped.cpp`'s bf16 grouped 3×3 kernel for `cpg` channels per
+/// group (AVX512-BF16; 4, 8, 16, 32 or 64 channels per group).
+pub(crate) fn grouped_supported(cpg: i64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_grouped_supported(cpg) != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpg;
+        false
+    }
+}
+
+/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`) packed for the grouped kernel.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn grouped_pack(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    let error = unsafe { archc_grouped_pack(weight.as_ptr(), cpg, &mut out) };
+    check(error).map(|()| owned(out))
+}
+
+/// `relu?(grouped_conv3x3(x) + bias)` with padding 1 on bf16 channels-last `x`; `bias` in fp32.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn grouped_conv(
+    x: &Tensor,
+    packed: &Tensor,
+    bias: &Tensor,
+    stride: i64,
+    cpg: i64,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts and
+    // sizes before reading them; `out` is written once on success.
+    let error = unsafe {
+        archc_grouped_conv(
+            x.as_ptr(),
+            packed.as_ptr(),
+            bias.as_ptr(),
+            stride,
+            cpg,
+            c_int::from(relu),
+            &mut out,
+        )
+    };
+    check(error).map(|()| owned(out))
 }
 
 /// The FLOP/s `threads` threads reach together with the CPU's widest multiply-add: AVX-512 FMA

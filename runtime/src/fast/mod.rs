@@ -17,6 +17,13 @@
 //! pre-packed once into oneDNN's blocked layout for the input shape it meets (on the first
 //! [`Inference::forward`] at a new input shape, or ahead of time with [`Inference::prepare`]).
 //! tch does not bind these operators; `ffi` calls them through libtorch's dispatcher.
+//!
+//! In bf16 on a CPU with AVX512-BF16, the grouped 3×3 convolutions with 4 or 8 channels per
+//! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
+//! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
+//! them. Which of the two runs is decided per convolution and input shape, when the weights are
+//! packed, by timing both (as cuDNN's benchmark mode does); both compute the same sums in fp32
+//! and round the output to bf16 once.
 
 mod ffi;
 
@@ -70,6 +77,8 @@ enum FStep {
         g: Geometry,
         relu: bool,
         add: bool,
+        /// The bf16 grouped-3×3 kernel's weights, where it applies (`csrc/grouped.cpp`).
+        kernel: Option<Grouped>,
     },
     Affine {
         scale: Tensor,
@@ -97,6 +106,22 @@ enum FStep {
     },
 }
 
+/// A grouped 3×3 convolution's weights for `csrc/grouped.cpp`, and its fp32 bias.
+#[derive(Debug)]
+struct Grouped {
+    packed: Tensor,
+    bias: Tensor,
+    cpg: i64,
+}
+
+/// How a convolution runs at one input shape: oneDNN with its weight packed for that shape, or
+/// the grouped kernel (chosen when it measured faster at that shape).
+#[derive(Debug)]
+enum Packed {
+    OneDnn(Tensor),
+    Kernel,
+}
+
 #[derive(Debug)]
 struct FNode {
     step: FStep,
@@ -111,8 +136,8 @@ pub struct Inference {
     options: Options,
     /// Whether the convolutions run as oneDNN primitives with pre-packed weights.
     onednn: bool,
-    /// Per input shape, each convolution node's pre-packed weight.
-    packed: RefCell<HashMap<Vec<i64>, Vec<Option<Tensor>>>>,
+    /// Per input shape, how each convolution node runs.
+    packed: RefCell<HashMap<Vec<i64>, Vec<Option<Packed>>>>,
 }
 
 /// NHWC storage with NCHW sizes: PyTorch's channels-last representation.
@@ -195,12 +220,20 @@ impl Inference {
                         covers.push(j);
                         relu = relu_after(j, &mut covers);
                     }
+                    let w = prep(&w);
+                    let b = b.as_ref().map(vec_kind);
+                    let kernel = if onednn {
+                        grouped_kernel(&options, spec, &w, b.as_ref())
+                    } else {
+                        None
+                    };
                     FStep::Conv {
-                        w: prep(&w),
-                        b: b.as_ref().map(vec_kind),
+                        w,
+                        b,
                         g: geometry(spec),
                         relu,
                         add: false,
+                        kernel,
                     }
                 }
                 Step::Bn(bn) => {
@@ -241,6 +274,7 @@ impl Inference {
                             g: geometry(spec),
                             relu: relu_after(i, &mut covers),
                             add: true,
+                            kernel: None,
                         }
                     }
                     None => FStep::Add {
@@ -343,25 +377,43 @@ impl Inference {
             };
             let y = match &node.step {
                 FStep::Input => xs.shallow_clone(),
-                FStep::Conv { w, b, g, relu, add } if self.onednn => {
+                FStep::Conv {
+                    w,
+                    b,
+                    g,
+                    relu,
+                    add,
+                    kernel,
+                } if self.onednn => {
                     let x = arg(0);
                     if packed[i].is_none() {
-                        packed[i] = Some(ffi::reorder_conv_weight(w, g, &x.size())?);
+                        packed[i] = Some(choose(x, w, b.as_ref(), g, *relu, kernel.as_ref())?);
                     }
-                    let w = packed[i].as_ref().expect("packed above");
-                    if *add {
-                        // Write into the shortcut's buffer when this is its last use.
-                        let mut other = self.take_or_copy(node, 1, &mut values)?;
-                        let x = values[node.inputs[0]]
-                            .as_ref()
-                            .expect("plan: input computed");
-                        ffi::conv_add_(&mut other, x, w, b.as_ref(), g, *relu)?;
-                        other
-                    } else {
-                        ffi::conv_pointwise(x, w, b.as_ref(), g, *relu)?
+                    match packed[i].as_ref().expect("chosen above") {
+                        Packed::Kernel => {
+                            let k = kernel.as_ref().expect("chosen only where it applies");
+                            run_kernel(x, k, g, *relu)?
+                        }
+                        Packed::OneDnn(w) if *add => {
+                            // Write into the shortcut's buffer when this is its last use.
+                            let mut other = self.take_or_copy(node, 1, &mut values)?;
+                            let x = values[node.inputs[0]]
+                                .as_ref()
+                                .expect("plan: input computed");
+                            ffi::conv_add_(&mut other, x, w, b.as_ref(), g, *relu)?;
+                            other
+                        }
+                        Packed::OneDnn(w) => ffi::conv_pointwise(x, w, b.as_ref(), g, *relu)?,
                     }
                 }
-                FStep::Conv { w, b, g, relu, add } => {
+                FStep::Conv {
+                    w,
+                    b,
+                    g,
+                    relu,
+                    add,
+                    kernel: _,
+                } => {
                     let mut y = arg(0).f_conv2d(
                         w,
                         b.as_ref(),
@@ -444,6 +496,90 @@ impl Inference {
     }
 }
 
+/// The grouped kernel's weights for a convolution it can run: bf16 channels-last, 3×3, padding 1,
+/// as many input as output channels (a multiple of 16), 4 to 64 channels per group, on a CPU with
+/// AVX512-BF16.
+fn grouped_kernel(
+    options: &Options,
+    spec: &crate::__private::ConvSpec,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Option<Grouped> {
+    let cpg = spec.cin / spec.groups.max(1);
+    let applies = options.kind == Kind::BFloat16
+        && options.channels_last
+        && spec.kernel == [3, 3]
+        && spec.pad == [1, 1]
+        && spec.groups > 1
+        && spec.cin == spec.cout
+        && spec.cin % 16 == 0
+        && (spec.stride == 1 || spec.stride == 2)
+        && ffi::grouped_supported(cpg);
+    if !applies {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let packed = ffi::grouped_pack(w, cpg).ok()?;
+        let bias = match b {
+            Some(b) => b.to_kind(Kind::Float).contiguous(),
+            None => Tensor::zeros([spec.cout], (Kind::Float, w.device())),
+        };
+        Some(Grouped { packed, bias, cpg })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (w, b);
+        None
+    }
+}
+
+fn run_kernel(x: &Tensor, k: &Grouped, g: &Geometry, relu: bool) -> Result<Tensor, TchError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ffi::grouped_conv(x, &k.packed, &k.bias, g.stride[0], k.cpg, relu)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, k, g, relu);
+        Err(TchError::Torch("the grouped kernel is x86-64 only".into()))
+    }
+}
+
+/// How a convolution runs at `x`'s shape: oneDNN with the weight packed for that shape, unless
+/// the grouped kernel applies and measures faster here (the better of three runs each; a
+/// per-shape choice, as cuDNN's benchmark mode makes one).
+fn choose(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: &Geometry,
+    relu: bool,
+    kernel: Option<&Grouped>,
+) -> Result<Packed, TchError> {
+    let packed = ffi::reorder_conv_weight(w, g, &x.size())?;
+    let Some(k) = kernel else {
+        return Ok(Packed::OneDnn(packed));
+    };
+    let best = |f: &dyn Fn() -> Result<Tensor, TchError>| -> Result<f64, TchError> {
+        let _ = f()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let _ = f()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let onednn = best(&|| ffi::conv_pointwise(x, &packed, b, g, relu))?;
+    let ours = best(&|| run_kernel(x, k, g, relu))?;
+    Ok(if ours < onednn {
+        Packed::Kernel
+    } else {
+        Packed::OneDnn(packed)
+    })
+}
+
 /// The residual adds to fuse into a convolution: add node → (conv node, the add's other input),
 /// for every two-input add one of whose inputs is conv → batch-norm with no other consumer.
 fn residual_fusions(net: &Network, consumers: &[Vec<usize>]) -> HashMap<usize, (usize, usize)> {
@@ -516,4 +652,55 @@ fn bn_affine(bn: &tch::nn::BatchNorm) -> (Tensor, Tensor) {
     let scale = gamma / (var + EPS).sqrt();
     let shift = beta - &mean * &scale;
     (scale, shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The grouped kernel against libtorch's convolution of the same bf16 values (computed in
+    /// fp32), for every group width it takes, both strides, odd sizes (rows that do not fill a
+    /// register block), with and without ReLU: within bf16's rounding of the output.
+    #[test]
+    fn grouped_kernel_matches_libtorch() {
+        if !ffi::grouped_supported(4) {
+            eprintln!("this CPU has no AVX512-BF16: the grouped kernel does not run here");
+            return;
+        }
+        tch::manual_seed(0);
+        for (c, cpg, hw, stride, relu) in [
+            (128, 4, 13, 1, true),
+            (64, 4, 12, 2, false),
+            (64, 8, 9, 2, false),
+            (256, 8, 21, 1, true),
+            (32, 8, 1, 1, true),
+        ] {
+            let groups = c / cpg;
+            let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
+            let x = bf(Tensor::randn(
+                [2, c, hw, hw + 3],
+                (Kind::Float, Device::Cpu),
+            ));
+            let w = bf(Tensor::randn([c, cpg, 3, 3], (Kind::Float, Device::Cpu)) * 0.2);
+            let b = Tensor::randn([c], (Kind::Float, Device::Cpu));
+            let mut reference = x.to_kind(Kind::Float).conv2d(
+                &w.to_kind(Kind::Float),
+                Some(&b),
+                [stride, stride],
+                [1, 1],
+                [1, 1],
+                groups,
+            );
+            if relu {
+                reference = reference.relu();
+            }
+            let packed = ffi::grouped_pack(&w, cpg).unwrap();
+            let y = ffi::grouped_conv(&channels_last(&x), &packed, &b, stride, cpg, relu).unwrap();
+            assert_eq!(y.size(), reference.size());
+            let y = y.to_kind(Kind::Float);
+            let err =
+                (&y - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
+            assert!(err < 4e-3, "c {c} cpg {cpg} stride {stride}: {err:.2e}");
+        }
+    }
 }
