@@ -21,6 +21,32 @@ pub fn specs_dir() -> PathBuf {
     root().join("specs")
 }
 
+/// A parity fixture of `scripts/parity.py` (`NAME.WHAT.safetensors`, `WHAT` being `weights` or
+/// `io`), in `target/parity` or `$ARCHC_PARITY_DIR`; panics if it is missing.
+pub fn parity_fixture(name: &str, what: &str) -> PathBuf {
+    let dir = std::env::var_os("ARCHC_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/parity"));
+    let p = dir.join(format!("{name}.{what}.safetensors"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The project's venv Python (`.venv/bin/python3`); panics if it is missing.
+pub fn venv_python() -> PathBuf {
+    let p = root().join(".venv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup-venv.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// `--set`-style overrides: `overrides(&[("C", "8")])`.
 pub fn overrides(set: &[(&str, &str)]) -> Overrides {
     Overrides {
