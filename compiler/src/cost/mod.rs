@@ -171,19 +171,12 @@ pub fn node_cost(g: &LayerGraph, n: NodeIndex) -> Option<Cost> {
     let input = g.input_shape(n);
     let out = node.shape;
     Some(match node.op {
-        Op::Conv {
-            out: c_out,
-            kernel,
-            groups,
-            bias,
-            ..
-        } => {
-            let weight = c_out
-                .checked_mul(input.c / groups)?
-                .checked_mul(kernel.0)?
-                .checked_mul(kernel.1)?;
+        Op::Conv { .. } => {
+            let c = g.conv(n).expect("a conv node has a geometry");
+            let [c_out, cin, kh, kw] = c.weight_shape();
+            let weight = c_out.checked_mul(cin)?.checked_mul(kh)?.checked_mul(kw)?;
             Cost {
-                params: weight.checked_add(if bias { c_out } else { 0 })?,
+                params: weight.checked_add(if c.bias { c_out } else { 0 })?,
                 buffers: 0,
                 macs: weight.checked_mul(out.h)?.checked_mul(out.w)?,
                 activations: out.numel()?,

@@ -66,6 +66,18 @@ pub struct ConvGeometry {
     pub bias: bool,
 }
 
+impl ConvGeometry {
+    /// The weight's shape, `[cout, cin / groups, kh, kw]`: PyTorch's layout.
+    pub fn weight_shape(&self) -> [u64; 4] {
+        [
+            self.cout,
+            self.cin / self.groups.max(1),
+            self.kernel.0,
+            self.kernel.1,
+        ]
+    }
+}
+
 /// A group of nodes reported together: the stem, each stage, the head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageInfo {
