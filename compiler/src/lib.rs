@@ -300,6 +300,22 @@ pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Com
     spec.compile(&first, overrides)
 }
 
+/// What the library's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Compiles the shipped spec `specs/REL` in `form`, or panics.
+    pub(crate) fn shipped_in_form(rel: &str, form: &str) -> Compiled {
+        let path = format!("{}/../specs/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let overrides = Overrides {
+            set: vec![("form".to_string(), form.to_string())],
+            ..Default::default()
+        };
+        compile_file(path, &overrides).unwrap_or_else(|f| panic!("{}", f.render()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

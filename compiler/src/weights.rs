@@ -316,18 +316,7 @@ mod tests {
     use super::*;
 
     fn compiled(form: &str) -> crate::Compiled {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../specs/resnext/resnext50_32x4d.arch"
-        );
-        crate::compile_file(
-            path,
-            &crate::Overrides {
-                set: vec![("form".to_string(), form.to_string())],
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        crate::testing::shipped_in_form("resnext/resnext50_32x4d.arch", form)
     }
 
     #[test]

@@ -897,17 +897,7 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<u64, ExportError> {
 mod tests {
     use super::*;
 
-    fn compiled(rel: &str, form: &str) -> Compiled {
-        let path = format!("{}/../specs/{rel}", env!("CARGO_MANIFEST_DIR"));
-        crate::compile_file(
-            path,
-            &crate::Overrides {
-                set: vec![("form".to_string(), form.to_string())],
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    }
+    use crate::testing::shipped_in_form as compiled;
 
     fn initializer_counts(m: &ModelProto) -> (u64, u64) {
         let (mut params, mut buffers) = (0, 0);
