@@ -441,12 +441,19 @@ fn fold(g: &LayerGraph, values: &mut Values) -> HashMap<NodeIndex, NodeIndex> {
     alias
 }
 
-fn attr_int(name: &str, v: i64) -> AttributeProto {
+/// An attribute named `name` of type `t`, its value left to the caller.
+fn attr(name: &str, t: AttributeType) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
-        type_: AttributeType::INT.into(),
-        i: v,
+        type_: t.into(),
         ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: v,
+        ..attr(name, AttributeType::INT)
     }
 }
 
@@ -463,19 +470,15 @@ fn window(kernel: (u64, u64), stride: u64, pad: (u64, u64)) -> [AttributeProto; 
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
-        name: name.to_string(),
-        type_: AttributeType::INTS.into(),
         ints: v.to_vec(),
-        ..Default::default()
+        ..attr(name, AttributeType::INTS)
     }
 }
 
 fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
-        name: name.to_string(),
-        type_: AttributeType::FLOAT.into(),
         f: v,
-        ..Default::default()
+        ..attr(name, AttributeType::FLOAT)
     }
 }
 
