@@ -349,11 +349,17 @@ fn costliest(report: &CostReport, m: Metric, total: u64) -> Vec<String> {
 
 /// `25028904` → `25,028,904`.
 pub fn grouped(n: u64) -> String {
+    grouped_by(n, ',')
+}
+
+/// The digits of `n` in groups of three, `sep` between the groups: `grouped_by(25028904, '_')`
+/// is `25_028_904`.
+pub fn grouped_by(n: u64, sep: char) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
         if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
+            out.push(sep);
         }
         out.push(ch);
     }
