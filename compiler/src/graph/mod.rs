@@ -96,6 +96,16 @@ pub struct StageInfo {
 }
 
 impl StageInfo {
+    /// The template arguments as written in a spec: `width = 128, out = 256`.
+    pub fn args_text(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        args.join(", ")
+    }
+
     /// The stem or the head: a group of plain layers.
     pub(crate) fn plain(name: &str) -> StageInfo {
         StageInfo {
