@@ -288,6 +288,21 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The path of a temporary file next to `path`, `.NAME.TAG-PID.tmp`, for writing a file whole
+/// and renaming it over `path` (same folder, so the rename is atomic). The folder of a bare file
+/// name is `.`.
+pub fn temp_beside(path: &Path, tag: &str) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.{tag}-{}.tmp", std::process::id()))
+}
+
 /// Compiles the single network defined in a spec file (the first one, if there are several).
 pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Compiled, Failure> {
     let spec = Spec::from_path(path)?;

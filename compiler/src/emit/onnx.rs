@@ -867,18 +867,10 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<u64, ExportError> {
     if path.is_dir() {
         return Err(fail("it is a directory".to_string()));
     }
-    let Some(file_name) = path.file_name() else {
+    if path.file_name().is_none() {
         return Err(fail("not a file name".to_string()));
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    }
+    let tmp = crate::temp_beside(path, "archc-onnx");
     let result = (|| -> Result<u64, String> {
         let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
