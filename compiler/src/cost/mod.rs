@@ -117,8 +117,6 @@ pub struct StageCost {
     /// Its costs.
     #[serde(flatten)]
     pub cost: Cost,
-    /// 2 × macs.
-    pub flops: u64,
 }
 
 /// Everything [`analyze`] finds.
@@ -262,7 +260,6 @@ pub fn analyze(g: &LayerGraph, limits: &[Limit]) -> Result<CostReport, Diagnosti
             label: info.label.clone(),
             depth: info.depth,
             output,
-            flops: cost.flops(),
             cost,
         })
         .collect();
