@@ -422,18 +422,12 @@ impl Cx<'_> {
     }
 
     fn block(&self, p: Pair<'_, Rule>) -> Result<BlockDef, Diagnostic> {
-        let (span, name, i) = self.named(p);
-        let mut def = BlockDef {
-            name,
-            params: Vec::new(),
-            convs: Vec::new(),
-            shortcut: None,
-            span,
-        };
-        for o in i {
+        let (span, name, children) = self.named(p);
+        let (mut params, mut convs, mut shortcut) = (Vec::new(), Vec::new(), None);
+        for o in children {
             match o.as_rule() {
-                Rule::names => def.params = o.into_inner().map(|n| self.ident(n)).collect(),
-                Rule::conv => def.convs.push(self.conv(o)?),
+                Rule::names => params = o.into_inner().map(|n| self.ident(n)).collect(),
+                Rule::conv => convs.push(self.conv(o)?),
                 Rule::shortcut => {
                     let sp = self.span(&o);
                     let k = o.into_inner().next().expect("shortcut_kind");
@@ -442,12 +436,18 @@ impl Cx<'_> {
                         "projection" => Shortcut::Projection,
                         _ => Shortcut::Auto,
                     };
-                    def.shortcut = Some((kind, sp));
+                    shortcut = Some((kind, sp));
                 }
                 r => unreachable!("grammar: {r:?} in block"),
             }
         }
-        Ok(def)
+        Ok(BlockDef {
+            name,
+            params,
+            convs,
+            shortcut,
+            span,
+        })
     }
 
     fn args(&self, p: Pair<'_, Rule>) -> Result<Vec<Arg>, Diagnostic> {
