@@ -73,6 +73,26 @@ pub fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
         .unwrap_or_else(|f| panic!("{}", f.render()))
 }
 
+/// `--set`-style overrides written in the source, as [`compile`] takes them.
+pub type Set = &'static [(&'static str, &'static str)];
+
+/// The shipped specs whose generated code `tests/codegen.rs` (Rust) and `tests/pytorch.rs`
+/// (Python) snapshot: the snapshot's name (after the emitter's prefix), the spec (relative to
+/// `specs/`) and its `--set` overrides.
+pub const SNAPSHOTTED: [(&str, &str, Set); 3] = [
+    ("resnet18", "resnet/resnet18.arch", &[]),
+    (
+        "resnext29_split_form",
+        "cifar/resnext29_8x64d.arch",
+        &[("form", "split")],
+    ),
+    (
+        "resnext50_concat_form",
+        "resnext/resnext50_32x4d.arch",
+        &[("form", "concat")],
+    ),
+];
+
 /// Every shipped spec, relative to `specs/`, sorted.
 pub fn shipped() -> Vec<String> {
     let base = specs_dir();
