@@ -7,7 +7,6 @@ mod common;
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, weights};
 use common::*;
-use std::path::PathBuf;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -17,21 +16,8 @@ fn device() -> Device {
     archc_runtime::parse_device(&name).unwrap_or_else(|e| panic!("ARCHC_TEST_DEVICE: {e}"))
 }
 
-fn fixture(name: &str, what: &str) -> PathBuf {
-    let dir = std::env::var_os("ARCHC_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/parity"));
-    let p = dir.join(format!("{name}.{what}.safetensors"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
 fn io(name: &str) -> Vec<(String, Tensor)> {
-    Tensor::read_safetensors(fixture(name, "io"))
+    Tensor::read_safetensors(parity_fixture(name, "io"))
         .unwrap()
         .into_iter()
         .map(|(k, t)| (k, t.to_device(device())))
@@ -48,7 +34,7 @@ fn get<'a>(io: &'a [(String, Tensor)], key: &str) -> &'a Tensor {
 fn loaded(c: &Compiled, weights_of: &str) -> (VarStore, Network) {
     let mut vs = VarStore::new(device());
     let net = Network::new(&vs.root(), c);
-    let report = weights::load(&mut vs, fixture(weights_of, "weights")).unwrap();
+    let report = weights::load(&mut vs, parity_fixture(weights_of, "weights")).unwrap();
     assert!(report.direct > 0);
     (vs, net)
 }
@@ -115,34 +101,22 @@ fn inference_mode_matches_eval_mode() {
     let io = io("resnext50_32x4d");
     let x = get(&io, "input");
     let reference = get(&io, "head");
-    let fp32 = Inference::new(
-        &net,
-        Options {
-            kind: Kind::Float,
-            channels_last: true,
-        },
-    );
-    let err = rel_l2(&fp32.forward(x), reference);
-    println!("folded fp32 channels-last: relative L2 error {err:.3e}");
-    assert!(err <= 1e-4, "{err:.3e}");
-    let plain = Inference::new(
-        &net,
-        Options {
-            kind: Kind::Float,
-            channels_last: false,
-        },
-    );
-    assert!(rel_l2(&plain.forward(x), reference) <= 1e-4);
-    let bf16 = Inference::new(
-        &net,
-        Options {
-            kind: Kind::BFloat16,
-            channels_last: true,
-        },
-    );
-    let err = rel_l2(&bf16.forward(x), reference);
-    println!("folded bf16 channels-last: relative L2 error {err:.3e}");
-    assert!(err <= 5e-2, "{err:.3e}");
+    for (kind, channels_last, tolerance) in [
+        (Kind::Float, true, 1e-4),
+        (Kind::Float, false, 1e-4),
+        (Kind::BFloat16, true, 5e-2),
+    ] {
+        let fast = Inference::new(
+            &net,
+            Options {
+                kind,
+                channels_last,
+            },
+        );
+        let err = rel_l2(&fast.forward(x), reference);
+        println!("folded {kind:?}, channels-last {channels_last}: relative L2 error {err:.3e}");
+        assert!(err <= tolerance, "{kind:?} {channels_last}: {err:.3e}");
+    }
     // The split form folds too (its aggregated batch-norm becomes an affine step).
     let cs = compile("resnext/resnext50_32x4d.arch", &[("form", "split")]);
     let (_vs2, split) = loaded(&cs, "resnext50_32x4d");

@@ -115,25 +115,9 @@ pub fn shipped() -> Vec<String> {
 
 /// A spec whose blocks of one stage have different layouts in the `split` and `concat` forms:
 /// the first block of `s2` has cardinality `g * stride` = 2, the second 1 (no paths at all), and
-/// `s1` has 4. Emitters make one class per layout; compile it with [`compile_text`].
-pub const MIXED_LAYOUTS: &str = "network mixed {
-  input 3x16x16
-  classes 10
-  form split
-  stem { conv 3x3 -> 16 }
-  block b(width, out, g) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups g * stride
-    conv 1x1 -> out
-  }
-  stages b(width = 8, out = 32, g = 1) {
-    rule keep_width
-    s1: depth 1, g = 4
-    s2: depth 2, stride 2, g = 1
-  }
-  head { avgpool; fc -> classes }
-}
-";
+/// `s1` has 4. Emitters make one class per layout; compile it with [`compile_text`]. It is the
+/// file `tests/layouts/mixed.arch`, which `tests/layouts/mixed_deep.arch` extends.
+pub const MIXED_LAYOUTS: &str = include_str!("../layouts/mixed.arch");
 
 /// A spec whose grouped conv comes first in its block, so that in the `split` and `concat` forms
 /// each path reads a slice of the block's input (paper Fig. 3a/3b without a leading 1×1), and in
