@@ -40,15 +40,8 @@ fn recipe() -> Recipe {
 fn train_library(recipe: &Recipe) -> (Trainer, VarStore) {
     tch::set_num_threads(1);
     let splits = data::open(digits(), 1).unwrap();
-    let [c, h, w] = Digits::INPUT;
-    let input = [c as usize, h as usize, w as usize];
-    let train = Loader::new(
-        Arc::new(splits.train),
-        recipe.train_transform(input),
-        recipe.batch,
-    )
-    .shuffle(recipe.seed)
-    .workers(1);
+    let input = Digits::INPUT.map(|d| d as usize);
+    let train = recipe.train_loader(splits.train, input).workers(1);
     let test = Loader::new(Arc::new(splits.test), recipe.eval_transform(input), 360).workers(1);
     tch::manual_seed(recipe.seed as i64);
     let vs = VarStore::new(Device::Cpu);

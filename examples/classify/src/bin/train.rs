@@ -46,14 +46,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         recipe.epochs = e.parse()?;
     }
     let splits = data::open(arg("--data").unwrap_or_else(|| "data/digits".into()), 1)?;
-    let [c, h, w] = Digits::INPUT;
-    let input = [c as usize, h as usize, w as usize];
-    let train = Loader::new(
-        Arc::new(splits.train),
-        recipe.train_transform(input),
-        recipe.batch,
-    )
-    .shuffle(recipe.seed);
+    let input = Digits::INPUT.map(|d| d as usize);
+    let train = recipe.train_loader(splits.train, input);
     let test = Loader::new(Arc::new(splits.test), recipe.eval_transform(input), 256);
 
     tch::manual_seed(recipe.seed as i64);

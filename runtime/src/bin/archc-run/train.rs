@@ -281,13 +281,9 @@ pub fn run(args: TrainArgs) -> Result<(), Fail> {
         None => l,
     };
     let train = workers(
-        Loader::new(
-            Arc::new(splits.train),
-            recipe.train_transform(input),
-            recipe.batch,
-        )
-        .shuffle(recipe.seed)
-        .prefetch(recipe.data.prefetch),
+        recipe
+            .train_loader(splits.train, input)
+            .prefetch(recipe.data.prefetch),
     );
     let test = workers(Loader::new(
         Arc::new(splits.test),
