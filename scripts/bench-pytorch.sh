@@ -24,28 +24,8 @@ echo "## generated module vs torchvision"
 .venv/bin/python3 scripts/bench_pytorch.py --module "$out/resnext50_32x4d.py" \
   --class Resnext50_32x4d --model resnext50_32x4d --batch "$batch" --threads 1 --reps 9
 
-# The digits network of archc-runtime's trainer (specs/digits/resnext_digits.arch).
-cat > "$out/resnext_digits.arch" <<'SPEC'
-network resnext_digits {
-  input 1x8x8
-  classes 10
-  param C = 8
-  param d = 4
-  stem { conv 3x3 -> 32 }
-  block bottleneck(width, out) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups C
-    conv 1x1 -> out
-  }
-  stages bottleneck(width = C * d, out = 64) {
-    rule double_on_downsample
-    stage1: depth 2
-    stage2: depth 2, stride 2
-  }
-  head { avgpool; fc -> classes }
-}
-SPEC
-"$archc" codegen --target pytorch "$out/resnext_digits.arch" -o "$out/resnext_digits.py"
+# The digits network of archc-runtime's trainer.
+"$archc" codegen --target pytorch specs/digits/resnext_digits.arch -o "$out/resnext_digits.py"
 echo
 echo "## DDP on the CPU: one epoch of the digits (1,437 images, global batch 64)"
 echo

@@ -14,16 +14,10 @@ fn generated(rel: &str, set: &[(&str, &str)]) -> String {
 }
 
 #[test]
-fn codegen_resnet18() {
-    insta::assert_snapshot!(generated("resnet/resnet18.arch", &[]));
-}
-
-#[test]
-fn codegen_resnext29_split_form() {
-    insta::assert_snapshot!(generated(
-        "cifar/resnext29_8x64d.arch",
-        &[("form", "split")]
-    ));
+fn codegen_of_the_snapshotted_specs() {
+    for (name, rel, set) in archc_tests::SNAPSHOTTED {
+        insta::assert_snapshot!(format!("codegen_{name}"), generated(rel, set));
+    }
 }
 
 #[test]

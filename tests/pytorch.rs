@@ -21,24 +21,10 @@ fn pytorch_sliced_paths_split_form() {
 }
 
 #[test]
-fn pytorch_resnet18() {
-    insta::assert_snapshot!(generated("resnet/resnet18.arch", &[]));
-}
-
-#[test]
-fn pytorch_resnext29_split_form() {
-    insta::assert_snapshot!(generated(
-        "cifar/resnext29_8x64d.arch",
-        &[("form", "split")]
-    ));
-}
-
-#[test]
-fn pytorch_resnext50_concat_form() {
-    insta::assert_snapshot!(generated(
-        "resnext/resnext50_32x4d.arch",
-        &[("form", "concat")]
-    ));
+fn pytorch_of_the_snapshotted_specs() {
+    for (name, rel, set) in archc_tests::SNAPSHOTTED {
+        insta::assert_snapshot!(format!("pytorch_{name}"), generated(rel, set));
+    }
 }
 
 #[test]

@@ -401,16 +401,18 @@ fn sweep_svg_has_the_series_and_budget_lines() {
 #[test]
 fn sweep_over_resolution_and_bad_grids() {
     let s = spec(R50X);
-    let axes = vec![sweep::parse_axis("res=224,320,97x131").unwrap()];
-    let sw = sweep::sweep(
-        &s,
-        "resnext50_32x4d",
-        &Overrides::default(),
-        &axes,
-        &[],
-        Convention::Torchvision,
-    )
-    .unwrap();
+    // resnext50_32x4d swept over one axis, without budgets.
+    let sweep_over = |axis: &str| {
+        sweep::sweep(
+            &s,
+            "resnext50_32x4d",
+            &Overrides::default(),
+            &[sweep::parse_axis(axis).unwrap()],
+            &[],
+            Convention::Torchvision,
+        )
+    };
+    let sw = sweep_over("res=224,320,97x131").unwrap();
     for (p, input) in sw
         .points
         .iter()
@@ -434,27 +436,11 @@ fn sweep_over_resolution_and_bad_grids() {
         sweep::parse_values("1..3,8..16:4").unwrap(),
         ["1", "2", "3", "8", "12", "16"]
     );
-    let err = sweep::sweep(
-        &s,
-        "resnext50_32x4d",
-        &Overrides::default(),
-        &[sweep::parse_axis("nope=1,2").unwrap()],
-        &[],
-        Convention::Torchvision,
-    )
-    .unwrap_err();
+    let err = sweep_over("nope=1,2").unwrap_err();
     assert_eq!(err.diagnostics[0].code, "archc::expand::override");
     // Points that do not compile are reported, not fatal: C = 3 does not divide 256 in the
     // split form... here, d = 0 is not a width.
-    let sw = sweep::sweep(
-        &s,
-        "resnext50_32x4d",
-        &Overrides::default(),
-        &[sweep::parse_axis("d=0,1").unwrap()],
-        &[],
-        Convention::Torchvision,
-    )
-    .unwrap();
+    let sw = sweep_over("d=0,1").unwrap();
     assert!(sw.points[0].error.is_some() && sw.points[1].figures.is_some());
 }
 
@@ -495,26 +481,15 @@ fn fvcore_convention_reproduces_fvcore_exactly() {
                 .map_or(0, |r| r.compute[0])
         };
         let by_op = &fig["fvcore_by_operator"];
-        assert_eq!(
-            kind("conv"),
-            by_op["conv"].as_u64().unwrap(),
-            "{model} conv"
-        );
-        assert_eq!(
-            kind("fc"),
-            by_op["linear"].as_u64().unwrap(),
-            "{model} linear"
-        );
-        assert_eq!(
-            kind("bn"),
-            by_op["batch_norm"].as_u64().unwrap(),
-            "{model} bn"
-        );
-        assert_eq!(
-            kind("avgpool"),
-            by_op["adaptive_avg_pool2d"].as_u64().unwrap(),
-            "{model} avgpool"
-        );
+        for (ours, fvcore) in [
+            ("conv", "conv"),
+            ("fc", "linear"),
+            ("bn", "batch_norm"),
+            ("avgpool", "adaptive_avg_pool2d"),
+        ] {
+            let theirs = by_op[fvcore].as_u64().unwrap();
+            assert_eq!(kind(ours), theirs, "{model} {fvcore}");
+        }
         // fvcore's activations and parameters are archc's.
         assert_eq!(
             report.total.activations,

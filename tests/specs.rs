@@ -299,36 +299,20 @@ fn table1_shapes() {
         c.graph
             .nodes()
             .find(|(_, n)| n.path == p)
-            .map(|(_, n)| n.clone())
+            .map(|(i, _)| i)
             .unwrap()
     };
-    assert_eq!(node("conv1").shape.to_array(), [64, 112, 112]);
-    assert!(matches!(
-        node("layer1.0.conv2").op,
-        archc::graph::Op::Conv {
-            out: 128,
-            groups: 32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        node("layer2.0.conv2").op,
-        archc::graph::Op::Conv {
-            out: 256,
-            stride: 2,
-            groups: 32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        node("layer2.0.downsample.0").op,
-        archc::graph::Op::Conv {
-            out: 512,
-            stride: 2,
-            kernel: (1, 1),
-            ..
-        }
-    ));
+    let conv = |p: &str| c.graph.conv(node(p)).expect("a conv");
+    assert_eq!(
+        c.graph.graph[node("conv1")].shape.to_array(),
+        [64, 112, 112]
+    );
+    let g = conv("layer1.0.conv2");
+    assert_eq!((g.cout, g.groups), (128, 32));
+    let g = conv("layer2.0.conv2");
+    assert_eq!((g.cout, g.stride, g.groups), (256, 2, 32));
+    let g = conv("layer2.0.downsample.0");
+    assert_eq!((g.cout, g.stride, g.kernel), (512, 2, (1, 1)));
 }
 
 /// Options are decided from parsed tokens, never from the rule's text: a comment that mentions

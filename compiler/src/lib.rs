@@ -289,6 +289,21 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The path of a temporary file next to `path`, `.NAME.TAG-PID.tmp`, for writing a file whole
+/// and renaming it over `path` (same folder, so the rename is atomic). The folder of a bare file
+/// name is `.`.
+pub fn temp_beside(path: &Path, tag: &str) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.{tag}-{}.tmp", std::process::id()))
+}
+
 /// Compiles the single network defined in a spec file (the first one, if there are several).
 pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Compiled, Failure> {
     let spec = Spec::from_path(path)?;
@@ -299,6 +314,22 @@ pub fn compile_file(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Com
         )]));
     };
     spec.compile(&first, overrides)
+}
+
+/// What the library's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Compiles the shipped spec `specs/REL` in `form`, or panics.
+    pub(crate) fn shipped_in_form(rel: &str, form: &str) -> Compiled {
+        let path = format!("{}/../specs/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let overrides = Overrides {
+            set: vec![("form".to_string(), form.to_string())],
+            ..Default::default()
+        };
+        compile_file(path, &overrides).unwrap_or_else(|f| panic!("{}", f.render()))
+    }
 }
 
 #[cfg(test)]

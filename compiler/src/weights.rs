@@ -80,21 +80,12 @@ pub fn tensors(g: &LayerGraph) -> Vec<(String, Vec<i64>, Role)> {
         let p = &node.path;
         let input = g.input_shape(n);
         match node.op {
-            Op::Conv {
-                out: c_out,
-                kernel,
-                groups,
-                bias,
-                ..
-            } => {
-                let cin = input.c / groups.max(1);
-                out.push((
-                    format!("{p}.weight"),
-                    vec![dim(c_out), dim(cin), dim(kernel.0), dim(kernel.1)],
-                    Role::Weight,
-                ));
-                if bias {
-                    out.push((format!("{p}.bias"), vec![dim(c_out)], Role::Bias));
+            Op::Conv { .. } => {
+                let c = g.conv(n).expect("a conv node has a geometry");
+                let weight = c.weight_shape().map(dim).to_vec();
+                out.push((format!("{p}.weight"), weight, Role::Weight));
+                if c.bias {
+                    out.push((format!("{p}.bias"), vec![dim(c.cout)], Role::Bias));
                 }
             }
             Op::BatchNorm => {
@@ -325,18 +316,7 @@ mod tests {
     use super::*;
 
     fn compiled(form: &str) -> crate::Compiled {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../specs/resnext/resnext50_32x4d.arch"
-        );
-        crate::compile_file(
-            path,
-            &crate::Overrides {
-                set: vec![("form".to_string(), form.to_string())],
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        crate::testing::shipped_in_form("resnext/resnext50_32x4d.arch", form)
     }
 
     #[test]

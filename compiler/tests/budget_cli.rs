@@ -10,43 +10,41 @@ use common::{stderr as err, stdout as out};
 
 const T2: &str = "specs/paper/table2_conv2_block.arch";
 
+/// `archc solve SPEC --for d --each EACH` and `more` arguments; asserts the exit status.
+fn solve_d(spec: &str, each: &str, more: &[&str], code: i32) -> std::process::Output {
+    archc_exits(
+        &[&["solve", spec, "--for", "d", "--each", each], more].concat(),
+        code,
+    )
+}
+
 #[test]
 fn solve_table2_both_criteria() {
-    let o = archc(&[
-        "solve",
+    let o = solve_d(
         T2,
-        "--for",
-        "d",
-        "--each",
         "C=1,2,4,8,32",
-        "--budget",
-        "weights<=@",
-        "--criterion",
-        "both",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let s = out(&o);
-    assert!(s.contains("largest d that meets every budget"), "{s}");
-    assert!(s.contains("d nearest to weights <= 69,632"), "{s}");
-    assert!(s.contains("d=40: 128 over"), "{s}");
+        &["--budget", "weights<=@", "--criterion", "both"],
+        0,
+    );
+    assert_contains(
+        &out(&o),
+        &[
+            "largest d that meets every budget",
+            "d nearest to weights <= 69,632",
+            "d=40: 128 over",
+        ],
+    );
 }
 
 #[test]
 fn solve_table3_json() {
-    let o = archc(&[
-        "solve",
+    let reference = format!("params<=@{R50}");
+    let o = solve_d(
         R50X,
-        "--for",
-        "d",
-        "--each",
         "C=2,4,8,32",
-        "--budget",
-        "params<=@specs/resnet/resnet50.arch",
-        "--nearest",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        &["--budget", &reference, "--nearest", "--format", "json"],
+        0,
+    );
     let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     let ds: Vec<u64> = v["solutions"]
         .as_array()
@@ -61,18 +59,8 @@ fn solve_table3_json() {
 #[test]
 fn solve_exit_codes() {
     // No variant fits: 1, with a clear message.
-    let o = archc(&[
-        "solve",
-        T2,
-        "--for",
-        "d",
-        "--each",
-        "C=32",
-        "--budget",
-        "weights<=1k",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no d fits for C=32"), "{}", err(&o));
+    let o = solve_d(T2, "C=32", &["--budget", "weights<=1k"], 1);
+    assert_contains(&err(&o), &["no d fits for C=32"]);
     assert!(out(&o).contains("NO FIT"));
     // Unknown parameter, bad budget, contradictory flags, missing reference: 2.
     for args in [
@@ -98,8 +86,7 @@ fn solve_exit_codes() {
         vec!["solve", T2, "--for", "d", "--budget", "params>=1"],
         vec!["solve", T2, "--for", "d", "--multiple-of", "0"],
     ] {
-        let o = archc(&args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        let o = archc_exits(&args, 2);
         assert!(!err(&o).contains("panicked"), "{args:?}");
     }
 }
@@ -107,17 +94,13 @@ fn solve_exit_codes() {
 #[test]
 fn sweep_formats_and_svg() {
     let svg = std::env::temp_dir().join(format!("archc-sweep-{}.svg", std::process::id()));
-    let o = archc(&[
-        "sweep",
-        T2,
-        "--grid",
-        "C=1,32",
-        "--grid",
-        "d=1..8",
-        "--svg",
-        svg.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let svg_arg = svg.to_str().unwrap();
+    let o = archc_exits(
+        &[
+            "sweep", T2, "--grid", "C=1,32", "--grid", "d=1..8", "--svg", svg_arg,
+        ],
+        0,
+    );
     assert!(out(&o).contains("16 points"));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("C=32") && text.contains("budget params"));
@@ -135,33 +118,23 @@ fn sweep_formats_and_svg() {
 
 #[test]
 fn explain_and_conventions() {
-    let o = archc(&[
-        "explain",
-        "specs/resnet/resnet50.arch",
-        "--convention",
-        "torchvision",
-        "--convention",
-        "fvcore",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = archc_exits(
+        &[
+            "explain",
+            R50,
+            "--convention",
+            "torchvision",
+            "--convention",
+            "fvcore",
+        ],
+        0,
+    );
     assert!(out(&o).contains("4,111,512,576"));
     // resnet50's `macs <= 4.1G` breaks under fvcore's count: exit 1, the convention named.
-    let o = archc(&[
-        "check",
-        "specs/resnet/resnet50.arch",
-        "--convention",
-        "fvcore",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("fvcore convention"), "{}", err(&o));
+    let o = archc_exits(&["check", R50, "--convention", "fvcore"], 1);
+    assert_contains(&err(&o), &["fvcore convention"]);
     assert!(out(&o).contains("fvcore flops"));
-    let o = archc(&[
-        "check",
-        "specs/resnet/resnet50.arch",
-        "--convention",
-        "nope",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
+    archc_exits(&["check", R50, "--convention", "nope"], 2);
     let o = archc(&["summary", R50X, "--convention", "pycls"]);
     assert!(out(&o).contains("maxpool"));
 }

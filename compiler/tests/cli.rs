@@ -6,26 +6,16 @@ use common::*;
 
 #[test]
 fn check_passes_with_exit_0() {
-    let o = archc(&["check", R50X]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = stdout(&o);
-    assert!(out.contains("25,028,904"), "{out}");
-    assert!(
-        out.contains("4,230,479,872") && out.contains("multiply-adds"),
-        "{out}"
+    let o = archc_exits(&["check", R50X], 0);
+    assert_contains(
+        &stdout(&o),
+        &["25,028,904", "4,230,479,872", "multiply-adds"],
     );
 }
 
 #[test]
 fn json_contract() {
-    let o = archc(&[
-        "check",
-        "--format",
-        "json",
-        R50X,
-        "specs/resnet/resnet50.arch",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
+    let o = archc_exits(&["check", "--format", "json", R50X, R50], 0);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let a = v.as_array().unwrap();
     assert_eq!(a.len(), 2);
@@ -60,30 +50,35 @@ fn json_contract() {
 
 #[test]
 fn broken_budget_exits_1_and_names_the_line() {
-    let o = archc(&["check", R50X, "--set", "C=64"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert!(err.contains("resnext50_32x4d.arch:"), "{err}");
-    assert!(err.contains("params <= 25.1M` is broken"), "{err}");
-    assert!(err.contains("costliest stages"), "{err}");
+    let o = archc_exits(&["check", R50X, "--set", "C=64"], 1);
+    assert_contains(
+        &stderr(&o),
+        &[
+            "resnext50_32x4d.arch:",
+            "params <= 25.1M` is broken",
+            "costliest stages",
+        ],
+    );
 }
 
 #[test]
 fn spec_error_exits_2_with_location() {
-    let o = archc(&["check", R50X, "--set", "C=0"]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(err.contains("resnext50_32x4d.arch:23:29"), "{err}");
-    assert!(
-        err.contains("`width` must be at least 1, but `C * d` is 0"),
-        "{err}"
-    );
-    let o = archc(&["check", R50X, "--set", "nope=1"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no parameter `nope`"));
-    let o = archc(&["check", "specs/does-not-exist.arch"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot read"));
+    for (args, says) in [
+        (
+            &["check", R50X, "--set", "C=0"][..],
+            &[
+                "resnext50_32x4d.arch:23:29",
+                "`width` must be at least 1, but `C * d` is 0",
+            ][..],
+        ),
+        (
+            &["check", R50X, "--set", "nope=1"],
+            &["no parameter `nope`"],
+        ),
+        (&["check", "specs/does-not-exist.arch"], &["cannot read"]),
+    ] {
+        assert_contains(&stderr(&archc_exits(args, 2)), says);
+    }
 }
 
 #[test]
@@ -148,13 +143,6 @@ fn expand_is_canonical() {
     assert!(out.contains("fc 512 -> 10"));
 }
 
-/// A scratch folder for specs a test writes.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("archc-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn codegen_checks_its_type_name_and_budgets() {
     let o = archc(&["codegen", "specs/resnet/resnet18.arch", "--type", "Foo Bar"]);
@@ -167,18 +155,15 @@ fn codegen_checks_its_type_name_and_budgets() {
     assert!(stdout(&o).contains("pub struct Resnext50_32x4d"));
 }
 
+/// Two networks, the second with a stem of no channels.
+const GOOD_AND_BAD: &str = "network good {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n}\n\
+     network bad {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 0 }\n head { avgpool; fc -> classes }\n}\n";
+
 #[test]
 fn one_bad_network_does_not_hide_the_good_ones() {
-    let dir = scratch("two");
-    let spec = dir.join("two.arch");
-    std::fs::write(
-        &spec,
-        "network good {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n}\n\
-         network bad {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 0 }\n head { avgpool; fc -> classes }\n}\n",
-    )
-    .unwrap();
-    let o = archc(&["check", "--format", "json", spec.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
+    let dir = scratch("cli-two");
+    let spec = write_file(&dir, "two.arch", GOOD_AND_BAD);
+    let o = archc_exits(&["check", "--format", "json", spec.to_str().unwrap()], 2);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["name"], "good");
@@ -186,34 +171,26 @@ fn one_bad_network_does_not_hide_the_good_ones() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A small network, its file starting with a byte order mark.
+const TINY_WITH_BOM: &str = "\u{feff}network tiny {\n  input 3x32x32\n  classes 10\n  param C = 4\n  stem { conv 3x3 -> 16 }\n  \
+     block bottleneck(width, out) {\n    conv 1x1 -> width\n    conv 3x3/stride -> width, groups C\n    conv 1x1 -> out\n  }\n  \
+     stages bottleneck(width = 16, out = 32) { s1: depth 1 }\n  head { avgpool; fc -> classes }\n}\n";
+
+/// `TINY_WITH_BOM` imported and extended with a width its groups do not divide.
+const WIDE: &str = "import \"base.arch\"\nnetwork wide extends tiny {\n  stages bottleneck(width = 18, out = 32) { s1: depth 1 }\n}\n";
+
 #[test]
 fn byte_order_mark_and_labels_in_other_files() {
-    let dir = scratch("files");
-    std::fs::write(
-        dir.join("base.arch"),
-        "\u{feff}network tiny {\n  input 3x32x32\n  classes 10\n  param C = 4\n  stem { conv 3x3 -> 16 }\n  \
-         block bottleneck(width, out) {\n    conv 1x1 -> width\n    conv 3x3/stride -> width, groups C\n    conv 1x1 -> out\n  }\n  \
-         stages bottleneck(width = 16, out = 32) { s1: depth 1 }\n  head { avgpool; fc -> classes }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("wide.arch"),
-        "import \"base.arch\"\nnetwork wide extends tiny {\n  stages bottleneck(width = 18, out = 32) { s1: depth 1 }\n}\n",
-    )
-    .unwrap();
-    let base = dir.join("base.arch");
-    let o = archc(&["check", base.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let wide = dir.join("wide.arch");
-    let o = archc(&["check", wide.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
+    let dir = scratch("cli-files");
+    let base = write_file(&dir, "base.arch", TINY_WITH_BOM);
+    let wide = write_file(&dir, "wide.arch", WIDE);
+    archc_exits(&["check", base.to_str().unwrap()], 0);
+    let o = archc_exits(&["check", wide.to_str().unwrap()], 2);
     // The error is drawn in base.arch (the template); the stage that caused it is named.
-    assert!(
-        stderr(&o).contains("instantiated by this stage: "),
-        "{}",
-        stderr(&o)
+    assert_contains(
+        &stderr(&o),
+        &["instantiated by this stage: ", "wide.arch:3:"],
     );
-    assert!(stderr(&o).contains("wide.arch:3:"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -225,22 +202,15 @@ fn solve_with_no_valid_network_is_a_spec_error() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A network with a parameter that nothing uses.
+const INERT: &str = "network t {\n input 3x32x32\n classes 10\n param k = 1\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n budget { params <= 1M }\n}\n";
+
 #[test]
 fn solving_for_an_inert_parameter_is_refused_quickly() {
-    let dir = scratch("inert");
-    let spec = dir.join("inert.arch");
-    std::fs::write(
-        &spec,
-        "network t {\n input 3x32x32\n classes 10\n param k = 1\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n budget { params <= 1M }\n}\n",
-    )
-    .unwrap();
-    let o = archc(&["solve", spec.to_str().unwrap(), "--for", "k"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("`k` changes no figure"),
-        "{}",
-        stderr(&o)
-    );
+    let dir = scratch("cli-inert");
+    let spec = write_file(&dir, "inert.arch", INERT);
+    let o = archc_exits(&["solve", spec.to_str().unwrap(), "--for", "k"], 2);
+    assert_contains(&stderr(&o), &["`k` changes no figure"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -287,7 +257,7 @@ fn tiny(name: &str, width: &str, limit: &str) -> String {
 
 #[test]
 fn check_a_folder_reports_the_worst_and_one_summary_line() {
-    let dir = scratch("folder");
+    let dir = scratch("cli-folder");
     let nested = dir.join("nested");
     std::fs::create_dir_all(&nested).unwrap();
     std::fs::write(dir.join("a_ok.arch"), tiny("a_ok", "8", "1M")).unwrap();
@@ -322,13 +292,7 @@ fn check_a_folder_reports_the_worst_and_one_summary_line() {
     let o = archc(&["check", "--format", "json", d]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let names: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["a_ok", "b_over"]);
+    assert_eq!(strings(&v, "name"), ["a_ok", "b_over"]);
     assert!(stderr(&o).contains("2 specs: 1 ok, 1 over budget, 0 with errors"));
 
     // A folder with no spec is a usage error.

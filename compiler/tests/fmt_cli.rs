@@ -3,27 +3,9 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 
 const MESSY: &str = "network n { input 3x8x8 // in\n  param C=2 }\n";
 const TIDY: &str = "network n {\n  input 3x8x8  // in\n  param C = 2\n}\n";
-
-/// A fresh folder for one test, under the target directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn entries(dir: &PathBuf) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 #[test]
 fn formats_in_place_and_check_names_the_files_that_would_change() {

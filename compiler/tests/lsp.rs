@@ -1,6 +1,9 @@
 //! `archc lsp` driven over JSON-RPC like an editor would: the built binary, spawned, on stdio.
 //! Results are snapshots (absolute paths shown as `$ROOT`).
 
+mod common;
+
+use common::{R50X, strings};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -137,11 +140,32 @@ impl Client {
         self.diagnostics()
     }
 
+    /// Opens the repository file `rel`: its URI, its text and the first diagnostics.
+    fn open_file(&mut self, rel: &str) -> (String, String, Value) {
+        let (u, text) = (uri(rel), read(rel));
+        let d = self.open(&u, &text);
+        (u, text, d)
+    }
+
     fn at(&mut self, method: &str, uri: &str, pos: (u32, u32)) -> Value {
         self.result(
             method,
             json!({ "textDocument": { "uri": uri }, "position": { "line": pos.0, "character": pos.1 } }),
         )
+    }
+
+    /// `method` at each `(needle, shift)` place of `text` (see [`pos`]), in order.
+    fn at_each(
+        &mut self,
+        method: &str,
+        uri: &str,
+        text: &str,
+        places: &[(&str, usize)],
+    ) -> Vec<Value> {
+        places
+            .iter()
+            .map(|&(needle, shift)| self.at(method, uri, pos(text, needle, shift)))
+            .collect()
     }
 
     /// Shuts down and exits; returns the exit code.
@@ -158,13 +182,11 @@ fn redact(v: Value) -> Value {
     serde_json::from_str(&v.to_string().replace(&root, "$ROOT")).unwrap()
 }
 
-/// The LSP position (UTF-16) of the `nth` occurrence of `needle` in `text`, plus `shift` chars.
-fn pos(text: &str, needle: &str, nth: usize, shift: usize) -> (u32, u32) {
+/// The LSP position (UTF-16) of the first occurrence of `needle` in `text`, plus `shift` chars.
+fn pos(text: &str, needle: &str, shift: usize) -> (u32, u32) {
     let at = text
-        .match_indices(needle)
-        .nth(nth)
-        .unwrap_or_else(|| panic!("{needle} in text"))
-        .0;
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in text"));
     let before = &text[..at];
     let line = before.matches('\n').count();
     let col: usize = before[before.rfind('\n').map_or(0, |i| i + 1)..]
@@ -178,7 +200,13 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap()
 }
 
-const R50X: &str = "specs/resnext/resnext50_32x4d.arch";
+/// An LSP range from `start` to `end`, each (line, character).
+fn range(start: (u32, u32), end: (u32, u32)) -> Value {
+    json!({
+        "start": { "line": start.0, "character": start.1 },
+        "end": { "line": end.0, "character": end.1 },
+    })
+}
 
 #[test]
 fn initialize_then_shutdown_and_exit() {
@@ -192,25 +220,25 @@ fn initialize_then_shutdown_and_exit() {
 #[test]
 fn hover_on_stage_template_parameter_budget_and_stem() {
     let mut c = Client::initialized();
-    let text = read(R50X);
-    let u = uri(R50X);
-    let d = c.open(&u, &text);
+    let (u, text, d) = c.open_file(R50X);
     assert_eq!(d["diagnostics"], json!([]), "{d}");
-    let hovers: Vec<Value> = [
-        pos(&text, "conv3: depth 4", 0, 2),
-        pos(&text, "conv 3x3/stride", 0, 0),
-        pos(&text, "width, groups C", 0, 1),
-        pos(&text, "groups C", 0, 7),
-        pos(&text, "macs <= 4.3G", 0, 0),
-        pos(&text, "conv 7x7/2", 0, 0),
-        pos(&text, "resnext50_32x4d {", 0, 1),
-        pos(&text, "out = 256", 0, 0),
-        pos(&text, "head {", 0, 0),
-        pos(&text, "input 3x224x224", 0, 0),
-    ]
-    .into_iter()
-    .map(|p| c.at("textDocument/hover", &u, p))
-    .collect();
+    let hovers = c.at_each(
+        "textDocument/hover",
+        &u,
+        &text,
+        &[
+            ("conv3: depth 4", 2),
+            ("conv 3x3/stride", 0),
+            ("width, groups C", 1),
+            ("groups C", 7),
+            ("macs <= 4.3G", 0),
+            ("conv 7x7/2", 0),
+            ("resnext50_32x4d {", 1),
+            ("out = 256", 0),
+            ("head {", 0),
+            ("input 3x224x224", 0),
+        ],
+    );
     insta::assert_json_snapshot!(hovers);
     // Outside any network, there is nothing to say.
     assert_eq!(c.at("textDocument/hover", &u, (0, 3)), Value::Null);
@@ -220,20 +248,17 @@ fn hover_on_stage_template_parameter_budget_and_stem() {
 #[test]
 fn inlay_hints_give_stage_costs_and_budget_figures() {
     let mut c = Client::initialized();
-    let text = read(R50X);
-    let u = uri(R50X);
-    c.open(&u, &text);
-    let hints = c.result(
-        "textDocument/inlayHint",
-        json!({ "textDocument": { "uri": u }, "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 99, "character": 0 } } }),
-    );
-    insta::assert_json_snapshot!(hints);
+    let (u, text, _) = c.open_file(R50X);
+    let mut hints = |start, end| {
+        c.result(
+            "textDocument/inlayHint",
+            json!({ "textDocument": { "uri": u }, "range": range(start, end) }),
+        )
+    };
+    insta::assert_json_snapshot!(hints((0, 0), (99, 0)));
     // A range that holds only the budget block gives only its lines.
-    let (l, _) = pos(&text, "budget {", 0, 0);
-    let some = c.result(
-        "textDocument/inlayHint",
-        json!({ "textDocument": { "uri": u }, "range": { "start": { "line": l, "character": 0 }, "end": { "line": l + 3, "character": 0 } } }),
-    );
+    let (l, _) = pos(&text, "budget {", 0);
+    let some = hints((l, 0), (l + 3, 0));
     assert_eq!(some.as_array().unwrap().len(), 2, "{some}");
     c.stop();
 }
@@ -241,36 +266,30 @@ fn inlay_hints_give_stage_costs_and_budget_figures() {
 #[test]
 fn changes_give_diagnostics_with_spans_related_places_and_help() {
     let mut c = Client::initialized();
-    let text = read(R50X);
-    let u = uri(R50X);
-    c.open(&u, &text);
-    let change = |c: &mut Client, version: i32, range: ((u32, u32), (u32, u32)), new: &str| {
+    let (u, text, _) = c.open_file(R50X);
+    let change = |c: &mut Client, version: i32, at: ((u32, u32), (u32, u32)), new: &str| {
         c.notify(
             "textDocument/didChange",
             json!({
                 "textDocument": { "uri": u, "version": version },
-                "contentChanges": [{ "range": {
-                    "start": { "line": range.0.0, "character": range.0.1 },
-                    "end": { "line": range.1.0, "character": range.1.1 } }, "text": new }],
+                "contentChanges": [{ "range": range(at.0, at.1), "text": new }],
             }),
         );
         c.diagnostics()
     };
     // d = 8: both budgets break (warnings at the budget lines).
-    let at = pos(&text, "param d = 4", 0, 10);
+    let at = pos(&text, "param d = 4", 10);
     let over = change(&mut c, 2, (at, (at.0, at.1 + 1)), "8");
     // Two edits in one change: d back to 4, and a group count that does not divide the width:
     // an error in the template, related to the stage line that instantiated it.
-    let g = pos(&text, "groups C", 0, 7);
+    let g = pos(&text, "groups C", 7);
     c.notify(
         "textDocument/didChange",
         json!({
             "textDocument": { "uri": u, "version": 3 },
             "contentChanges": [
-                { "range": { "start": { "line": at.0, "character": at.1 },
-                             "end": { "line": at.0, "character": at.1 + 1 } }, "text": "4" },
-                { "range": { "start": { "line": g.0, "character": g.1 },
-                             "end": { "line": g.0, "character": g.1 + 1 } }, "text": "5" },
+                { "range": range(at, (at.0, at.1 + 1)), "text": "4" },
+                { "range": range(g, (g.0, g.1 + 1)), "text": "5" },
             ],
         }),
     );
@@ -284,7 +303,7 @@ fn changes_give_diagnostics_with_spans_related_places_and_help() {
     assert_eq!(fixed["diagnostics"], json!([]), "{fixed}");
     insta::assert_json_snapshot!([over, groups, syntax]);
     // Hover works on the fixed text, after ranged edits.
-    let h = c.at("textDocument/hover", &u, pos(&text, "param d = 4", 0, 6));
+    let h = c.at("textDocument/hover", &u, pos(&text, "param d = 4", 6));
     assert_eq!(
         h["contents"]["value"],
         "**d** = 4\n\nparameter of network `resnext50_32x4d`"
@@ -341,33 +360,29 @@ fn a_saved_import_is_read_again() {
 #[test]
 fn definitions_of_templates_parameters_files_and_bases() {
     let mut c = Client::initialized();
-    let text = read(R50X);
-    let u = uri(R50X);
-    c.open(&u, &text);
-    let mut defs: Vec<Value> = [
-        pos(&text, "bottleneck(width = C", 0, 3),
-        pos(&text, "groups C", 0, 7),
-        pos(&text, "-> width, groups", 0, 4),
-        pos(&text, "width = C * d", 0, 0),
-        pos(&text, "C * d", 0, 0),
-        pos(&text, "fc -> classes", 0, 8),
-    ]
-    .into_iter()
-    .map(|p| c.at("textDocument/definition", &u, p))
-    .collect();
-    let rel = "specs/resnext/resnext101_64x4d.arch";
-    let text = read(rel);
-    let u = uri(rel);
-    c.open(&u, &text);
-    defs.push(c.at(
+    let (u, text, _) = c.open_file(R50X);
+    let mut defs = c.at_each(
         "textDocument/definition",
         &u,
-        pos(&text, "extends resnext101_32x8d", 0, 10),
-    ));
-    defs.push(c.at(
+        &text,
+        &[
+            ("bottleneck(width = C", 3),
+            ("groups C", 7),
+            ("-> width, groups", 4),
+            ("width = C * d", 0),
+            ("C * d", 0),
+            ("fc -> classes", 8),
+        ],
+    );
+    let (u, text, _) = c.open_file("specs/resnext/resnext101_64x4d.arch");
+    defs.extend(c.at_each(
         "textDocument/definition",
         &u,
-        pos(&text, "resnext101_32x8d.arch", 0, 2),
+        &text,
+        &[
+            ("extends resnext101_32x8d", 10),
+            ("resnext101_32x8d.arch", 2),
+        ],
     ));
     insta::assert_json_snapshot!(defs);
     c.stop();
@@ -390,13 +405,7 @@ fn formatting_symbols_and_completion() {
     );
     insta::assert_json_snapshot!([edits, symbols]);
     let items = c.at("textDocument/completion", &u, (1, 0));
-    let labels: Vec<&str> = items
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["label"].as_str().unwrap())
-        .collect();
-    insta::assert_snapshot!(labels.join(" "));
+    insta::assert_snapshot!(strings(&items, "label").join(" "));
     // A file that does not parse is not formatted: the request fails and says why.
     c.notify(
         "textDocument/didChange",

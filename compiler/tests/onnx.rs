@@ -6,49 +6,19 @@
 mod common;
 
 use archc::Overrides;
+use archc_tests::{root, venv_python};
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A fresh folder for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn python() -> PathBuf {
-    let p = root().join(".venv/bin/python3");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup-venv.sh (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
 fn parity(what: &str) -> PathBuf {
-    let dir = std::env::var_os("ARCHC_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/parity"));
-    let p = dir.join(format!("resnext50_32x4d.{what}.safetensors"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    archc_tests::parity_fixture("resnext50_32x4d", what)
 }
 
 /// Runs `scripts/onnx_check.py` on `models` with `extra` flags: one JSON report per model.
 fn check(models: &[PathBuf], extra: &[&str]) -> Vec<Value> {
-    let o = Command::new(python())
+    let o = Command::new(venv_python())
         .arg(root().join("scripts/onnx_check.py"))
         .args(models)
         .args(extra)
@@ -70,36 +40,18 @@ fn check(models: &[PathBuf], extra: &[&str]) -> Vec<Value> {
 
 /// `archc export onnx` with `args`, writing `out`; asserts exit 0.
 fn export(out: &Path, args: &[&str]) {
-    let mut all = vec!["export", "onnx"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", out.to_str().unwrap()]);
-    let o = archc(&all);
-    assert_eq!(o.status.code(), Some(0), "{all:?}: {}", stderr(&o));
+    let o = export_onnx(out, args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
     assert!(stderr(&o).contains("wrote "), "{}", stderr(&o));
-}
-
-fn shipped() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root().join("specs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "arch") {
-                let rel = p.strip_prefix(root()).unwrap().display().to_string();
-                out.push(rel);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
 fn every_shipped_spec_passes_the_full_checker_with_archc_checks_counts() {
-    let dir = scratch("shipped");
-    let specs = shipped();
+    let dir = scratch("onnx-shipped");
+    let specs: Vec<String> = archc_tests::shipped()
+        .iter()
+        .map(|rel| format!("specs/{rel}"))
+        .collect();
     assert!(specs.len() >= 15, "{specs:?}");
     for spec in &specs {
         let o = archc(&["check", "--format", "json", spec]);
@@ -144,7 +96,7 @@ fn every_shipped_spec_passes_the_full_checker_with_archc_checks_counts() {
 
 #[test]
 fn resnext50_with_parity_weights_matches_pytorch_in_every_form_and_folded() {
-    let dir = scratch("parity");
+    let dir = scratch("onnx-parity");
     let weights = parity("weights");
     let io = parity("io");
     let mut models = Vec::new();
@@ -224,21 +176,19 @@ fn resnext50_with_parity_weights_matches_pytorch_in_every_form_and_folded() {
     );
 }
 
+/// A block whose grouped convolutions come first, then a 1×1.
+const SLICED: &str = "network sliced {\n input 3x32x32\n classes 10\n param C = 4\n\
+     stem { conv 3x3 -> 32 }\n\
+     block b(w) {\n  conv 3x3/stride -> w, groups C\n  conv 3x3 -> w, groups C\n  conv 1x1 -> 64\n }\n\
+     stages b(w = 32) {\n  s1: depth 2\n  s2: depth 1, stride 2\n }\n\
+     head { avgpool; fc -> classes }\n}\n";
+
 /// A block whose grouped convolution comes first: the concat and split forms slice the input
 /// (ONNX `Slice`). One grouped checkpoint gives the same outputs in all three forms.
 #[test]
 fn sliced_paths_agree_with_the_grouped_convolution() {
-    let dir = scratch("slice");
-    let spec = dir.join("sliced.arch");
-    std::fs::write(
-        &spec,
-        "network sliced {\n input 3x32x32\n classes 10\n param C = 4\n\
-         stem { conv 3x3 -> 32 }\n\
-         block b(w) {\n  conv 3x3/stride -> w, groups C\n  conv 3x3 -> w, groups C\n  conv 1x1 -> 64\n }\n\
-         stages b(w = 32) {\n  s1: depth 2\n  s2: depth 1, stride 2\n }\n\
-         head { avgpool; fc -> classes }\n}\n",
-    )
-    .unwrap();
+    let dir = scratch("onnx-slice");
+    let spec = write_file(&dir, "sliced.arch", SLICED);
     // The grouped form's seeded weights, with random batch-norms, as a checkpoint.
     let c = archc::compile_file(&spec, &Overrides::default()).unwrap();
     let mut values = archc::emit::onnx::seeded(&c.graph, 7);
@@ -291,12 +241,8 @@ fn sliced_paths_agree_with_the_grouped_convolution() {
 
 #[test]
 fn weights_that_do_not_fit_are_refused_with_the_listing() {
-    let dir = scratch("bad-weights");
-    let c = archc::compile_file(
-        root().join("specs/resnet/resnet18.arch"),
-        &Overrides::default(),
-    )
-    .unwrap();
+    let dir = scratch("onnx-bad-weights");
+    let c = archc::compile_file(root().join(R18), &Overrides::default()).unwrap();
     let mut tensors: Vec<(String, Vec<usize>, safetensors::Dtype)> =
         archc::weights::expected(&c.graph)
             .into_iter()
@@ -334,15 +280,7 @@ fn weights_that_do_not_fit_are_refused_with_the_listing() {
     // An earlier file at the output path survives a refused export.
     let out = dir.join("r18.onnx");
     std::fs::write(&out, b"earlier").unwrap();
-    let o = archc(&[
-        "export",
-        "onnx",
-        "specs/resnet/resnet18.arch",
-        "--weights",
-        bad.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = export_onnx(&out, &[R18, "--weights", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o).replace(bad.to_str().unwrap(), "[FILE]");
     insta::assert_snapshot!(err);
@@ -362,20 +300,11 @@ fn weights_that_do_not_fit_are_refused_with_the_listing() {
     ints[0].2 = safetensors::Dtype::I32;
     let int_file = dir.join("ints.safetensors");
     write(&int_file, &ints);
-    let o = archc(&[
-        "export",
-        "onnx",
-        "specs/resnet/resnet18.arch",
-        "--weights",
-        int_file.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = export_onnx(&out, &[R18, "--weights", int_file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("tensor `conv1.weight` is I32; weights must be floating point"),
-        "{}",
-        stderr(&o)
+    assert_contains(
+        &stderr(&o),
+        &["tensor `conv1.weight` is I32; weights must be floating point"],
     );
     // Not a safetensors file; a file that does not exist.
     let junk = dir.join("junk.safetensors");
@@ -387,27 +316,14 @@ fn weights_that_do_not_fit_are_refused_with_the_listing() {
             "cannot read weights `no/such.safetensors`",
         ),
     ] {
-        let o = archc(&[
-            "export",
-            "onnx",
-            "specs/resnet/resnet18.arch",
-            "--weights",
-            w,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let o = export_onnx(&out, &[R18, "--weights", w]);
         assert_eq!(o.status.code(), Some(2));
-        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+        assert_contains(&stderr(&o), &[says]);
     }
     assert_eq!(std::fs::read(&out).unwrap(), b"earlier");
     // Nothing else was left behind (no temporary files).
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        entries(&dir),
         [
             "bad.safetensors",
             "ints.safetensors",
@@ -419,7 +335,7 @@ fn weights_that_do_not_fit_are_refused_with_the_listing() {
 
 #[test]
 fn an_output_that_cannot_be_written_is_a_clear_error_and_leaves_no_file() {
-    let dir = scratch("unwritable");
+    let dir = scratch("onnx-unwritable");
     let missing = dir.join("no/such/dir/m.onnx");
     let file = dir.join("a-file");
     std::fs::write(&file, b"x").unwrap();
@@ -430,13 +346,7 @@ fn an_output_that_cannot_be_written_is_a_clear_error_and_leaves_no_file() {
         (under_file.clone(), "Not a directory"),
     ];
     for (out, says) in &cases {
-        let o = archc(&[
-            "export",
-            "onnx",
-            "specs/resnet/resnet18.arch",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let o = export_onnx(out, &[R18]);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         let err = stderr(&o);
         assert!(
@@ -450,69 +360,46 @@ fn an_output_that_cannot_be_written_is_a_clear_error_and_leaves_no_file() {
     assert_eq!(names.len(), 1, "only `a-file` is there: {names:?}");
 }
 
+/// Two networks; the first breaks its budget.
+const SMALL_AND_OTHER: &str = "network small {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n\
+     head { avgpool; fc -> classes }\n budget { params <= 100 }\n}\n\
+     network other {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n}\n";
+
 #[test]
 fn a_broken_budget_still_writes_the_file_and_exits_1_as_codegen_does() {
-    let dir = scratch("budget");
-    let spec = dir.join("small.arch");
-    std::fs::write(
-        &spec,
-        "network small {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n\
-         head { avgpool; fc -> classes }\n budget { params <= 100 }\n}\n\
-         network other {\n input 3x32x32\n classes 10\n stem { conv 3x3 -> 8 }\n head { avgpool; fc -> classes }\n}\n",
-    )
-    .unwrap();
+    let dir = scratch("onnx-budget");
+    let spec = write_file(&dir, "small.arch", SMALL_AND_OTHER);
     let out = dir.join("small.onnx");
     let spec = spec.to_str().unwrap();
     // Two networks: the file needs --network.
-    let o = archc(&["export", "onnx", spec, "-o", out.to_str().unwrap()]);
+    let o = export_onnx(&out, &[spec]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("defines 2 networks (small, other): choose one with --network"),
-        "{}",
-        stderr(&o)
+    assert_contains(
+        &stderr(&o),
+        &["defines 2 networks (small, other): choose one with --network"],
     );
     assert!(!out.exists());
-    let o = archc(&[
-        "export",
-        "onnx",
-        spec,
-        "--network",
-        "small",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = export_onnx(&out, &[spec, "--network", "small"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("params <= 100` is broken"),
-        "{}",
-        stderr(&o)
-    );
+    assert_contains(&stderr(&o), &["params <= 100` is broken"]);
     let r = &check(std::slice::from_ref(&out), &[])[0];
     assert_eq!(r["params"], 8 * 3 * 9 + 16 + 8 * 10 + 10);
     // A spec error exits 2 and writes nothing.
     std::fs::remove_file(&out).unwrap();
-    let o = archc(&[
-        "export",
-        "onnx",
-        R50X,
-        "--set",
-        "C=0",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = export_onnx(&out, &[R50X, "--set", "C=0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.exists());
     // An opset outside the supported range is a usage error.
-    let o = archc(&["export", "onnx", R50X, "--opset", "9", "-o", "x.onnx"]);
+    let o = export_onnx(Path::new("x.onnx"), &[R50X, "--opset", "9"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--opset"), "{}", stderr(&o));
 }
 
 #[test]
 fn another_input_size_is_the_files_input_shape() {
-    let dir = scratch("input");
+    let dir = scratch("onnx-input");
     let out = dir.join("r18-64.onnx");
-    export(&out, &["specs/resnet/resnet18.arch", "--input", "3x64x48"]);
+    export(&out, &[R18, "--input", "3x64x48"]);
     let r = &check(std::slice::from_ref(&out), &["--time", "1", "--batch", "3"])[0];
     assert_eq!(
         r["inputs"],

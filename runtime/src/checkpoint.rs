@@ -81,20 +81,12 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), CheckpointError>,
 ) -> Result<(), CheckpointError> {
-    // `a.safetensors` has the parent "": the current folder.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = archc::temp_beside(path, "archc-run");
     write(&tmp)?;
     sync(&tmp)?;
     fs::rename(&tmp, path).map_err(io(path))?;
-    sync(dir)
+    // `a.safetensors` is in the current folder, `.`.
+    sync(tmp.parent().expect("a file in a folder"))
 }
 
 /// Writes bytes atomically (see [`write_atomic`]).

@@ -33,7 +33,7 @@
 //! std = [0.2470, 0.2435, 0.2616]
 //! ```
 
-use crate::data::{Augment, Transform};
+use crate::data::{Augment, Dataset, Loader, Transform};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt::Write as _;
@@ -443,6 +443,17 @@ impl Recipe {
             augment,
             ..self.eval_transform(input)
         }
+    }
+
+    /// The training loader of `images` for inputs of `[C, H, W]`: the recipe's batch and
+    /// training transform, shuffled with its seed (the last partial batch dropped).
+    pub fn train_loader(&self, images: Dataset, input: [usize; 3]) -> Loader {
+        Loader::new(
+            std::sync::Arc::new(images),
+            self.train_transform(input),
+            self.batch,
+        )
+        .shuffle(self.seed)
     }
 
     /// The evaluation transform (resize, centre crop, normalise) for inputs of `[C, H, W]`.

@@ -24,9 +24,18 @@ archc_runtime::resnext! {
         where C = 8, d = 14, params <= 25.7M;
 }
 
-archc_runtime::resnext! {
+/// `resnext!` on an inline spec, and the same spec as text (`$text`) for the runtime's side: both
+/// compile one spec.
+macro_rules! inline_model {
+    ($(#[$attr:meta])* struct $name:ident, const $text:ident = { $($spec:tt)* }) => {
+        archc_runtime::resnext! { $(#[$attr])* struct $name { $($spec)* } }
+        const $text: &str = stringify!($($spec)*);
+    };
+}
+
+inline_model! {
     /// An inline spec: a basic block, the concat form, a projection forced everywhere.
-    struct Tiny {
+    struct Tiny, const TINY = {
         network tiny {
             input 3x32x32
             classes 10
@@ -53,68 +62,9 @@ archc_runtime::resnext! {
     /// Cardinality per stage and per block (`g * stride`: 1 in stage 1, 2 then 1 in stage 2, 4
     /// then 2 in stage 3) in the split form, so blocks of one template have different layouts,
     /// within a stage too. CI compiles this sample of the layout property test
-    /// (`tests/codegen.rs`).
-    struct Mixed {
-        network mixed {
-          input 3x16x16
-          classes 10
-          form split
-          stem { conv 3x3 -> 16 }
-          block b(width, out, g) {
-            conv 1x1 -> width
-            conv 3x3/stride -> width, groups g * stride
-            conv 1x1 -> out
-          }
-          stages b(width = 8, out = 32, g = 1) {
-            rule keep_width
-            s1: depth 2
-            s2: depth 2, stride 2, width = 16
-            s3: depth 2, stride 2, g = 2, width = 16, out = 64
-          }
-          head { avgpool; fc -> classes }
-        }
-    }
+    /// (`tests/codegen.rs`). The spec extends the workspace tests' `MIXED_LAYOUTS`.
+    struct Mixed = "../tests/layouts/mixed_deep.arch";
 }
-
-const MIXED: &str = r#"
-network mixed {
-  input 3x16x16
-  classes 10
-  form split
-  stem { conv 3x3 -> 16 }
-  block b(width, out, g) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups g * stride
-    conv 1x1 -> out
-  }
-  stages b(width = 8, out = 32, g = 1) {
-    rule keep_width
-    s1: depth 2
-    s2: depth 2, stride 2, width = 16
-    s3: depth 2, stride 2, g = 2, width = 16, out = 64
-  }
-  head { avgpool; fc -> classes }
-}"#;
-
-const TINY: &str = r#"
-network tiny {
-  input 3x32x32
-  classes 10
-  param C = 4
-  form concat
-  stem { conv 3x3 -> 16 }
-  block bottleneck(width, out) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups C
-    conv 1x1 -> out
-    shortcut projection
-  }
-  stages bottleneck(width = 16, out = 32) {
-    s1: depth 2
-    s2: depth 1, stride 2
-  }
-  head { avgpool; fc -> classes }
-}"#;
 
 fn shapes(vs: &VarStore) -> BTreeMap<String, Vec<i64>> {
     vs.variables()
@@ -176,14 +126,9 @@ fn same_names_shapes_and_counts_as_the_runtime() {
 
 #[test]
 fn same_logits_as_the_runtime_and_torchvision_on_the_same_weights() {
-    let dir = root().join("target/parity");
-    let w = dir.join("resnext50_32x4d.weights.safetensors");
-    assert!(
-        w.exists(),
-        "run scripts/parity.py first (scripts/test.sh does)"
-    );
+    let w = parity_fixture("resnext50_32x4d", "weights");
     let io: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("resnext50_32x4d.io.safetensors"))
+        Tensor::read_safetensors(parity_fixture("resnext50_32x4d", "io"))
             .unwrap()
             .into_iter()
             .collect();
@@ -248,8 +193,11 @@ fn weights_saved_by_one_load_into_the_other() {
 
 #[test]
 fn blocks_of_different_layouts_in_one_stage() {
-    let spec = archc::Spec::from_text("mixed.arch", MIXED).unwrap();
-    let c = spec.compile("mixed", &Default::default()).unwrap();
+    let c = archc::compile_file(
+        root().join("tests/layouts/mixed_deep.arch"),
+        &Default::default(),
+    )
+    .unwrap();
     let vs = VarStore::new(Device::Cpu);
     let mixed = Mixed::new(&vs.root());
     let theirs = VarStore::new(Device::Cpu);

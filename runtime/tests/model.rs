@@ -1,12 +1,12 @@
 //! The runtime model against the compiler: parameter counts, output shapes, weight files,
 //! training.
 
-use archc::{Overrides, Spec};
+use archc::{Compiled, Overrides, Spec};
 mod common;
 
 use archc_runtime::{Network, weights};
 use common::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::nn::{ModuleT, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -75,17 +75,28 @@ fn variable_names_are_torchvisions() {
     assert_eq!(vars.len(), 161 + 2 * 53); // 161 learnable tensors, 53 BNs × 2 running stats
 }
 
-#[test]
-fn save_then_load_gives_the_same_logits() {
-    let dir = std::env::temp_dir().join(format!("archc-rt-{}", std::process::id()));
+/// A new folder `archc-NAME-PID` in the temporary folder.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("archc-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Resnet18 with fresh weights, saved as `dir/r18.safetensors`: the compiled spec, the
+/// variables, the network and the file.
+fn saved_resnet18(dir: &Path) -> (Compiled, VarStore, Network, PathBuf) {
     let file = dir.join("r18.safetensors");
     let c = compile("resnet/resnet18.arch", &[]);
-    let vs = VarStore::new(Device::Cpu);
-    let net = Network::new(&vs.root(), &c);
+    let (vs, net) = cpu_network(&c);
     weights::save(&vs, &file).unwrap();
-    let mut vs2 = VarStore::new(Device::Cpu);
-    let net2 = Network::new(&vs2.root(), &c);
+    (c, vs, net, file)
+}
+
+#[test]
+fn save_then_load_gives_the_same_logits() {
+    let dir = temp_dir("rt");
+    let (c, vs, net, file) = saved_resnet18(&dir);
+    let (mut vs2, net2) = cpu_network(&c);
     let report = weights::load(&mut vs2, &file).unwrap();
     assert_eq!(report.direct, vs.variables().len());
     assert_eq!(report.ignored, 20); // resnet18 has 20 batch-norms
@@ -97,18 +108,12 @@ fn save_then_load_gives_the_same_logits() {
 
 #[test]
 fn mismatched_files_are_refused_with_every_name() {
-    let dir = std::env::temp_dir().join(format!("archc-rt-mm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let r18 = dir.join("r18.safetensors");
-    let c18 = compile("resnet/resnet18.arch", &[]);
-    let vs = VarStore::new(Device::Cpu);
-    let _n = Network::new(&vs.root(), &c18);
-    weights::save(&vs, &r18).unwrap();
+    let dir = temp_dir("rt-mm");
+    let (c18, _, _, r18) = saved_resnet18(&dir);
 
     // resnet34 has more blocks: its extra variables are missing from the file.
     let c34 = compile("resnet/resnet34.arch", &[]);
-    let mut vs34 = VarStore::new(Device::Cpu);
-    let _n = Network::new(&vs34.root(), &c34);
+    let (mut vs34, _n) = cpu_network(&c34);
     let before = vs34.variables()["conv1.weight"].copy();
     match weights::load(&mut vs34, &r18) {
         Err(weights::WeightsError::Mismatch {
@@ -132,9 +137,7 @@ fn mismatched_files_are_refused_with_every_name() {
     assert!(vs34.variables()["conv1.weight"].equal(&before));
 
     // Ten classes: the fc is mis-shaped, and the message says so with both shapes.
-    let c10 = compile("resnet/resnet18.arch", &[("classes", "10")]);
-    let mut vs10 = VarStore::new(Device::Cpu);
-    let _n = Network::new(&vs10.root(), &c10);
+    let (mut vs10, _n) = cpu_network(&compile("resnet/resnet18.arch", &[("classes", "10")]));
     let err = weights::load(&mut vs10, &r18).unwrap_err();
     let text = err.to_string();
     assert!(
@@ -153,8 +156,7 @@ fn mismatched_files_are_refused_with_every_name() {
     // A resnet34 file in resnet18: the extra tensors are unexpected.
     let r34 = dir.join("r34.safetensors");
     weights::save(&vs34, &r34).unwrap();
-    let mut vs18 = VarStore::new(Device::Cpu);
-    let _n = Network::new(&vs18.root(), &c18);
+    let (mut vs18, _n) = cpu_network(&c18);
     match weights::load(&mut vs18, &r34) {
         Err(weights::WeightsError::Mismatch {
             missing,

@@ -14,28 +14,14 @@ use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
 
 fn fixture(what: &str) -> PathBuf {
-    let dir = std::env::var_os("ARCHC_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/parity"));
-    let p = dir.join(format!("resnext50_32x4d.{what}.safetensors"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    parity_fixture("resnext50_32x4d", what)
 }
 
 #[test]
 fn onnx_runtime_gives_the_rust_runtimes_logits() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("onnx-vs-runtime");
     std::fs::create_dir_all(&dir).unwrap();
-    let python = root().join(".venv/bin/python3");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-venv.sh (scripts/test.sh does)",
-        python.display()
-    );
+    let python = venv_python();
     let w = fixture("weights");
     let input = Tensor::read_safetensors(fixture("io"))
         .unwrap()

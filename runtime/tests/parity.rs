@@ -7,7 +7,6 @@ mod common;
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, weights};
 use common::*;
-use std::path::PathBuf;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -17,21 +16,8 @@ fn device() -> Device {
     archc_runtime::parse_device(&name).unwrap_or_else(|e| panic!("ARCHC_TEST_DEVICE: {e}"))
 }
 
-fn fixture(name: &str, what: &str) -> PathBuf {
-    let dir = std::env::var_os("ARCHC_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/parity"));
-    let p = dir.join(format!("{name}.{what}.safetensors"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
 fn io(name: &str) -> Vec<(String, Tensor)> {
-    Tensor::read_safetensors(fixture(name, "io"))
+    Tensor::read_safetensors(parity_fixture(name, "io"))
         .unwrap()
         .into_iter()
         .map(|(k, t)| (k, t.to_device(device())))
@@ -48,7 +34,7 @@ fn get<'a>(io: &'a [(String, Tensor)], key: &str) -> &'a Tensor {
 fn loaded(c: &Compiled, weights_of: &str) -> (VarStore, Network) {
     let mut vs = VarStore::new(device());
     let net = Network::new(&vs.root(), c);
-    let report = weights::load(&mut vs, fixture(weights_of, "weights")).unwrap();
+    let report = weights::load(&mut vs, parity_fixture(weights_of, "weights")).unwrap();
     assert!(report.direct > 0);
     (vs, net)
 }

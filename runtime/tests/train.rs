@@ -40,15 +40,8 @@ fn recipe() -> Recipe {
 fn train_library(recipe: &Recipe) -> (Trainer, VarStore) {
     tch::set_num_threads(1);
     let splits = data::open(digits(), 1).unwrap();
-    let [c, h, w] = Digits::INPUT;
-    let input = [c as usize, h as usize, w as usize];
-    let train = Loader::new(
-        Arc::new(splits.train),
-        recipe.train_transform(input),
-        recipe.batch,
-    )
-    .shuffle(recipe.seed)
-    .workers(1);
+    let input = Digits::INPUT.map(|d| d as usize);
+    let train = recipe.train_loader(splits.train, input).workers(1);
     let test = Loader::new(Arc::new(splits.test), recipe.eval_transform(input), 360).workers(1);
     tch::manual_seed(recipe.seed as i64);
     let vs = VarStore::new(Device::Cpu);
@@ -295,16 +288,20 @@ fn interrupted_and_resumed_runs_end_bit_identical() {
     // eval and predict read the weights, with the run's recipe and class names.
     let w = dirs[0].join("model.safetensors");
     let w = w.to_str().unwrap();
-    let o = archc_run(&[
-        "eval",
-        SPEC,
-        "--weights",
-        w,
-        "--data",
-        data,
-        "--device",
-        "cpu",
-    ]);
+    let eval = |extra: &[&str]| {
+        let args = [
+            "eval",
+            SPEC,
+            "--weights",
+            w,
+            "--data",
+            data,
+            "--device",
+            "cpu",
+        ];
+        archc_run(&[&args[..], extra].concat())
+    };
+    let o = eval(&[]);
     assert!(o.status.success(), "{}", text(&o));
     let last = epochs(&metrics)[1].1;
     assert!(
@@ -312,18 +309,7 @@ fn interrupted_and_resumed_runs_end_bit_identical() {
         "eval agrees with training's last test accuracy {last}: {}",
         text(&o)
     );
-    let o = archc_run(&[
-        "eval",
-        SPEC,
-        "--weights",
-        w,
-        "--data",
-        data,
-        "--device",
-        "cpu",
-        "--min-accuracy",
-        "100.5",
-    ]);
+    let o = eval(&["--min-accuracy", "100.5"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let img = std::fs::read_dir(Path::new(data).join("test/7"))
         .unwrap()
@@ -356,31 +342,20 @@ fn bad_input_exits_with_2_and_says_where() {
     std::fs::create_dir_all(&dir).unwrap();
     let recipe = dir.join("bad.toml");
     std::fs::write(&recipe, "epochs = 2\n[lr]\nbase = \"fast\"\n").unwrap();
-    let data = digits();
-    let o = archc_run(&[
-        "train",
-        SPEC,
-        "--data",
-        data.to_str().unwrap(),
-        "--recipe",
-        recipe.to_str().unwrap(),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-    ]);
+    let (data, run) = (digits(), dir.join("run"));
+    // `train SPEC` on the digits into `run`, with `extra` arguments.
+    let train = |spec: &str, extra: &[&str]| {
+        let args = ["train", spec, "--data", data.to_str().unwrap()];
+        archc_run(&[&args[..], &["--out", run.to_str().unwrap()], extra].concat())
+    };
+    let o = train(SPEC, &["--recipe", recipe.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("bad.toml:3:8"), "{}", text(&o));
     // Data with more classes than the network: the digits into a 5-class variant.
     let spec = dir.join("five.arch");
     let src = std::fs::read_to_string(common::root().join(SPEC)).unwrap();
     std::fs::write(&spec, src.replace("classes 10", "classes 5")).unwrap();
-    let o = archc_run(&[
-        "train",
-        spec.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-    ]);
+    let o = train(spec.to_str().unwrap(), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("10 classes") && text(&o).contains("5 outputs"),

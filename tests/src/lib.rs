@@ -22,6 +22,32 @@ pub fn specs_dir() -> PathBuf {
     root().join("specs")
 }
 
+/// A parity fixture of `scripts/parity.py` (`NAME.WHAT.safetensors`, `WHAT` being `weights` or
+/// `io`), in `target/parity` or `$ARCHC_PARITY_DIR`; panics if it is missing.
+pub fn parity_fixture(name: &str, what: &str) -> PathBuf {
+    let dir = std::env::var_os("ARCHC_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/parity"));
+    let p = dir.join(format!("{name}.{what}.safetensors"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `.venv/bin/python3 scripts/parity.py` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The project's venv Python (`.venv/bin/python3`); panics if it is missing.
+pub fn venv_python() -> PathBuf {
+    let p = root().join(".venv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup-venv.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// `--set`-style overrides: `overrides(&[("C", "8")])`.
 pub fn overrides(set: &[(&str, &str)]) -> Overrides {
     Overrides {
@@ -48,6 +74,26 @@ pub fn compile(rel: &str, set: &[(&str, &str)]) -> Compiled {
         .unwrap_or_else(|f| panic!("{}", f.render()))
 }
 
+/// `--set`-style overrides written in the source, as [`compile`] takes them.
+pub type Set = &'static [(&'static str, &'static str)];
+
+/// The shipped specs whose generated code `tests/codegen.rs` (Rust) and `tests/pytorch.rs`
+/// (Python) snapshot: the snapshot's name (after the emitter's prefix), the spec (relative to
+/// `specs/`) and its `--set` overrides.
+pub const SNAPSHOTTED: [(&str, &str, Set); 3] = [
+    ("resnet18", "resnet/resnet18.arch", &[]),
+    (
+        "resnext29_split_form",
+        "cifar/resnext29_8x64d.arch",
+        &[("form", "split")],
+    ),
+    (
+        "resnext50_concat_form",
+        "resnext/resnext50_32x4d.arch",
+        &[("form", "concat")],
+    ),
+];
+
 /// Every shipped spec, relative to `specs/`, sorted.
 pub fn shipped() -> Vec<String> {
     let base = specs_dir();
@@ -70,25 +116,9 @@ pub fn shipped() -> Vec<String> {
 
 /// A spec whose blocks of one stage have different layouts in the `split` and `concat` forms:
 /// the first block of `s2` has cardinality `g * stride` = 2, the second 1 (no paths at all), and
-/// `s1` has 4. Emitters make one class per layout; compile it with [`compile_text`].
-pub const MIXED_LAYOUTS: &str = "network mixed {
-  input 3x16x16
-  classes 10
-  form split
-  stem { conv 3x3 -> 16 }
-  block b(width, out, g) {
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups g * stride
-    conv 1x1 -> out
-  }
-  stages b(width = 8, out = 32, g = 1) {
-    rule keep_width
-    s1: depth 1, g = 4
-    s2: depth 2, stride 2, g = 1
-  }
-  head { avgpool; fc -> classes }
-}
-";
+/// `s1` has 4. Emitters make one class per layout; compile it with [`compile_text`]. It is the
+/// file `tests/layouts/mixed.arch`, which `tests/layouts/mixed_deep.arch` extends.
+pub const MIXED_LAYOUTS: &str = include_str!("../layouts/mixed.arch");
 
 /// A spec whose grouped conv comes first in its block, so that in the `split` and `concat` forms
 /// each path reads a slice of the block's input (paper Fig. 3a/3b without a leading 1×1), and in

@@ -216,11 +216,7 @@ pub fn analyze(
         .stages
         .iter()
         .zip(stages)
-        .map(|(s, cost)| StageCost {
-            cost,
-            flops: cost.flops(),
-            ..s.clone()
-        })
+        .map(|(s, cost)| StageCost { cost, ..s.clone() })
         .collect();
     // fvcore and pycls call their count "flops" and count one per multiply-add: under their
     // conventions a `flops` budget is checked against that count itself, not twice it.

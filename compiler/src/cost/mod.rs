@@ -117,8 +117,6 @@ pub struct StageCost {
     /// Its costs.
     #[serde(flatten)]
     pub cost: Cost,
-    /// 2 × macs.
-    pub flops: u64,
 }
 
 /// Everything [`analyze`] finds.
@@ -171,19 +169,12 @@ pub fn node_cost(g: &LayerGraph, n: NodeIndex) -> Option<Cost> {
     let input = g.input_shape(n);
     let out = node.shape;
     Some(match node.op {
-        Op::Conv {
-            out: c_out,
-            kernel,
-            groups,
-            bias,
-            ..
-        } => {
-            let weight = c_out
-                .checked_mul(input.c / groups)?
-                .checked_mul(kernel.0)?
-                .checked_mul(kernel.1)?;
+        Op::Conv { .. } => {
+            let c = g.conv(n).expect("a conv node has a geometry");
+            let [c_out, cin, kh, kw] = c.weight_shape();
+            let weight = c_out.checked_mul(cin)?.checked_mul(kh)?.checked_mul(kw)?;
             Cost {
-                params: weight.checked_add(if bias { c_out } else { 0 })?,
+                params: weight.checked_add(if c.bias { c_out } else { 0 })?,
                 buffers: 0,
                 macs: weight.checked_mul(out.h)?.checked_mul(out.w)?,
                 activations: out.numel()?,
@@ -269,7 +260,6 @@ pub fn analyze(g: &LayerGraph, limits: &[Limit]) -> Result<CostReport, Diagnosti
             label: info.label.clone(),
             depth: info.depth,
             output,
-            flops: cost.flops(),
             cost,
         })
         .collect();
@@ -356,11 +346,17 @@ fn costliest(report: &CostReport, m: Metric, total: u64) -> Vec<String> {
 
 /// `25028904` → `25,028,904`.
 pub fn grouped(n: u64) -> String {
+    grouped_by(n, ',')
+}
+
+/// The digits of `n` in groups of three, `sep` between the groups: `grouped_by(25028904, '_')`
+/// is `25_028_904`.
+pub fn grouped_by(n: u64, sep: char) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
         if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
+            out.push(sep);
         }
         out.push(ch);
     }

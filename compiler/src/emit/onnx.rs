@@ -441,12 +441,19 @@ fn fold(g: &LayerGraph, values: &mut Values) -> HashMap<NodeIndex, NodeIndex> {
     alias
 }
 
-fn attr_int(name: &str, v: i64) -> AttributeProto {
+/// An attribute named `name` of type `t`, its value left to the caller.
+fn attr(name: &str, t: AttributeType) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
-        type_: AttributeType::INT.into(),
-        i: v,
+        type_: t.into(),
         ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: v,
+        ..attr(name, AttributeType::INT)
     }
 }
 
@@ -463,19 +470,15 @@ fn window(kernel: (u64, u64), stride: u64, pad: (u64, u64)) -> [AttributeProto; 
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
-        name: name.to_string(),
-        type_: AttributeType::INTS.into(),
         ints: v.to_vec(),
-        ..Default::default()
+        ..attr(name, AttributeType::INTS)
     }
 }
 
 fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
-        name: name.to_string(),
-        type_: AttributeType::FLOAT.into(),
         f: v,
-        ..Default::default()
+        ..attr(name, AttributeType::FLOAT)
     }
 }
 
@@ -864,18 +867,10 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<u64, ExportError> {
     if path.is_dir() {
         return Err(fail("it is a directory".to_string()));
     }
-    let Some(file_name) = path.file_name() else {
+    if path.file_name().is_none() {
         return Err(fail("not a file name".to_string()));
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    }
+    let tmp = crate::temp_beside(path, "archc-onnx");
     let result = (|| -> Result<u64, String> {
         let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -897,17 +892,7 @@ pub fn write(model: &ModelProto, path: &Path) -> Result<u64, ExportError> {
 mod tests {
     use super::*;
 
-    fn compiled(rel: &str, form: &str) -> Compiled {
-        let path = format!("{}/../specs/{rel}", env!("CARGO_MANIFEST_DIR"));
-        crate::compile_file(
-            path,
-            &crate::Overrides {
-                set: vec![("form".to_string(), form.to_string())],
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    }
+    use crate::testing::shipped_in_form as compiled;
 
     fn initializer_counts(m: &ModelProto) -> (u64, u64) {
         let (mut params, mut buffers) = (0, 0);

@@ -146,20 +146,13 @@ impl Writer {
     }
 }
 
-/// An integer as Python writes it readably: `25_557_032`.
+/// An integer as Python writes it readably: `25_557_032` (up to four digits, ungrouped).
 fn int(n: u64) -> String {
-    let s = n.to_string();
-    if s.len() <= 4 {
-        return s;
+    if n < 10_000 {
+        n.to_string()
+    } else {
+        crate::cost::grouped_by(n, '_')
     }
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push('_');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// `3` for a square window, `(3, 1)` otherwise.
@@ -171,12 +164,13 @@ fn pair(p: (u64, u64)) -> String {
     }
 }
 
-/// `Conv(cin, cout, kernel, stride=.., padding=.., groups=.., bias=True)`, defaults left out.
-fn conv_value(c: &ConvGeometry) -> Expr {
+/// `cin, cout, KERNEL`, then `stride`, `padding` and `groups` unless they are 1, 0 and 1: the
+/// arguments both spellings of a conv share.
+fn conv_args(c: &ConvGeometry, kernel: String) -> Vec<Expr> {
     let mut args = vec![
         atom(c.cin.to_string()),
         atom(c.cout.to_string()),
-        atom(pair(c.kernel)),
+        atom(kernel),
     ];
     if c.stride != 1 {
         args.push(atom(format!("stride={}", c.stride)));
@@ -187,6 +181,12 @@ fn conv_value(c: &ConvGeometry) -> Expr {
     if c.groups != 1 {
         args.push(atom(format!("groups={}", c.groups)));
     }
+    args
+}
+
+/// `Conv(cin, cout, kernel, stride=.., padding=.., groups=.., bias=True)`, defaults left out.
+fn conv_value(c: &ConvGeometry) -> Expr {
+    let mut args = conv_args(c, pair(c.kernel));
     if c.bias {
         args.push(atom("bias=True"));
     }
@@ -195,20 +195,7 @@ fn conv_value(c: &ConvGeometry) -> Expr {
 
 /// `nn.Conv2d(...)` for a stem or head conv, as torchvision writes its stem.
 fn conv_module(c: &ConvGeometry) -> Expr {
-    let mut args = vec![
-        atom(c.cin.to_string()),
-        atom(c.cout.to_string()),
-        atom(format!("kernel_size={}", pair(c.kernel))),
-    ];
-    if c.stride != 1 {
-        args.push(atom(format!("stride={}", c.stride)));
-    }
-    if c.pad != (0, 0) {
-        args.push(atom(format!("padding={}", pair(c.pad))));
-    }
-    if c.groups != 1 {
-        args.push(atom(format!("groups={}", c.groups)));
-    }
+    let mut args = conv_args(c, format!("kernel_size={}", pair(c.kernel)));
     if !c.bias {
         args.push(atom("bias=False"));
     }

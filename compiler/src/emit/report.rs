@@ -27,16 +27,9 @@ pub struct JsonReport<'a> {
     pub input: [u64; 3],
     /// Output `[C, H, W]`.
     pub output: [u64; 3],
-    /// Learnable parameters.
-    pub params: u64,
-    /// Batch-norm running statistics (mean and variance).
-    pub buffers: u64,
-    /// Multiply-adds of conv and linear layers.
-    pub macs: u64,
-    /// 2 × macs.
-    pub flops: u64,
-    /// Output elements of conv and linear layers.
-    pub activations: u64,
+    /// `params`, `buffers`, `macs`, `flops` and `activations`.
+    #[serde(flatten)]
+    pub figures: JsonFigures,
     /// The unit of each figure, spelled out.
     pub units: Units,
     /// The spec's parameters after overrides.
@@ -47,6 +40,33 @@ pub struct JsonReport<'a> {
     pub budgets: Vec<JsonBudget>,
     /// Whether every budget holds.
     pub ok: bool,
+}
+
+/// The figures of a network or a stage in the JSON report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JsonFigures {
+    /// Learnable parameters.
+    pub params: u64,
+    /// Batch-norm running statistics (mean and variance).
+    pub buffers: u64,
+    /// Multiply-adds of conv and linear layers.
+    pub macs: u64,
+    /// 2 × macs.
+    pub flops: u64,
+    /// Output elements of conv and linear layers.
+    pub activations: u64,
+}
+
+impl From<Cost> for JsonFigures {
+    fn from(c: Cost) -> JsonFigures {
+        JsonFigures {
+            params: c.params,
+            buffers: c.buffers,
+            macs: c.macs,
+            flops: c.flops(),
+            activations: c.activations,
+        }
+    }
 }
 
 /// One budget's verdict in the JSON report.
@@ -110,16 +130,9 @@ pub struct JsonStage<'a> {
     pub args: serde_json::Map<String, serde_json::Value>,
     /// Output `[C, H, W]`.
     pub output: [u64; 3],
-    /// Learnable parameters.
-    pub params: u64,
-    /// Batch-norm running statistics.
-    pub buffers: u64,
-    /// Multiply-adds.
-    pub macs: u64,
-    /// 2 × macs.
-    pub flops: u64,
-    /// Conv and linear output elements.
-    pub activations: u64,
+    /// `params`, `buffers`, `macs`, `flops` and `activations`.
+    #[serde(flatten)]
+    pub figures: JsonFigures,
 }
 
 fn map(pairs: &[(String, u64)]) -> serde_json::Map<String, serde_json::Value> {
@@ -131,17 +144,12 @@ fn map(pairs: &[(String, u64)]) -> serde_json::Map<String, serde_json::Value> {
 
 /// The JSON report of a compiled network.
 pub fn json(c: &Compiled) -> JsonReport<'_> {
-    let t = c.report.total;
     JsonReport {
         name: &c.model.name,
         form: c.model.form,
         input: c.model.input,
         output: c.output(),
-        params: t.params,
-        buffers: t.buffers,
-        macs: t.macs,
-        flops: t.flops(),
-        activations: t.activations,
+        figures: c.report.total.into(),
         units: Units {
             params: "count",
             macs: "multiply-adds",
@@ -162,11 +170,7 @@ pub fn json(c: &Compiled) -> JsonReport<'_> {
                 stride: info.stride,
                 args: map(&info.args),
                 output: s.output,
-                params: s.cost.params,
-                buffers: s.cost.buffers,
-                macs: s.cost.macs,
-                flops: s.flops,
-                activations: s.cost.activations,
+                figures: s.cost.into(),
             })
             .collect(),
         budgets: json_budgets(&c.report.budgets),
@@ -563,16 +567,11 @@ pub fn expanded(c: &Compiled) -> String {
             let info = &g.stages[stage];
             match (&info.label, &info.template) {
                 (Some(label), Some(t)) => {
-                    let args: Vec<String> = info
-                        .args
-                        .iter()
-                        .map(|(k, v)| format!("{k} = {v}"))
-                        .collect();
                     let _ = writeln!(
                         o,
                         "\n{} = {label}: {t}({}) x{}, stride {}",
                         info.name,
-                        args.join(", "),
+                        info.args_text(),
                         info.depth,
                         info.stride
                     );

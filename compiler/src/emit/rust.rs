@@ -187,6 +187,23 @@ struct Fields {
     downsample: bool,
 }
 
+impl Fields {
+    /// Records the field of a conv or batch-norm node ([`field`]) among the block's fields or,
+    /// with `path`, its path's; returns it.
+    fn add(&mut self, node: &Node, path: bool) -> Option<Ident> {
+        let field = field(node)?;
+        let list = match (node.op.kind(), path) {
+            (OpKind::Conv, false) => &mut self.convs,
+            (OpKind::Conv, true) => &mut self.path_convs,
+            // `field` names convs and batch-norms only.
+            (_, false) => &mut self.bns,
+            (_, true) => &mut self.path_bns,
+        };
+        list.push(field.clone());
+        Some(field)
+    }
+}
+
 /// The forward statements of a block (and of its path), with the fields they use.
 struct Forward {
     body: Body,
@@ -235,12 +252,7 @@ fn forward(g: &LayerGraph, rep: usize) -> Forward {
                     ));
                     f.path_body.var.insert(n, quote!(#v));
                 } else {
-                    let field = field(node);
-                    match node.op.kind() {
-                        OpKind::Conv => f.fields.path_convs.extend(field.clone()),
-                        OpKind::BatchNorm => f.fields.path_bns.extend(field.clone()),
-                        _ => {}
-                    }
+                    let field = f.fields.add(node, true);
                     f.path_body.plain(g, n, field.as_ref());
                 }
                 f.path_out = Some(n);
@@ -271,12 +283,7 @@ fn forward(g: &LayerGraph, rep: usize) -> Forward {
                 f.body.bind(n, quote!(&#h + &#s));
             }
             _ => {
-                let field = field(node);
-                match node.op.kind() {
-                    OpKind::Conv => f.fields.convs.extend(field.clone()),
-                    OpKind::BatchNorm => f.fields.bns.extend(field.clone()),
-                    _ => {}
-                }
+                let field = f.fields.add(node, false);
                 f.body.plain(g, n, field.as_ref());
             }
         }

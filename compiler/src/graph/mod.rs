@@ -66,6 +66,18 @@ pub struct ConvGeometry {
     pub bias: bool,
 }
 
+impl ConvGeometry {
+    /// The weight's shape, `[cout, cin / groups, kh, kw]`: PyTorch's layout.
+    pub fn weight_shape(&self) -> [u64; 4] {
+        [
+            self.cout,
+            self.cin / self.groups.max(1),
+            self.kernel.0,
+            self.kernel.1,
+        ]
+    }
+}
+
 /// A group of nodes reported together: the stem, each stage, the head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageInfo {
@@ -84,6 +96,16 @@ pub struct StageInfo {
 }
 
 impl StageInfo {
+    /// The template arguments as written in a spec: `width = 128, out = 256`.
+    pub fn args_text(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        args.join(", ")
+    }
+
     /// The stem or the head: a group of plain layers.
     pub(crate) fn plain(name: &str) -> StageInfo {
         StageInfo {

@@ -893,17 +893,12 @@ fn stage_md(c: &Compiled, label: &str) -> Option<String> {
         .position(|s| s.label.as_deref() == Some(label))?;
     let info = &c.graph.stages[i];
     let cost = &c.report.stages[i];
-    let args: Vec<String> = info
-        .args
-        .iter()
-        .map(|(n, v)| format!("{n} = {v}"))
-        .collect();
     Some(format!(
         "**{label}** (`{}`): {} × {}({}), stride {}\n\noutput {}  \n{}",
         info.name,
         info.depth,
         info.template.as_deref().unwrap_or("block"),
-        args.join(", "),
+        info.args_text(),
         info.stride,
         shape(cost.output),
         cost_lines(&cost.cost, Some(&c.report.total))
@@ -1002,17 +997,12 @@ fn template_conv_md(c: &Compiled, b: &ast::BlockDef, conv: &ast::Conv) -> Option
                 .checked_add(c.report.layers[n.index()].cost)
                 .unwrap_or(cost);
         }
-        let args: Vec<String> = info
-            .args
-            .iter()
-            .map(|(n, v)| format!("{n} = {v}"))
-            .collect();
         let _ = writeln!(
             t,
             "| {} (`{}`) | {} | {} | {} | {} | {} |",
             info.label.as_deref().unwrap_or(&info.name),
             info.name,
-            args.join(", "),
+            info.args_text(),
             crate::emit::report::describe(&c.graph, first),
             shape(node.shape.to_array()),
             si(cost.params),

@@ -277,10 +277,20 @@ impl Cx<'_> {
         Ok(file)
     }
 
-    fn network(&self, pair: Pair<'_, Rule>) -> Result<Network, Diagnostic> {
+    /// A rule whose first child is a name (`network`, `block`, `stages`, a stage line): its span,
+    /// the name, and its other children.
+    fn named<'i>(
+        &self,
+        pair: Pair<'i, Rule>,
+    ) -> (Span, Ident, impl Iterator<Item = Pair<'i, Rule>> + use<'i>) {
         let span = self.span(&pair);
         let mut children = inner(pair);
         let name = self.ident(children.next().expect("grammar: name"));
+        (span, name, children)
+    }
+
+    fn network(&self, pair: Pair<'_, Rule>) -> Result<Network, Diagnostic> {
+        let (span, name, children) = self.named(pair);
         let mut extends = None;
         let mut items = Vec::new();
         for p in children {
@@ -412,20 +422,12 @@ impl Cx<'_> {
     }
 
     fn block(&self, p: Pair<'_, Rule>) -> Result<BlockDef, Diagnostic> {
-        let span = self.span(&p);
-        let mut i = inner(p);
-        let name = self.ident(i.next().expect("name"));
-        let mut def = BlockDef {
-            name,
-            params: Vec::new(),
-            convs: Vec::new(),
-            shortcut: None,
-            span,
-        };
-        for o in i {
+        let (span, name, children) = self.named(p);
+        let (mut params, mut convs, mut shortcut) = (Vec::new(), Vec::new(), None);
+        for o in children {
             match o.as_rule() {
-                Rule::names => def.params = o.into_inner().map(|n| self.ident(n)).collect(),
-                Rule::conv => def.convs.push(self.conv(o)?),
+                Rule::names => params = o.into_inner().map(|n| self.ident(n)).collect(),
+                Rule::conv => convs.push(self.conv(o)?),
                 Rule::shortcut => {
                     let sp = self.span(&o);
                     let k = o.into_inner().next().expect("shortcut_kind");
@@ -434,12 +436,18 @@ impl Cx<'_> {
                         "projection" => Shortcut::Projection,
                         _ => Shortcut::Auto,
                     };
-                    def.shortcut = Some((kind, sp));
+                    shortcut = Some((kind, sp));
                 }
                 r => unreachable!("grammar: {r:?} in block"),
             }
         }
-        Ok(def)
+        Ok(BlockDef {
+            name,
+            params,
+            convs,
+            shortcut,
+            span,
+        })
     }
 
     fn args(&self, p: Pair<'_, Rule>) -> Result<Vec<Arg>, Diagnostic> {
@@ -455,9 +463,7 @@ impl Cx<'_> {
     }
 
     fn stages(&self, p: Pair<'_, Rule>) -> Result<Stages, Diagnostic> {
-        let span = self.span(&p);
-        let mut i = inner(p);
-        let template = self.ident(i.next().expect("name"));
+        let (span, template, i) = self.named(p);
         let mut st = Stages {
             template,
             args: Vec::new(),
@@ -483,9 +489,7 @@ impl Cx<'_> {
                     });
                 }
                 Rule::stage => {
-                    let sp = self.span(&o);
-                    let mut j = inner(o);
-                    let label = self.ident(j.next().expect("stage_name"));
+                    let (sp, label, j) = self.named(o);
                     let mut stage = Stage {
                         label,
                         depth: None,

@@ -28,9 +28,22 @@ use crate::cost::budget::Limit;
 use crate::cost::convention::Convention;
 use std::fmt::Write as _;
 
-/// The budget lines that head the text of `solve` and `sweep`: each limit, where it comes from
-/// and what its figure counts under `conv`.
-fn write_budgets(o: &mut String, budgets: &[Limit], conv: Convention) {
+/// The lines that head the text of `solve` and `sweep`: `WHAT (NOTEconvention NAME: COMPUTE =
+/// UNIT)`, then each budget, where it comes from and what its figure counts under `conv`.
+fn write_head(
+    o: &mut String,
+    what: &str,
+    note: &str,
+    compute: &str,
+    budgets: &[Limit],
+    conv: Convention,
+) {
+    let _ = writeln!(
+        o,
+        "{what} ({note}convention {}: {compute} = {})",
+        conv.name(),
+        conv.compute_unit()
+    );
     for b in budgets {
         let _ = writeln!(
             o,

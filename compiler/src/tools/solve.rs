@@ -727,16 +727,8 @@ fn why(r: &SolveReport, s: &Solution) -> String {
 /// networks, then one row per assignment), and how much was compiled.
 pub fn text(r: &SolveReport) -> String {
     let mut o = String::new();
-    let conv = r.convention;
-    let _ = writeln!(
-        o,
-        "solve {} of {} (convention {}: macs = {})",
-        r.param,
-        r.network,
-        conv.name(),
-        conv.compute_unit()
-    );
-    super::write_budgets(&mut o, &r.budgets, conv);
+    let what = format!("solve {} of {}", r.param, r.network);
+    super::write_head(&mut o, &what, "", "macs", &r.budgets, r.convention);
     let columns = Columns::of(r);
     let mut criteria: Vec<Criterion> = Vec::new();
     for s in &r.solutions {

@@ -257,17 +257,9 @@ fn verdict(p: &Point) -> String {
 pub fn text(s: &Sweep) -> String {
     let mut o = String::new();
     let conv = s.convention;
-    let _ = writeln!(
-        o,
-        "sweep of {} over {} ({} points; convention {}: {} = {})",
-        s.network,
-        s.axes.join(" x "),
-        s.points.len(),
-        conv.name(),
-        conv.compute_name(),
-        conv.compute_unit()
-    );
-    super::write_budgets(&mut o, &s.budgets, conv);
+    let what = format!("sweep of {} over {}", s.network, s.axes.join(" x "));
+    let note = format!("{} points; ", s.points.len());
+    super::write_head(&mut o, &what, &note, conv.compute_name(), &s.budgets, conv);
     let widths: Vec<usize> = s
         .axes
         .iter()

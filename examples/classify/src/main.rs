@@ -17,11 +17,9 @@ archc_runtime::resnext! {
     pub struct ResNeXt50 = "../../specs/resnext/resnext50_32x4d.arch";
 }
 
+/// The value after `name` on the command line.
 fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    std::env::args().skip_while(|a| a != name).nth(1)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -7,6 +7,8 @@
 //! workers.
 
 use super::{DataError, Dataset, Image, Items, Splits, io_err};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -26,16 +28,26 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(out)
 }
 
-/// Reads a file's header: its format must be PNG or JPEG and its size readable.
-fn check_header(path: &Path) -> Result<(), DataError> {
-    let bad = |message: String| DataError::Decode {
+/// A decoding error of the image file `path`.
+fn decode_err(path: &Path) -> impl Fn(String) -> DataError + '_ {
+    move |message| DataError::Decode {
         path: path.to_path_buf(),
         message,
-    };
-    let reader = image::ImageReader::open(path)
+    }
+}
+
+/// Opens an image file, its format guessed from its first bytes.
+fn open_image(path: &Path) -> Result<image::ImageReader<BufReader<File>>, DataError> {
+    image::ImageReader::open(path)
         .map_err(io_err(path))?
         .with_guessed_format()
-        .map_err(io_err(path))?;
+        .map_err(io_err(path))
+}
+
+/// Reads a file's header: its format must be PNG or JPEG and its size readable.
+fn check_header(path: &Path) -> Result<(), DataError> {
+    let bad = decode_err(path);
+    let reader = open_image(path)?;
     match reader.format() {
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
         Some(f) => return Err(bad(format!("{f:?} images are not supported (PNG or JPEG)"))),
@@ -47,16 +59,8 @@ fn check_header(path: &Path) -> Result<(), DataError> {
 
 /// Decodes a PNG or JPEG file into `channels` channels (1: gray, 3: RGB).
 pub fn decode_file(path: &Path, channels: usize) -> Result<Image, DataError> {
-    let bad = |message: String| DataError::Decode {
-        path: path.to_path_buf(),
-        message,
-    };
-    let img = image::ImageReader::open(path)
-        .map_err(io_err(path))?
-        .with_guessed_format()
-        .map_err(io_err(path))?
-        .decode()
-        .map_err(|e| bad(e.to_string()))?;
+    let bad = decode_err(path);
+    let img = open_image(path)?.decode().map_err(|e| bad(e.to_string()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data = match channels {
         1 => img.into_luma8().into_raw(),

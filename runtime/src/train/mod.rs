@@ -564,85 +564,77 @@ impl Trainer {
         opts: &FitOptions,
         observer: &mut dyn Observer,
     ) -> Result<Outcome, TrainError> {
-        let out = self.fit_inner(vs, model, train, test, opts, observer);
+        // However the epochs end (finished, stopped or failed), `finish` runs after them.
+        let out = (|| {
+            let epochs = self.recipe.epochs;
+            let batches = self.state.batches;
+            let save = |t: &Trainer, observer: &mut dyn Observer| -> Result<(), TrainError> {
+                if let Some(run) = &opts.run {
+                    let dir = t.save(vs, run)?;
+                    observer.checkpoint(&dir);
+                }
+                Ok(())
+            };
+            while self.state.epoch < epochs {
+                let epoch = self.state.epoch;
+                observer.epoch_start(epoch + 1, epochs, batches, self.state.batch);
+                let mut clock = Instant::now();
+                for batch in train.epoch(epoch, self.state.batch as usize) {
+                    let batch = batch?;
+                    let st = self.step(model, &batch.images, &batch.labels);
+                    let now = Instant::now();
+                    self.state.partial.seconds += (now - clock).as_secs_f64();
+                    clock = now;
+                    if !st.loss.is_finite() {
+                        return Err(TrainError::Diverged {
+                            loss: st.loss,
+                            epoch: epoch + 1,
+                            step: self.state.step,
+                        });
+                    }
+                    let p = self.state.partial;
+                    observer.step(&Progress {
+                        epoch: epoch + 1,
+                        epochs,
+                        batch: self.state.batch,
+                        batches,
+                        loss: p.loss / p.seen.max(1) as f64,
+                        acc: p.correct as f64 / p.seen.max(1) as f64,
+                        lr: st.lr,
+                        images_per_s: p.seen as f64 / p.seconds.max(1e-9),
+                    });
+                    let stop =
+                        observer.stop() || opts.max_steps.is_some_and(|m| self.state.step >= m);
+                    if stop {
+                        save(self, observer)?;
+                        return Ok(Outcome::Stopped);
+                    }
+                    if opts
+                        .checkpoint_every
+                        .is_some_and(|k| k > 0 && self.state.step % k == 0)
+                        && self.state.batch < batches
+                    {
+                        save(self, observer)?;
+                    }
+                }
+                let eval = match test {
+                    Some(t) => Some(self.evaluate(model, t)?),
+                    None => None,
+                };
+                let record = self.end_epoch(eval.as_ref());
+                if let Some(run) = &opts.run {
+                    self.write_metrics(run)?;
+                }
+                save(self, observer)?;
+                observer.epoch_end(&record, &self.state.history);
+            }
+            if let Some(run) = &opts.run {
+                self.save_weights(vs, &run.file("model.safetensors"))?;
+            }
+            Ok(Outcome::Finished)
+        })();
         self.finish();
         out
-    }
-
-    fn fit_inner(
-        &mut self,
-        vs: &VarStore,
-        model: &impl ModuleT,
-        train: &Loader,
-        test: Option<&Loader>,
-        opts: &FitOptions,
-        observer: &mut dyn Observer,
-    ) -> Result<Outcome, TrainError> {
-        let epochs = self.recipe.epochs;
-        let batches = self.state.batches;
-        let save = |t: &Trainer, observer: &mut dyn Observer| -> Result<(), TrainError> {
-            if let Some(run) = &opts.run {
-                let dir = t.save(vs, run)?;
-                observer.checkpoint(&dir);
-            }
-            Ok(())
-        };
-        while self.state.epoch < epochs {
-            let epoch = self.state.epoch;
-            observer.epoch_start(epoch + 1, epochs, batches, self.state.batch);
-            let mut clock = Instant::now();
-            for batch in train.epoch(epoch, self.state.batch as usize) {
-                let batch = batch?;
-                let st = self.step(model, &batch.images, &batch.labels);
-                let now = Instant::now();
-                self.state.partial.seconds += (now - clock).as_secs_f64();
-                clock = now;
-                if !st.loss.is_finite() {
-                    return Err(TrainError::Diverged {
-                        loss: st.loss,
-                        epoch: epoch + 1,
-                        step: self.state.step,
-                    });
-                }
-                let p = self.state.partial;
-                observer.step(&Progress {
-                    epoch: epoch + 1,
-                    epochs,
-                    batch: self.state.batch,
-                    batches,
-                    loss: p.loss / p.seen.max(1) as f64,
-                    acc: p.correct as f64 / p.seen.max(1) as f64,
-                    lr: st.lr,
-                    images_per_s: p.seen as f64 / p.seconds.max(1e-9),
-                });
-                let stop = observer.stop() || opts.max_steps.is_some_and(|m| self.state.step >= m);
-                if stop {
-                    save(self, observer)?;
-                    return Ok(Outcome::Stopped);
-                }
-                if opts
-                    .checkpoint_every
-                    .is_some_and(|k| k > 0 && self.state.step % k == 0)
-                    && self.state.batch < batches
-                {
-                    save(self, observer)?;
-                }
-            }
-            let eval = match test {
-                Some(t) => Some(self.evaluate(model, t)?),
-                None => None,
-            };
-            let record = self.end_epoch(eval.as_ref());
-            if let Some(run) = &opts.run {
-                self.write_metrics(run)?;
-            }
-            save(self, observer)?;
-            observer.epoch_end(&record, &self.state.history);
-        }
-        if let Some(run) = &opts.run {
-            self.save_weights(vs, &run.file("model.safetensors"))?;
-        }
-        Ok(Outcome::Finished)
     }
 }
 

@@ -1,9 +1,19 @@
 //! Helpers shared by the runtime's integration tests.
 #![allow(dead_code, unused_imports)]
 
-use tch::{Kind, Tensor};
+use archc::Compiled;
+use archc_runtime::Network;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
 
-pub use archc_tests::{compile, root, shipped};
+pub use archc_tests::{compile, parity_fixture, root, shipped, venv_python};
+
+/// The network of `c` with fresh variables on the CPU, and its `VarStore`.
+pub fn cpu_network(c: &Compiled) -> (VarStore, Network) {
+    let vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), c);
+    (vs, net)
+}
 
 /// ‖a − b‖₂ / ‖b‖₂, in f64.
 pub fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {

@@ -2,7 +2,7 @@
 //! pytorch`) one Python module for PyTorch.
 
 use crate::args::Common;
-use crate::compile::{compile, report, report_failure};
+use crate::compile::{compile, report, reported};
 use crate::exit::Exit;
 use archc::Compiled;
 use clap::ValueEnum;
@@ -56,12 +56,8 @@ pub fn run(a: &Args) -> Exit {
         }
         _ => {}
     }
-    let (nets, mut exit) = match compile(&a.spec, &a.common) {
-        Ok(n) => n,
-        Err(f) => {
-            report_failure(&f);
-            return Exit::Error;
-        }
+    let Some((nets, mut exit)) = reported(compile(&a.spec, &a.common)) else {
+        return Exit::Error;
     };
     for c in &nets.nets {
         let violations = c.violations();

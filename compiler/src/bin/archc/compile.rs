@@ -14,6 +14,11 @@ pub fn report_failure(f: &Failure) {
     }
 }
 
+/// The value of `r`, or `None` once its failure is reported ([`report_failure`]).
+pub fn reported<T>(r: Result<T, Failure>) -> Option<T> {
+    r.map_err(|f| report_failure(&f)).ok()
+}
+
 /// Renders `diagnostics` (pointing into `sources`) on stderr.
 pub fn report(sources: &SourceMap, diagnostics: Vec<Diagnostic>) {
     report_failure(&Failure {
@@ -38,16 +43,12 @@ pub fn each_network(
     common: &Common,
     mut each: impl FnMut(&Compiled, &SourceMap) -> Exit,
 ) -> Exit {
-    match compile(path, common) {
-        Ok((spec, failed)) => spec
-            .nets
-            .iter()
-            .fold(failed, |exit, c| exit.max(each(c, &spec.sources))),
-        Err(f) => {
-            report_failure(&f);
-            Exit::Error
-        }
-    }
+    let Some((spec, failed)) = reported(compile(path, common)) else {
+        return Exit::Error;
+    };
+    spec.nets
+        .iter()
+        .fold(failed, |exit, c| exit.max(each(c, &spec.sources)))
 }
 
 /// Prints `text` of each network of a spec ([`each_network`]).

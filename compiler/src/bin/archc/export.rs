@@ -4,7 +4,7 @@
 //! still prints), 2 spec, weights, usage or output error).
 
 use crate::args::Common;
-use crate::compile::{compile, report, report_failure};
+use crate::compile::{compile, report, reported};
 use crate::exit::Exit;
 use archc::emit::onnx::{self, ExportError, Options};
 use std::path::PathBuf;
@@ -76,14 +76,9 @@ fn fail(e: impl std::fmt::Display) -> Exit {
 
 fn run_onnx(a: &OnnxArgs) -> Exit {
     let start = Instant::now();
-    let nets = match compile(&a.spec, &a.common) {
-        Ok((nets, Exit::Ok)) => nets,
-        // Some networks failed (already reported): export nothing.
-        Ok(_) => return Exit::Error,
-        Err(f) => {
-            report_failure(&f);
-            return Exit::Error;
-        }
+    // When some networks fail (reported), nothing is exported.
+    let Some((nets, Exit::Ok)) = reported(compile(&a.spec, &a.common)) else {
+        return Exit::Error;
     };
     let c = match nets.nets.as_slice() {
         [c] => c,

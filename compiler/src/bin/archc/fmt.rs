@@ -87,15 +87,7 @@ fn report(sources: &SourceMap, d: &archc::Diagnostic) {
 /// Writes `text` to a temporary file next to `path`, then renames it over `path`: a reader (or a
 /// crash) sees the old file or the new one, never half of one.
 fn replace(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.archc-fmt-{}.tmp", std::process::id()));
+    let tmp = archc::temp_beside(path, "archc-fmt");
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;

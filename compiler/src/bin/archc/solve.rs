@@ -2,7 +2,7 @@
 //! others (the paper's Tables 2 and 3).
 
 use crate::args::{Common, Format, parse_convention};
-use crate::compile::{one_network, report_failure};
+use crate::compile::{one_network, reported};
 use crate::exit::{Exit, print_json, usage};
 use archc::Failure;
 use archc::cost::convention::Convention;
@@ -79,12 +79,8 @@ pub fn run(a: &Args) -> Exit {
             ));
         }
     };
-    let r = match solve_report(a, criteria) {
-        Ok(r) => r,
-        Err(f) => {
-            report_failure(&f);
-            return Exit::Error;
-        }
+    let Some(r) = reported(solve_report(a, criteria)) else {
+        return Exit::Error;
     };
     match a.format {
         Format::Text => print!("{}", solve::text(&r)),

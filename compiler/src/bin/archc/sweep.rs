@@ -1,7 +1,7 @@
 //! `archc sweep`: every point of a parameter grid, as a table and an SVG plot.
 
 use crate::args::{Common, parse_convention};
-use crate::compile::{one_network, report_failure};
+use crate::compile::{one_network, reported};
 use crate::exit::{Exit, print_json, usage};
 use archc::Failure;
 use archc::cost::convention::Convention;
@@ -51,12 +51,8 @@ pub enum SweepFormat {
 
 /// 0 when the grid is swept (whatever its points' verdicts), 2 on a spec or usage error.
 pub fn run(a: &Args) -> Exit {
-    let s = match grid(a) {
-        Ok(s) => s,
-        Err(f) => {
-            report_failure(&f);
-            return Exit::Error;
-        }
+    let Some(s) = reported(grid(a)) else {
+        return Exit::Error;
     };
     // The table comes first: a plot that fails does not take it away.
     match a.format {

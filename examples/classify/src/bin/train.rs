@@ -18,11 +18,9 @@ archc_runtime::resnext! {
     pub struct Digits = "../../specs/digits/resnext_digits.arch";
 }
 
+/// The value after `name` on the command line.
 fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    std::env::args().skip_while(|a| a != name).nth(1)
 }
 
 /// Prints one line per epoch.
@@ -46,14 +44,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         recipe.epochs = e.parse()?;
     }
     let splits = data::open(arg("--data").unwrap_or_else(|| "data/digits".into()), 1)?;
-    let [c, h, w] = Digits::INPUT;
-    let input = [c as usize, h as usize, w as usize];
-    let train = Loader::new(
-        Arc::new(splits.train),
-        recipe.train_transform(input),
-        recipe.batch,
-    )
-    .shuffle(recipe.seed);
+    let input = Digits::INPUT.map(|d| d as usize);
+    let train = recipe.train_loader(splits.train, input);
     let test = Loader::new(Arc::new(splits.test), recipe.eval_transform(input), 256);
 
     tch::manual_seed(recipe.seed as i64);

@@ -4,7 +4,7 @@
 //! archc-run bench specs/resnext/resnext50_32x4d.arch --device auto --batch 8 --mode fast --dtype bf16
 //! ```
 
-use crate::{Fail, compile};
+use crate::{Fail, compile, headline};
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, parse_device, weights};
 use clap::{Args, ValueEnum};
@@ -141,12 +141,9 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let out = out.expect("repeat >= 1");
-    let t = compiled.report.total;
     println!(
-        "{}: {} params, {} MACs/image, device {:?}, {} threads, mode {:?}, dtype {:?}",
-        compiled.model.name,
-        archc::cost::grouped(t.params),
-        archc::cost::si(t.macs),
+        "{}, device {:?}, {} threads, mode {:?}, dtype {:?}",
+        headline(&compiled),
         device,
         tch::get_num_threads(),
         args.mode,

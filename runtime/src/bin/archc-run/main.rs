@@ -85,6 +85,17 @@ pub fn compile(spec: &Path, set: &[String], input: Option<&str>) -> Result<archc
     archc::compile_file(spec, &overrides).map_err(|f| Fail::Input(f.render()))
 }
 
+/// `NAME: P params, M MACs/image`: how `bench` and `train` start their first line.
+pub fn headline(c: &archc::Compiled) -> String {
+    let t = c.report.total;
+    format!(
+        "{}: {} params, {} MACs/image",
+        c.model.name,
+        archc::cost::grouped(t.params),
+        archc::cost::si(t.macs)
+    )
+}
+
 /// Sets libtorch's intra-op threads when asked.
 pub fn threads(n: Option<i32>) {
     if let Some(t) = n {

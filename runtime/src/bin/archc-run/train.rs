@@ -1,6 +1,6 @@
 //! `archc-run train` and `archc-run plot`.
 
-use crate::{Fail, compile, threads};
+use crate::{Fail, compile, headline, threads};
 use archc_runtime::checkpoint::{RunDir, write_bytes_atomic};
 use archc_runtime::curves;
 use archc_runtime::data::{self, Loader};
@@ -281,13 +281,9 @@ pub fn run(args: TrainArgs) -> Result<(), Fail> {
         None => l,
     };
     let train = workers(
-        Loader::new(
-            Arc::new(splits.train),
-            recipe.train_transform(input),
-            recipe.batch,
-        )
-        .shuffle(recipe.seed)
-        .prefetch(recipe.data.prefetch),
+        recipe
+            .train_loader(splits.train, input)
+            .prefetch(recipe.data.prefetch),
     );
     let test = workers(Loader::new(
         Arc::new(splits.test),
@@ -351,12 +347,9 @@ pub fn run(args: TrainArgs) -> Result<(), Fail> {
     write_bytes_atomic(&run.file("classes.txt"), names.as_bytes()).map_err(|e| input_err(&e))?;
     write_bytes_atomic(&run.file("recipe.toml"), recipe.to_toml().as_bytes())
         .map_err(|e| input_err(&e))?;
-    let t = compiled.report.total;
     println!(
-        "{}: {} params, {} MACs/image; {} ({}): {} train / {} test images, {} classes; device {:?}, {} threads, {:?}; {} epochs of {} batches of {}",
-        compiled.model.name,
-        archc::cost::grouped(t.params),
-        archc::cost::si(t.macs),
+        "{}; {} ({}): {} train / {} test images, {} classes; device {:?}, {} threads, {:?}; {} epochs of {} batches of {}",
+        headline(&compiled),
         args.data.display(),
         format,
         train.dataset().len(),
