@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/onednn.cpp");
     println!("cargo:rerun-if-changed=csrc/peak.cpp");
     println!("cargo:rerun-if-changed=csrc/grouped.cpp");
+    println!("cargo:rerun-if-changed=csrc/ffi.h");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
@@ -33,35 +34,26 @@ fn main() {
     // Every libtorch release since 2.7 is built with the C++11 ABI; torch-sys takes the same
     // variable to say otherwise.
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
-        .cpp(true)
-        .pic(true)
-        .std("c++17")
-        // libtorch's headers as system headers: their warnings are not ours.
-        .flag("-isystem")
-        .flag(include.display().to_string())
-        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        .file("csrc/onednn.cpp")
-        .compile("archc_onednn");
-    if arch == "x86_64" {
-        // The grouped-convolution kernel runs on libtorch's OpenMP threads: libtorch's own
-        // libgomp, which sits in its lib folder (searched first, and on the rpath).
-        cc::Build::new()
-            .cpp(true)
+    // C++17 against libtorch's headers, included as system headers: their warnings are not ours.
+    let cpp = || {
+        let mut b = cc::Build::new();
+        b.cpp(true)
             .pic(true)
             .std("c++17")
             .flag("-isystem")
             .flag(include.display().to_string())
-            .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+            .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str());
+        b
+    };
+    cpp().file("csrc/onednn.cpp").compile("archc_onednn");
+    if arch == "x86_64" {
+        // The grouped-convolution kernel runs on libtorch's OpenMP threads: libtorch's own
+        // libgomp, which sits in its lib folder (searched first, and on the rpath).
+        cpp()
             .flag("-fopenmp")
             .file("csrc/grouped.cpp")
             .compile("archc_grouped");
         println!("cargo:rustc-link-lib=gomp");
-        cc::Build::new()
-            .cpp(true)
-            .pic(true)
-            .std("c++17")
-            .file("csrc/peak.cpp")
-            .compile("archc_peak");
+        cpp().file("csrc/peak.cpp").compile("archc_peak");
     }
 }

@@ -37,6 +37,8 @@
 //! node) → `cost::analyze`; ARCHITECTURE.md describes it.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "chart")]
+pub mod chart;
 pub mod cost;
 pub mod diag;
 pub mod emit;

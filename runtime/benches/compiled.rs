@@ -18,69 +18,42 @@ use archc_runtime::Network;
 use archc_runtime::fast::{Inference, Options, peak_flops};
 use common::*;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// One `scripts/torch_compiled.py` process: a compiled model waiting for `time N` requests.
 struct Compiled {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    server: PythonServer,
     compile_s: f64,
 }
 
 impl Compiled {
     fn start(python: &Path, model: &str, kind: &str, batch: i64, threads: i32) -> Option<Compiled> {
         let mode = std::env::var("ARCHC_COMPILE_MODE").unwrap_or_else(|_| "default".into());
-        let mut child = Command::new(python)
-            .arg(root().join("scripts/torch_compiled.py"))
-            .args(["--model", model, "--dtype", kind, "--mode", &mode])
-            .args(["--batch", &batch.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| eprintln!("torch_compiled.py: {e}"))
-            .ok()?;
-        let stdin = child.stdin.take()?;
-        let mut stdout = BufReader::new(child.stdout.take()?);
-        let ready = read_json(&mut stdout)?;
-        Some(Compiled {
-            child,
-            stdin,
-            stdout,
-            compile_s: ready["compile_s"].as_f64()?,
-        })
+        let args = flags(&[
+            ("--model", model.to_string()),
+            ("--dtype", kind.to_string()),
+            ("--mode", mode),
+            ("--batch", batch.to_string()),
+            ("--threads", threads.to_string()),
+        ]);
+        let server = PythonServer::start(python, "torch_compiled.py", &args)?;
+        let compile_s = server.ready["compile_s"].as_f64()?;
+        Some(Compiled { server, compile_s })
     }
 
+    /// The milliseconds of `passes` timed passes.
     fn time(&mut self, passes: usize) -> Option<Vec<f64>> {
-        writeln!(self.stdin, "time {passes}").ok()?;
-        let v = read_json(&mut self.stdout)?;
+        let line = self.server.ask(&format!("time {passes}"))?;
+        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
         v["ms"]
             .as_array()?
             .iter()
             .map(serde_json::Value::as_f64)
             .collect()
     }
-}
-
-impl Drop for Compiled {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.child.wait();
-    }
-}
-
-fn read_json(r: &mut impl BufRead) -> Option<serde_json::Value> {
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    serde_json::from_str(&line)
-        .map_err(|e| eprintln!("torch_compiled.py said {line:?}: {e}"))
-        .ok()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

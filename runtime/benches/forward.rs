@@ -104,22 +104,14 @@ fn main() {
     tch::manual_seed(0);
     let vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
-    let fp32 = Inference::new(
-        &net,
-        Options {
-            kind: Kind::Float,
+    let [fp32, bf16] = [Kind::Float, Kind::BFloat16].map(|kind| {
+        let options = Options {
+            kind,
             channels_last: true,
             ..Default::default()
-        },
-    );
-    let bf16 = Inference::new(
-        &net,
-        Options {
-            kind: Kind::BFloat16,
-            channels_last: true,
-            ..Default::default()
-        },
-    );
+        };
+        Inference::new(&net, options)
+    });
 
     let mut rows = String::new();
     let mut errors = String::new();
@@ -131,40 +123,46 @@ fn main() {
         let torch_cl = torch_ms(&python, "fp32-cl", batch, &torch_device, threads, repeat);
         let ours_bf16 = median_ms(device, repeat, || bf16.forward(&x));
         let torch_bf16 = torch_ms(&python, "bf16-cl", batch, &torch_device, threads, repeat);
-        let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
-        let ratio =
-            |a: f64, b: Option<f64>| b.map_or("n/a".to_string(), |b| format!("{:.2}", a / b));
         let best = [torch_fp32, torch_cl, torch_bf16]
             .into_iter()
             .flatten()
-            .fold(f64::INFINITY, f64::min);
-        let _ = writeln!(
-            rows,
-            "| {batch} | eager fp32 (BN as its own op) | {} | PyTorch eager fp32: {} | **{}** |",
-            fmt(Some(ours_eager)),
-            fmt(torch_fp32),
-            ratio(ours_eager, torch_fp32)
-        );
-        let _ = writeln!(
-            rows,
-            "| {batch} | inference mode fp32 (BN folded, channels-last) | {} | PyTorch eager fp32 channels-last: {} | **{}** |",
-            fmt(Some(ours_fp32)),
-            fmt(torch_cl),
-            ratio(ours_fp32, torch_cl)
-        );
-        let _ = writeln!(
-            rows,
-            "| {batch} | inference mode bf16 (BN folded, channels-last) | {} | PyTorch bf16 autocast channels-last: {} | **{}** (vs PyTorch fp32: {}; vs PyTorch's best: {}) |",
-            fmt(Some(ours_bf16)),
-            fmt(torch_bf16),
-            ratio(ours_bf16, torch_bf16),
+            .reduce(f64::min);
+        let versus = format!(
+            " (vs PyTorch fp32: {}; vs PyTorch's best: {})",
             ratio(ours_bf16, torch_fp32),
-            if best.is_finite() {
-                format!("{:.2}", ours_bf16 / best)
-            } else {
-                "n/a".to_string()
-            }
+            ratio(ours_bf16, best)
         );
+        for (ours_what, ours, theirs_what, theirs, note) in [
+            (
+                "eager fp32 (BN as its own op)",
+                ours_eager,
+                "PyTorch eager fp32",
+                torch_fp32,
+                "",
+            ),
+            (
+                "inference mode fp32 (BN folded, channels-last)",
+                ours_fp32,
+                "PyTorch eager fp32 channels-last",
+                torch_cl,
+                "",
+            ),
+            (
+                "inference mode bf16 (BN folded, channels-last)",
+                ours_bf16,
+                "PyTorch bf16 autocast channels-last",
+                torch_bf16,
+                versus.as_str(),
+            ),
+        ] {
+            let _ = writeln!(
+                rows,
+                "| {batch} | {ours_what} | {} | {theirs_what}: {} | **{}**{note} |",
+                fmt_ms(Some(ours)),
+                fmt_ms(theirs),
+                ratio(ours, theirs)
+            );
+        }
         let reference = tch::no_grad(|| net.forward_t(&x, false));
         let _ = writeln!(
             errors,

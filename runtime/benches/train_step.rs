@@ -19,9 +19,7 @@ use archc_runtime::recipe::{Precision, Recipe};
 use archc_runtime::train::Trainer;
 use common::*;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -31,53 +29,33 @@ const WARMUP: usize = 2;
 
 /// PyTorch's side: scripts/torch_train_step.py in `--serve` mode.
 struct TorchServer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    server: PythonServer,
     device_name: String,
 }
 
 impl TorchServer {
     fn start(python: &Path, batch: i64, size: i64, device: &str, threads: i32) -> Option<Self> {
-        let mut child = Command::new(python)
-            .arg(root().join("scripts/torch_train_step.py"))
-            .args(["--serve", "--device", device])
-            .args(["--batch", &batch.to_string(), "--size", &size.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| eprintln!("torch_train_step.py: {e}"))
-            .ok()?;
-        let stdin = child.stdin.take()?;
-        let mut stdout = BufReader::new(child.stdout.take()?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|_| eprintln!("torch_train_step.py said: {line}"))
-            .ok()?;
+        let mut args = vec!["--serve".to_string()];
+        args.extend(flags(&[
+            ("--device", device.to_string()),
+            ("--batch", batch.to_string()),
+            ("--size", size.to_string()),
+            ("--threads", threads.to_string()),
+        ]));
+        let server = PythonServer::start(python, "torch_train_step.py", &args)?;
+        let device_name = server.ready["device_name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         Some(TorchServer {
-            child,
-            stdin,
-            stdout,
-            device_name: v["device_name"].as_str().unwrap_or("").to_string(),
+            server,
+            device_name,
         })
     }
 
     /// One PyTorch step's milliseconds.
     fn step(&mut self, precision: &str) -> Option<f64> {
-        writeln!(self.stdin, "{precision}").ok()?;
-        self.stdin.flush().ok()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).ok()?;
-        line.trim().parse().ok()
-    }
-}
-
-impl Drop for TorchServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.ask(precision)?.trim().parse().ok()
     }
 }
 
@@ -249,8 +227,6 @@ fn main() {
         .collect();
     eprintln!("train steps done");
 
-    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
-    let ratio = |a: f64, b: Option<f64>| b.map_or("n/a".to_string(), |b| format!("{:.2}", a / b));
     // Training ≈ 3× the forward pass (forward, and backward for activations and weights).
     let flops = 3.0 * resnext.report.total.macs as f64 * 2.0 * batch as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
@@ -298,13 +274,7 @@ fn main() {
             (true, Some(p)) => format!("{t:.1} ({:.1}% of {p:.0} peak bf16)", 100.0 * t / p),
             _ => format!("{t:.2}"),
         };
-        let _ = writeln!(
-            body,
-            "| {name} | {} | {} | **{}** | {tf} |",
-            fmt(Some(ours)),
-            fmt(torch),
-            ratio(ours, torch)
-        );
+        let _ = writeln!(body, "| {name} | {} | {tf} |", versus(ours, torch));
     }
     let best = |k: &[usize]| {
         k.iter()

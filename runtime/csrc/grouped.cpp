@@ -19,31 +19,14 @@
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
 
+#include "ffi.h"
+
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
 
 namespace {
 
-char *message(const char *what) {
-  size_t n = std::strlen(what);
-  char *copy = static_cast<char *>(std::malloc(n + 1));
-  if (copy != nullptr) std::memcpy(copy, what, n + 1);
-  return copy;
-}
-
-template <typename F> char *guarded(F &&f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const std::exception &e) {
-    return message(e.what());
-  } catch (...) {
-    return message("unknown C++ exception");
-  }
-}
+using archc::guard;
 
 constexpr int kTile = 8;                 // output pixels per register block
 alignas(64) const uint16_t kZeros[16] = {};  // the padding's input channels
@@ -214,7 +197,7 @@ int archc_grouped_supported(int64_t cpg) {
 // Packs an OIHW 3×3 weight (O = C, I = cpg) into [C/16][9][cpg/2][16] pairs of bf16, the 16 in
 // accumulator-lane order.
 char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, at::Tensor **out) {
-  return guarded([&] {
+  return guard([&] {
     TORCH_CHECK(kernel(cpg) != nullptr, "grouped kernel: 4 or 8 channels per group");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
@@ -240,7 +223,7 @@ char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, at::Tensor **out
 // relu?(grouped_conv3x3(x) + bias): x bf16 channels-last [N, C, H, W], padding 1.
 char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at::Tensor *bias,
                          int64_t stride, int64_t cpg, int relu, at::Tensor **out) {
-  return guarded([&] {
+  return guard([&] {
     RowFn fn = kernel(cpg);
     TORCH_CHECK(fn != nullptr && archc_grouped_supported(cpg), "grouped kernel: unsupported");
     TORCH_CHECK(stride == 1 || stride == 2, "grouped kernel: stride 1 or 2");

@@ -12,35 +12,14 @@
 #include <ATen/core/ivalue.h>
 #include <ATen/core/stack.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
+#include "ffi.h"
+
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
 
-char *error_message(const char *what) {
-  size_t n = std::strlen(what);
-  char *copy = static_cast<char *>(std::malloc(n + 1));
-  if (copy != nullptr) {
-    std::memcpy(copy, what, n + 1);
-  }
-  return copy;
-}
-
-template <typename F> char *guard(F &&f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const std::exception &e) {
-    return error_message(e.what());
-  } catch (...) {
-    return error_message("unknown C++ exception");
-  }
-}
+using archc::guard;
 
 std::vector<int64_t> ints(const int64_t *p, size_t n) { return std::vector<int64_t>(p, p + n); }
 
@@ -54,6 +33,14 @@ c10::IValue optional_tensor(const at::Tensor *t) {
 
 c10::IValue optional_string(const char *s) {
   return s == nullptr ? c10::IValue() : c10::IValue(std::string(s));
+}
+
+// The geometry's four arguments, as every mkldnn convolution operator takes them in a row.
+void push_geometry(torch::jit::Stack &stack, const archc_geometry *g) {
+  stack.emplace_back(ints(g->padding, 2));
+  stack.emplace_back(ints(g->stride, 2));
+  stack.emplace_back(ints(g->dilation, 2));
+  stack.emplace_back(g->groups);
 }
 
 c10::OperatorHandle op(const char *name, const char *overload) {
@@ -76,13 +63,13 @@ int archc_onednn_available() {
 
 // `weight` (OIHW, the dtype the convolution will run in) pre-packed into oneDNN's blocked layout
 // for inputs of `input_size` (N, C, H, W).
-char *archc_reorder_conv_weight(const at::Tensor *weight, const int64_t *padding,
-                                const int64_t *stride, const int64_t *dilation, int64_t groups,
+char *archc_reorder_conv_weight(const at::Tensor *weight, const archc_geometry *g,
                                 const int64_t *input_size, size_t input_dims, at::Tensor **out) {
   return guard([&] {
     static const auto handle = op("mkldnn::_reorder_convolution_weight", "");
-    torch::jit::Stack stack{*weight, ints(padding, 2), ints(stride, 2), ints(dilation, 2), groups,
-                            ints(input_size, input_dims)};
+    torch::jit::Stack stack{*weight};
+    push_geometry(stack, g);
+    stack.emplace_back(ints(input_size, input_dims));
     handle.callBoxed(&stack);
     *out = new at::Tensor(stack.at(0).toTensor());
   });
@@ -90,20 +77,13 @@ char *archc_reorder_conv_weight(const at::Tensor *weight, const int64_t *padding
 
 // y = unary(conv(x, weight) + bias), unary being "none" or "relu".
 char *archc_conv_pointwise(const at::Tensor *x, const at::Tensor *weight, const at::Tensor *bias,
-                           const int64_t *padding, const int64_t *stride, const int64_t *dilation,
-                           int64_t groups, const char *unary, at::Tensor **out) {
+                           const archc_geometry *g, const char *unary, at::Tensor **out) {
   return guard([&] {
     static const auto handle = op("mkldnn::_convolution_pointwise", "");
-    torch::jit::Stack stack{*x,
-                            *weight,
-                            optional_tensor(bias),
-                            ints(padding, 2),
-                            ints(stride, 2),
-                            ints(dilation, 2),
-                            groups,
-                            std::string(unary),
-                            no_scalars(),
-                            c10::IValue()};
+    torch::jit::Stack stack{*x, *weight, optional_tensor(bias)};
+    push_geometry(stack, g);
+    for (auto v : {c10::IValue(std::string(unary)), no_scalars(), c10::IValue()})
+      stack.push_back(std::move(v));
     handle.callBoxed(&stack);
     *out = new at::Tensor(stack.at(0).toTensor());
   });
@@ -111,23 +91,14 @@ char *archc_conv_pointwise(const at::Tensor *x, const at::Tensor *weight, const 
 
 // other = unary(conv(x, weight) + bias + other), in place; unary is nullptr or "relu".
 char *archc_conv_add_(at::Tensor *other, const at::Tensor *x, const at::Tensor *weight,
-                      const at::Tensor *bias, const int64_t *padding, const int64_t *stride,
-                      const int64_t *dilation, int64_t groups, const char *unary) {
+                      const at::Tensor *bias, const archc_geometry *g, const char *unary) {
   return guard([&] {
     static const auto handle = op("mkldnn::_convolution_pointwise_", "binary");
-    torch::jit::Stack stack{*other,
-                            *x,
-                            *weight,
-                            optional_tensor(bias),
-                            ints(padding, 2),
-                            ints(stride, 2),
-                            ints(dilation, 2),
-                            groups,
-                            std::string("add"),
-                            c10::IValue(),
-                            optional_string(unary),
-                            no_scalars(),
-                            c10::IValue()};
+    torch::jit::Stack stack{*other, *x, *weight, optional_tensor(bias)};
+    push_geometry(stack, g);
+    for (auto v : {c10::IValue(std::string("add")), c10::IValue(), optional_string(unary),
+                   no_scalars(), c10::IValue()})
+      stack.push_back(std::move(v));
     handle.callBoxed(&stack);
   });
 }

@@ -3,6 +3,7 @@
 //! paper's Figure 5 does.
 
 use crate::train::EpochRecord;
+use archc::chart::ChartExt;
 use plotters::prelude::*;
 
 /// One run's curves: a label and its epochs.
@@ -87,22 +88,9 @@ pub fn svg(title: &str, runs: &[Run]) -> Result<String, String> {
                     .filter_map(|e| pick(e).map(|v| (e.epoch as f64, v)))
                     .filter(|p| p.1.is_finite())
                     .collect();
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(run.label.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
+                chart.labelled_line(pts, color.stroke_width(2), run.label.clone())?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .draw()
-                .map_err(|e| e.to_string())?;
+            chart.legend(SeriesLabelPosition::UpperRight)?;
         }
         root.present().map_err(|e| e.to_string())?;
     }

@@ -92,19 +92,37 @@ enum Step {
     Conv(nn::Conv2D, __private::ConvSpec),
     Bn(nn::BatchNorm),
     Relu,
-    MaxPool {
-        kernel: [i64; 2],
-        stride: i64,
-        pad: [i64; 2],
-    },
+    MaxPool(MaxPool),
     AvgPool,
     Linear(nn::Linear),
     Add,
     Concat,
-    Slice {
-        index: i64,
-        parts: i64,
-    },
+    Slice { index: i64, parts: i64 },
+}
+
+/// A plan value that an earlier step computed (plans run in topological order, and a value is
+/// freed only after its last use).
+fn computed(values: &[Option<Tensor>], i: usize) -> &Tensor {
+    values[i].as_ref().expect("plan: input computed")
+}
+
+/// A max-pooling step's window: the one description the network and the inference plan share.
+#[derive(Debug, Clone, Copy)]
+struct MaxPool {
+    kernel: [i64; 2],
+    stride: i64,
+    pad: [i64; 2],
+}
+
+impl MaxPool {
+    fn f_apply(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        let s = [self.stride, self.stride];
+        x.f_max_pool2d(self.kernel, s, self.pad, [1, 1], false)
+    }
+
+    fn apply(&self, x: &Tensor) -> Tensor {
+        self.f_apply(x).unwrap_or_else(|e| panic!("max-pool: {e}"))
+    }
 }
 
 /// A node: its step, its inputs (indices of earlier nodes) and which inputs die after it.
@@ -253,11 +271,11 @@ impl Network {
                     kernel,
                     stride,
                     pad,
-                } => Step::MaxPool {
+                } => Step::MaxPool(MaxPool {
                     kernel: [kernel.0 as i64, kernel.1 as i64],
                     stride: stride as i64,
                     pad: [pad.0 as i64, pad.1 as i64],
-                },
+                }),
                 Op::GlobalAvgPool => Step::AvgPool,
                 Op::Linear { out, bias } => Step::Linear(__private::linear(
                     &sub(root, &node.path),
@@ -353,11 +371,7 @@ impl Network {
                     && !matches!(self.nodes[*f].step, Step::Input | Step::Slice { .. })
             });
             let mut mine = owned.and_then(|f| values[f].take());
-            let arg = |k: usize| {
-                values[node.inputs[k]]
-                    .as_ref()
-                    .expect("plan: input computed")
-            };
+            let arg = |k: usize| computed(&values, node.inputs[k]);
             let y = match &node.step {
                 Step::Input => xs.shallow_clone(),
                 Step::Conv(c, _) => arg(0).apply(c),
@@ -369,11 +383,7 @@ impl Network {
                     }
                     None => arg(0).relu(),
                 },
-                Step::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => arg(0).max_pool2d(kernel, [*stride, *stride], pad, [1, 1], false),
+                Step::MaxPool(pool) => pool.apply(arg(0)),
                 Step::AvgPool => arg(0).adaptive_avg_pool2d([1, 1]),
                 Step::Linear(l) => arg(0).flatten(1, -1).apply(l),
                 Step::Add => {

@@ -5,16 +5,13 @@
 //! budget lines dashed in black, feasible points filled and the others hollow. A panel's y axis is
 //! logarithmic when its figures span more than two orders of magnitude.
 
+use crate::chart::{Chart, ChartExt};
 use crate::cost::budget::{Figure, Figures};
 use crate::cost::{grouped, si};
 use crate::tools::sweep::{Series, Sweep, series};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-
-/// A panel's chart: a linear x axis, and a linear or logarithmic y axis.
-type Chart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
 
 /// A y axis of a panel: linear or logarithmic, over `f64`.
 trait YAxis: Ranged<ValueType = f64> + ValueFormatter<f64> {}
@@ -180,15 +177,7 @@ fn draw_chart<'a, DB: DrawingBackend + 'a, Y: YAxis>(
         .map_err(|e| e.to_string())?;
     draw_series(chart, panel)?;
     draw_budgets(chart, panel)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    chart.legend(SeriesLabelPosition::UpperLeft)
 }
 
 /// One line per series, its points filled where feasible and hollow elsewhere.
@@ -205,13 +194,7 @@ fn draw_series<'a, DB: DrawingBackend + 'a, Y: YAxis>(
             .map(|p| (p.0, p.1.get(figure) as f64))
             .filter(|p| p.1 > 0.0)
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(se.label.clone())
-            .legend(move |(lx, ly)| {
-                PathElement::new(vec![(lx, ly), (lx + 20, ly)], color.stroke_width(2))
-            });
+        chart.labelled_line(pts, color.stroke_width(2), se.label.clone())?;
         chart
             .draw_series(se.points.iter().filter(|p| p.1.get(figure) > 0).map(|p| {
                 let style = if p.2 { color.filled() } else { WHITE.filled() };
@@ -233,13 +216,9 @@ fn draw_budgets<'a, DB: DrawingBackend + 'a, Y: YAxis>(
     for (limit, label) in &panel.lines {
         // Black, so the budget is never mistaken for a series of the palette.
         let line = BLACK.stroke_width(2);
+        let dashes = DashedLineSeries::new(vec![(x0, *limit), (x1, *limit)], 8, 6, line);
         chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x0, *limit), (x1, *limit)],
-                8,
-                6,
-                line,
-            ))
+            .draw_series(dashes)
             .map_err(|e| e.to_string())?
             .label(format!("budget {label}"))
             .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], line));

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use archc_runtime::parse_device;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use tch::Device;
 
 /// The repository (or, on a GPU box, the unpacked bundle: `ARCHC_ROOT`).
@@ -76,6 +78,30 @@ pub fn write_section(name: &str, body: &str) {
     std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
 }
 
+/// Milliseconds with one decimal, or `n/a`.
+pub fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"))
+}
+
+/// `ours / theirs` with two decimals (below 1.00: we are faster), or `n/a`.
+pub fn ratio(ours: f64, theirs: Option<f64>) -> String {
+    theirs.map_or("n/a".to_string(), |t| format!("{:.2}", ours / t))
+}
+
+/// Three table cells: ours, theirs and the ratio in bold.
+pub fn versus(ours: f64, theirs: Option<f64>) -> String {
+    let (a, b, r) = (fmt_ms(Some(ours)), fmt_ms(theirs), ratio(ours, theirs));
+    format!("{a} | {b} | **{r}**")
+}
+
+/// `--name value` pairs as one argument list.
+pub fn flags(pairs: &[(&str, String)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(k, v)| [k.to_string(), v.clone()])
+        .collect()
+}
+
 /// Today's date (UTC), as `date -u +%Y-%m-%d` prints it.
 pub fn date() -> String {
     std::process::Command::new("date")
@@ -95,4 +121,65 @@ pub fn cpu_name() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default()
+}
+
+/// A PyTorch-side script running as a server (`scripts/torch_train_step.py --serve`,
+/// `scripts/torch_compiled.py`): it prints one JSON line when it is ready, then answers each
+/// request line with one line. Killed when dropped.
+pub struct PythonServer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The first line it printed.
+    pub ready: serde_json::Value,
+}
+
+impl PythonServer {
+    /// Starts `python scripts/SCRIPT ARGS…` and waits for its ready line; `None` (with the reason
+    /// on stderr) when it fails.
+    pub fn start(python: &Path, script: &str, args: &[String]) -> Option<PythonServer> {
+        let mut child = Command::new(python)
+            .arg(root().join("scripts").join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| eprintln!("{script}: {e}"))
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let stdout = BufReader::new(child.stdout.take()?);
+        let mut server = PythonServer {
+            child,
+            stdin,
+            stdout,
+            ready: serde_json::Value::Null,
+        };
+        let line = server.read()?;
+        server.ready = serde_json::from_str(&line)
+            .map_err(|_| eprintln!("{script} said: {line}"))
+            .ok()?;
+        Some(server)
+    }
+
+    /// Sends one request line and returns the answer line.
+    pub fn ask(&mut self, request: &str) -> Option<String> {
+        writeln!(self.stdin, "{request}").ok()?;
+        self.stdin.flush().ok()?;
+        self.read()
+    }
+
+    fn read(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => Some(line),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

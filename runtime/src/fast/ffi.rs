@@ -13,10 +13,7 @@ unsafe extern "C" {
     fn archc_onednn_available() -> c_int;
     fn archc_reorder_conv_weight(
         weight: *const C_tensor,
-        padding: *const i64,
-        stride: *const i64,
-        dilation: *const i64,
-        groups: i64,
+        g: *const Geometry,
         input_size: *const i64,
         input_dims: usize,
         out: *mut *mut C_tensor,
@@ -25,10 +22,7 @@ unsafe extern "C" {
         x: *const C_tensor,
         weight: *const C_tensor,
         bias: *const C_tensor,
-        padding: *const i64,
-        stride: *const i64,
-        dilation: *const i64,
-        groups: i64,
+        g: *const Geometry,
         unary: *const c_char,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
@@ -37,10 +31,7 @@ unsafe extern "C" {
         x: *const C_tensor,
         weight: *const C_tensor,
         bias: *const C_tensor,
-        padding: *const i64,
-        stride: *const i64,
-        dilation: *const i64,
-        groups: i64,
+        g: *const Geometry,
         unary: *const c_char,
     ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
@@ -79,18 +70,22 @@ fn check(error: *mut c_char) -> Result<(), TchError> {
     Err(TchError::Torch(message))
 }
 
-/// Takes ownership of a tensor the C++ side allocated with `new`.
-fn owned(ptr: *mut C_tensor) -> Tensor {
-    // SAFETY: `ptr` is a fresh `new torch::Tensor` from csrc/onednn.cpp, owned by nobody else;
-    // tch's `Tensor` frees it on drop.
-    unsafe { Tensor::from_ptr(ptr) }
+/// Runs a C++ call that writes a new tensor into its `out` argument, and takes ownership of it.
+fn returning(call: impl FnOnce(*mut *mut C_tensor) -> *mut c_char) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    check(call(&mut out))?;
+    // SAFETY: on success the C++ side wrote a fresh `new torch::Tensor` into `out`, owned by
+    // nobody else; tch's `Tensor` frees it on drop.
+    Ok(unsafe { Tensor::from_ptr(out) })
 }
 
 fn bias_ptr(bias: Option<&Tensor>) -> *const C_tensor {
     bias.map_or(std::ptr::null(), Tensor::as_ptr)
 }
 
-/// The convolution's geometry, as oneDNN's operators take it.
+/// The convolution's geometry, as oneDNN's operators take it (`archc_geometry` in
+/// `csrc/ffi.h`: the same fields in the same order).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Geometry {
     pub padding: [i64; 2],
@@ -112,22 +107,17 @@ pub(crate) fn reorder_conv_weight(
     g: &Geometry,
     input_size: &[i64],
 ) -> Result<Tensor, TchError> {
-    let mut out = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call: the tensor is borrowed, the arrays have two
-    // elements (input_size: `input_size.len()`), `out` is written once on success.
-    let error = unsafe {
+    // SAFETY: every pointer is valid for the call: the tensor and the geometry are borrowed,
+    // `input_size` has `input_size.len()` elements, `out` is written once on success.
+    returning(|out| unsafe {
         archc_reorder_conv_weight(
             weight.as_ptr(),
-            g.padding.as_ptr(),
-            g.stride.as_ptr(),
-            g.dilation.as_ptr(),
-            g.groups,
+            g,
             input_size.as_ptr(),
             input_size.len(),
-            &mut out,
+            out,
         )
-    };
-    check(error).map(|()| owned(out))
+    })
 }
 
 /// `relu?(conv(x, weight) + bias)` as one oneDNN primitive.
@@ -139,22 +129,17 @@ pub(crate) fn conv_pointwise(
     relu: bool,
 ) -> Result<Tensor, TchError> {
     let unary = CString::new(if relu { "relu" } else { "none" }).expect("no NUL");
-    let mut out = std::ptr::null_mut();
     // SAFETY: as in `reorder_conv_weight`; `unary` lives across the call.
-    let error = unsafe {
+    returning(|out| unsafe {
         archc_conv_pointwise(
             x.as_ptr(),
             weight.as_ptr(),
             bias_ptr(bias),
-            g.padding.as_ptr(),
-            g.stride.as_ptr(),
-            g.dilation.as_ptr(),
-            g.groups,
+            g,
             unary.as_ptr(),
-            &mut out,
+            out,
         )
-    };
-    check(error).map(|()| owned(out))
+    })
 }
 
 /// `other ← relu?(conv(x, weight) + bias + other)`, in place, as one oneDNN primitive (the
@@ -181,10 +166,7 @@ pub(crate) fn conv_add_(
             x.as_ptr(),
             weight.as_ptr(),
             bias_ptr(bias),
-            g.padding.as_ptr(),
-            g.stride.as_ptr(),
-            g.dilation.as_ptr(),
-            g.groups,
+            g,
             unary,
         )
     };
@@ -209,10 +191,8 @@ pub(crate) fn grouped_supported(cpg: i64) -> bool {
 /// A grouped 3×3 weight (OIHW, O = C, I = `cpg`) packed for the grouped kernel.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn grouped_pack(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
-    let mut out = std::ptr::null_mut();
     // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
-    let error = unsafe { archc_grouped_pack(weight.as_ptr(), cpg, &mut out) };
-    check(error).map(|()| owned(out))
+    returning(|out| unsafe { archc_grouped_pack(weight.as_ptr(), cpg, out) })
 }
 
 /// `relu?(grouped_conv3x3(x) + bias)` with padding 1 on bf16 channels-last `x`; `bias` in fp32.
@@ -225,10 +205,9 @@ pub(crate) fn grouped_conv(
     cpg: i64,
     relu: bool,
 ) -> Result<Tensor, TchError> {
-    let mut out = std::ptr::null_mut();
     // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts and
     // sizes before reading them; `out` is written once on success.
-    let error = unsafe {
+    returning(|out| unsafe {
         archc_grouped_conv(
             x.as_ptr(),
             packed.as_ptr(),
@@ -236,10 +215,9 @@ pub(crate) fn grouped_conv(
             stride,
             cpg,
             c_int::from(relu),
-            &mut out,
+            out,
         )
-    };
-    check(error).map(|()| owned(out))
+    })
 }
 
 /// The FLOP/s `threads` threads reach together with the CPU's widest multiply-add: AVX-512 FMA

@@ -27,7 +27,7 @@
 
 mod ffi;
 
-use crate::{Network, Step};
+use crate::{Network, Step, computed};
 use ffi::Geometry;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,11 +86,7 @@ enum FStep {
         relu: bool,
     },
     Relu,
-    MaxPool {
-        kernel: [i64; 2],
-        stride: i64,
-        pad: [i64; 2],
-    },
+    MaxPool(crate::MaxPool),
     AvgPool,
     Linear {
         w: Tensor,
@@ -245,15 +241,7 @@ impl Inference {
                     }
                 }
                 Step::Relu => FStep::Relu,
-                Step::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => FStep::MaxPool {
-                    kernel: *kernel,
-                    stride: *stride,
-                    pad: *pad,
-                },
+                Step::MaxPool(pool) => FStep::MaxPool(*pool),
                 Step::AvgPool => FStep::AvgPool,
                 Step::Linear(l) => FStep::Linear {
                     w: vec_kind(&l.ws),
@@ -370,11 +358,7 @@ impl Inference {
         let mut values: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut last = None;
         for (i, node) in self.nodes.iter().enumerate() {
-            let arg = |k: usize| {
-                values[node.inputs[k]]
-                    .as_ref()
-                    .expect("plan: input computed")
-            };
+            let arg = |k: usize| computed(&values, node.inputs[k]);
             let y = match &node.step {
                 FStep::Input => xs.shallow_clone(),
                 FStep::Conv {
@@ -397,9 +381,7 @@ impl Inference {
                         Packed::OneDnn(w) if *add => {
                             // Write into the shortcut's buffer when this is its last use.
                             let mut other = self.take_or_copy(node, 1, &mut values)?;
-                            let x = values[node.inputs[0]]
-                                .as_ref()
-                                .expect("plan: input computed");
+                            let x = computed(&values, node.inputs[0]);
                             ffi::conv_add_(&mut other, x, w, b.as_ref(), g, *relu)?;
                             other
                         }
@@ -438,21 +420,14 @@ impl Inference {
                     y
                 }
                 FStep::Relu => arg(0).f_relu()?,
-                FStep::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => arg(0).f_max_pool2d(kernel, [*stride, *stride], pad, [1, 1], false)?,
+                FStep::MaxPool(pool) => pool.f_apply(arg(0))?,
                 FStep::AvgPool => arg(0).f_adaptive_avg_pool2d([1, 1])?,
                 FStep::Linear { w, b } => arg(0).f_flatten(1, -1)?.f_linear(w, b.as_ref())?,
                 FStep::Add { relu } => {
                     // The branch output dies here: add into it in place.
                     let mut acc = self.take_or_copy(node, 0, &mut values)?;
                     for k in 1..node.inputs.len() {
-                        let other = values[node.inputs[k]]
-                            .as_ref()
-                            .expect("plan: input computed");
-                        let _ = acc.f_add_(other)?;
+                        let _ = acc.f_add_(computed(&values, node.inputs[k]))?;
                     }
                     if *relu {
                         let _ = acc.f_relu_()?;
@@ -488,7 +463,7 @@ impl Inference {
         if owned && node.frees.contains(&x) && !node.inputs[..k].contains(&x) {
             Ok(values[x].take().expect("plan: input computed"))
         } else {
-            let x = values[x].as_ref().expect("plan: input computed");
+            let x = computed(values, x);
             let mut copy = x.f_empty_like()?;
             copy.f_copy_(x)?;
             Ok(copy)
