@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, on a machine with cargo, everything the GPU check needs into gpu-bundle/ (git-ignored):
-# the runtime's test binaries, the forward and train-step benchmarks, archc-run, the specs, the
+# the runtime's test binaries, the forward, train-step and torch.compile benchmarks, archc-run, the specs, the
 # recipes, the digits and the Python helpers.
 # Copy gpu-bundle/ to a GPU box that has PyTorch 2.11 (but maybe no Rust) and run
 # `gpu-bundle/scripts/gpu-run.sh` there.
@@ -20,7 +20,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])
 ' | while read -r name exe; do cp "$exe" "$out/bin/test-$name"; done
-cargo bench -p archc-runtime --bench forward --bench train_step --no-run --message-format=json 2>/dev/null \
+cargo bench -p archc-runtime --bench forward --bench train_step --bench compiled --no-run --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -35,7 +35,7 @@ cp -r specs recipes "$out/"
 python3 scripts/digits.py --out data/digits
 mkdir -p "$out/data" && cp -r data/digits "$out/data/"
 cp scripts/gpu-run.sh scripts/parity.py scripts/reference.py scripts/torch_forward.py \
-  scripts/torch_train_step.py "$out/scripts/"
+  scripts/torch_train_step.py scripts/torch_compiled.py "$out/scripts/"
 # The DDP check: a generated PyTorch module, the trainer and the checker.
 cargo run -q -p archc --bin archc -- codegen --target pytorch \
   runtime/tests/pytorch/digits_tiny.arch -o "$out/digits_tiny.py"

@@ -6,8 +6,10 @@
 # 3. the train-step benchmark on CUDA: our step / PyTorch eager's in fp32 and bf16 (autocast),
 #    the achieved TFLOP/s against the GPU's bf16 peak (ARCHC_GPU_PEAK_TFLOPS overrides the
 #    table in runtime/benches/train_step.rs), and the loader's images/s; into BENCHMARKS.md;
-# 4. archc-run on CUDA as a smoke test: bench, and a short bf16 training run on the digits;
-# 5. DDP with NCCL on every GPU of the box: scripts/ddp_train.py under torchrun trains a
+# 4. the inference mode (cuDNN autotuning on) against torch.compile with mode "reduce-overhead"
+#    (CUDA graphs), fp32 and bf16, batch 1, 8 and 32, resnext50_32x4d and resnet50;
+# 5. archc-run on CUDA as a smoke test: bench, and a short bf16 training run on the digits;
+# 6. DDP with NCCL on every GPU of the box: scripts/ddp_train.py under torchrun trains a
 #    generated module (digits_tiny.py) for two epochs; every rank must hold exactly the
 #    checkpoint's weights, and the checkpoint must load into the module on the CPU
 #    (strict=True) with the GPU's logits (relative L2 <= 1e-5, TF32 off).
@@ -32,6 +34,9 @@ bin/bench-forward --bench --device cuda
 echo "== train-step benchmark on CUDA"
 bin/bench-train-step --bench --device cuda
 
+echo "== inference mode against torch.compile (reduce-overhead) on CUDA"
+bin/bench-compiled --bench --device cuda
+
 echo "== archc-run on CUDA"
 for dtype in f32 bf16; do
   mode=$([ "$dtype" = f32 ] && echo eager || echo fast)
@@ -49,4 +54,4 @@ NVIDIA_TF32_OVERRIDE=0 "$PYTHON" -m torch.distributed.run --standalone --nproc_p
 "$PYTHON" scripts/pytorch_check.py --ranks ddp
 NVIDIA_TF32_OVERRIDE=0 "$PYTHON" scripts/pytorch_check.py --module digits_tiny.py \
   --class DigitsTiny --weights ddp/last.safetensors --io ddp/sample.safetensors
-echo "BENCHMARKS.md in $PWD now has the CUDA tables (sections forward-cuda and train-cuda)."
+echo "BENCHMARKS.md in $PWD now has the CUDA tables (sections forward-cuda, train-cuda and compiled-cuda)."

@@ -25,8 +25,10 @@ def last_pass(path: str) -> list[list[str]]:
         for line in f:
             if line.startswith("onednn_verbose") and ",exec," in line:
                 rows.append(line.rstrip("\n").split(","))
-    starts = [i for i, r in enumerate(rows) if "convolution" in r and "ic3oc64" in r[-2]]
-    return rows[starts[-1]:] if starts else rows
+    starts = [
+        i for i, r in enumerate(rows) if "convolution" in r and "ic3oc64" in r[-2]
+    ]
+    return rows[starts[-1] :] if starts else rows
 
 
 def dims(desc: str) -> dict[str, int]:
@@ -44,7 +46,15 @@ def profile(path: str) -> dict[str, list[float]]:
         kind, ms = r[5], float(r[-1])
         if kind == "convolution":
             d = dims(r[-2])
-            macs = d["mb"] * d["oh"] * d["ow"] * d["oc"] * (d["ic"] // d["g"]) * d["kh"] * d["kw"]
+            macs = (
+                d["mb"]
+                * d["oh"]
+                * d["ow"]
+                * d["oc"]
+                * (d["ic"] // d["g"])
+                * d["kh"]
+                * d["kw"]
+            )
             if d["g"] > 1:
                 name = f"grouped {d['kh']}×{d['kw']}, {d['ic'] // d['g']} channels per group"
             else:
@@ -66,7 +76,9 @@ def main() -> int:
     p.add_argument("--theirs-ms", type=float, required=True)
     a = p.parse_args()
     sides = [(profile(a.ours), a.ours_ms), (profile(a.theirs), a.theirs_ms)]
-    names = sorted({n for s, _ in sides for n in s}, key=lambda n: -sides[0][0].get(n, [0])[0])
+    names = sorted(
+        {n for s, _ in sides for n in s}, key=lambda n: -sides[0][0].get(n, [0])[0]
+    )
 
     def cell(groups, total, name):
         if name not in groups:
@@ -80,8 +92,10 @@ def main() -> int:
     for name in names:
         print(f"| {name} | {cell(*sides[0], name)} | {cell(*sides[1], name)} |")
     outside = [t - sum(v[0] for v in g.values()) for g, t in sides]
-    print(f"| outside oneDNN | {outside[0]:.1f} ms ({100 * outside[0] / sides[0][1]:.0f}%) "
-          f"| {outside[1]:.1f} ms ({100 * outside[1] / sides[1][1]:.0f}%) |")
+    print(
+        f"| outside oneDNN | {outside[0]:.1f} ms ({100 * outside[0] / sides[0][1]:.0f}%) "
+        f"| {outside[1]:.1f} ms ({100 * outside[1] / sides[1][1]:.0f}%) |"
+    )
     print(f"| **the pass** | **{sides[0][1]:.1f} ms** | **{sides[1][1]:.1f} ms** |")
     return 0
 

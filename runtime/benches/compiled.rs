@@ -10,7 +10,8 @@
 //! machine's speed affects both alike. Settings: `ARCHC_BENCH_MODELS` (default
 //! `resnext50_32x4d,resnet50`), `ARCHC_BENCH_BATCHES` (`1,8,32`), `ARCHC_BENCH_KINDS`
 //! (`fp32,bf16`), `ARCHC_BENCH_ROUNDS` (5) and `ARCHC_BENCH_PASSES` (3 per side and round),
-//! `ARCHC_COMPILE_MODE` (inductor's mode, `default`).
+//! `ARCHC_COMPILE_MODE` (inductor's mode: `default` on the CPU; on CUDA `reduce-overhead`, CUDA
+//! graphs, against our plan with cuDNN's autotuning on).
 
 mod common;
 
@@ -30,9 +31,23 @@ struct Compiled {
 }
 
 impl Compiled {
-    fn start(python: &Path, model: &str, kind: &str, batch: i64, threads: i32) -> Option<Compiled> {
-        let mode = std::env::var("ARCHC_COMPILE_MODE").unwrap_or_else(|_| "default".into());
+    fn start(
+        python: &Path,
+        model: &str,
+        kind: &str,
+        batch: i64,
+        device: Device,
+        threads: i32,
+    ) -> Option<Compiled> {
+        // CUDA: inductor with CUDA graphs, against our plan with cuDNN's autotuning.
+        let default = if device.is_cuda() {
+            "reduce-overhead"
+        } else {
+            "default"
+        };
+        let mode = std::env::var("ARCHC_COMPILE_MODE").unwrap_or_else(|_| default.into());
         let args = flags(&[
+            ("--device", torch_device(device)),
             ("--model", model.to_string()),
             ("--dtype", kind.to_string()),
             ("--mode", mode),
@@ -74,10 +89,20 @@ fn main() {
     let Some((device, device_name)) = common::device_from_args() else {
         return;
     };
-    if device != Device::Cpu {
-        eprintln!("compiled: CPU only (the CUDA comparison is not written yet)");
-        return;
+    let cuda = device.is_cuda();
+    if cuda {
+        tch::Cuda::cudnn_set_benchmark(true);
     }
+    // Milliseconds of one call, waiting for the GPU.
+    let timed = |f: &dyn Fn() -> Tensor| {
+        let t = Instant::now();
+        let _ = f();
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let mut gpu_name = String::new();
     let rounds: usize = env_or("ARCHC_BENCH_ROUNDS", 5);
     let passes: usize = env_or("ARCHC_BENCH_PASSES", 3);
     let threads = tch::get_num_threads();
@@ -90,8 +115,11 @@ fn main() {
         } else {
             Kind::Float
         };
-        let peak = peak_flops(kind, usize::try_from(threads).unwrap_or(1), 2.0);
-        peaks.push((kind_name.clone(), peak));
+        let mut peak = if cuda {
+            None
+        } else {
+            peak_flops(kind, usize::try_from(threads).unwrap_or(1), 2.0)
+        };
         for model in list("ARCHC_BENCH_MODELS", "resnext50_32x4d,resnet50") {
             let family = if model.starts_with("resnext") {
                 "resnext"
@@ -127,24 +155,28 @@ fn main() {
                 let t = Instant::now();
                 plan.prepare(&shape, device).expect("the plan runs");
                 let prepare_s = t.elapsed().as_secs_f64();
-                let Some(mut theirs) = Compiled::start(&python, &model, &kind_name, batch, threads)
+                let Some(mut theirs) =
+                    Compiled::start(&python, &model, &kind_name, batch, device, threads)
                 else {
                     eprintln!("{model} {kind_name} batch {batch}: torch.compile failed; skipped");
                     continue;
                 };
+                if cuda {
+                    gpu_name = theirs.server.ready["device_name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    peak = gpu_peak_tflops(&gpu_name).map(|t| t * 1e12);
+                }
                 let x = Tensor::randn(shape, (Kind::Float, device));
                 let _ = old.forward(&x);
                 let (mut ours_ms, mut theirs_ms, mut old_ms) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..rounds {
                     for _ in 0..passes {
-                        let t = Instant::now();
-                        let _ = plan.forward(&x);
-                        ours_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                        ours_ms.push(timed(&|| plan.forward(&x)));
                     }
                     theirs_ms.extend(theirs.time(passes).expect("torch_compiled.py answers"));
-                    let t = Instant::now();
-                    let _ = old.forward(&x);
-                    old_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    old_ms.push(timed(&|| old.forward(&x)));
                 }
                 let (ours, inductor, old) = (median(ours_ms), median(theirs_ms), median(old_ms));
                 let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64;
@@ -165,15 +197,26 @@ fn main() {
                 );
             }
         }
+        peaks.push((kind_name.clone(), peak));
     }
     let mut body = String::new();
     let _ = writeln!(
         body,
         "3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median over {rounds} rounds of {passes} passes per side, the two sides alternating; {}, {}. Ratio = ours / torch.compile (below 1.00: we are faster). TFLOP/s counts 2 FLOPs per multiply-add of the spec's exact MAC count. Rerun: `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device {device_name}`.\n",
         date(),
-        cpu_name()
+        if cuda { gpu_name.clone() } else { cpu_name() }
     );
     for (kind, peak) in &peaks {
+        if cuda {
+            let p = peak.map_or("unknown (set ARCHC_GPU_PEAK_TFLOPS)".into(), |p| {
+                format!("{:.0} TFLOP/s", p / 1e12)
+            });
+            let _ = writeln!(
+                body,
+                "- Peak for {kind}: the GPU's dense bf16 tensor-core peak, {p}"
+            );
+            continue;
+        }
         let _ = writeln!(
             body,
             "- Peak {kind}: {}",
@@ -190,5 +233,12 @@ fn main() {
     }
     body.push_str("\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     body.push_str(&rows);
-    write_section("compiled-cpu", &body);
+    write_section(
+        if cuda {
+            "compiled-cuda"
+        } else {
+            "compiled-cpu"
+        },
+        &body,
+    );
 }

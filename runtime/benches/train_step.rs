@@ -230,23 +230,7 @@ fn main() {
     // Training ≈ 3× the forward pass (forward, and backward for activations and weights).
     let flops = 3.0 * resnext.report.total.macs as f64 * 2.0 * batch as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
-    // Dense bf16 tensor-core peaks (NVIDIA data sheets), or ARCHC_GPU_PEAK_TFLOPS.
-    let peak: Option<f64> = std::env::var("ARCHC_GPU_PEAK_TFLOPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| {
-            [
-                ("H200", 989.0),
-                ("H100", 989.0),
-                ("A100", 312.0),
-                ("L40S", 362.0),
-                ("L4", 121.0),
-                ("A10", 125.0),
-            ]
-            .iter()
-            .find(|(n, _)| gpu_name.contains(n))
-            .map(|p| p.1)
-        });
+    let peak = gpu_peak_tflops(&gpu_name);
     let mut body = String::new();
     let (date, cpu) = (date(), cpu_name());
     let _ = writeln!(

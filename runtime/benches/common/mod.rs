@@ -78,6 +78,27 @@ pub fn write_section(name: &str, body: &str) {
     std::fs::write(&file, new).expect("BENCHMARKS.md is writable");
 }
 
+/// A GPU's dense bf16 tensor-core peak in TFLOP/s (NVIDIA data sheets) by its name, or
+/// `ARCHC_GPU_PEAK_TFLOPS`.
+pub fn gpu_peak_tflops(gpu_name: &str) -> Option<f64> {
+    std::env::var("ARCHC_GPU_PEAK_TFLOPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| {
+            [
+                ("H200", 989.0),
+                ("H100", 989.0),
+                ("A100", 312.0),
+                ("L40S", 362.0),
+                ("L4", 121.0),
+                ("A10", 125.0),
+            ]
+            .iter()
+            .find(|(n, _)| gpu_name.contains(n))
+            .map(|p| p.1)
+        })
+}
+
 /// Milliseconds with one decimal, or `n/a`.
 pub fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"))
