@@ -11,7 +11,10 @@
 //! `resnext50_32x4d,resnet50`), `ARCHC_BENCH_BATCHES` (`1,8,32`), `ARCHC_BENCH_KINDS`
 //! (`fp32,bf16`), `ARCHC_BENCH_ROUNDS` (5) and `ARCHC_BENCH_PASSES` (3 per side and round),
 //! `ARCHC_COMPILE_MODE` (inductor's mode: `default` on the CPU; on CUDA `reduce-overhead`, CUDA
-//! graphs, against our plan with cuDNN's autotuning on).
+//! graphs, against our plan with cuDNN's autotuning on). With
+//! `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000` in the environment both processes
+//! keep freed memory (what [`archc_runtime::fast::keep_freed_memory`] does), and the table goes
+//! into a section of its own.
 
 mod common;
 
@@ -202,7 +205,12 @@ fn main() {
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides), libtorch from torch 2.11.0; median over {rounds} rounds of {passes} passes per side, the two sides alternating; {}, {}. Ratio = ours / torch.compile (below 1.00: we are faster). TFLOP/s counts 2 FLOPs per multiply-add of the spec's exact MAC count. Rerun: `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device {device_name}`.\n",
+        "3×224×224, eval mode, random weights; device `{device:?}`, {threads} threads (both sides){}, libtorch from torch 2.11.0; median over {rounds} rounds of {passes} passes per side, the two sides alternating; {}, {}. Ratio = ours / torch.compile (below 1.00: we are faster). TFLOP/s counts 2 FLOPs per multiply-add of the spec's exact MAC count. Rerun: `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device {device_name}`.\n",
+        if std::env::var_os("MALLOC_MMAP_MAX_").is_some() {
+            ", both processes keeping freed memory (glibc: `MALLOC_MMAP_MAX_=0`, heap never trimmed)"
+        } else {
+            ", glibc's default allocator settings"
+        },
         date(),
         if cuda { gpu_name.clone() } else { cpu_name() }
     );

@@ -17,6 +17,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace {
 
 using archc::guard;
@@ -101,6 +105,18 @@ char *archc_conv_add_(at::Tensor *other, const at::Tensor *x, const at::Tensor *
       stack.push_back(std::move(v));
     handle.callBoxed(&stack);
   });
+}
+
+// Keeps freed memory in the process: glibc then serves every allocation from its heap (no
+// mmap) and never trims the heap, so a pass's large activations reuse the pages the previous
+// pass freed instead of faulting in fresh zeroed ones. 1 on success; 0 where the C library is
+// not glibc.
+int archc_keep_freed_memory() {
+#if defined(__GLIBC__)
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
+#else
+  return 0;
+#endif
 }
 
 }  // extern "C"

@@ -11,6 +11,7 @@ use torch_sys::C_tensor;
 unsafe extern "C" {
     fn archc_free_error(error: *mut c_char);
     fn archc_onednn_available() -> c_int;
+    fn archc_keep_freed_memory() -> c_int;
     fn archc_reorder_conv_weight(
         weight: *const C_tensor,
         g: *const Geometry,
@@ -99,6 +100,12 @@ pub(crate) struct Geometry {
 pub(crate) fn onednn_available() -> bool {
     // SAFETY: takes and returns plain values.
     unsafe { archc_onednn_available() != 0 }
+}
+
+/// Makes glibc keep freed memory in the process (see `fast::keep_freed_memory`).
+pub(crate) fn keep_freed_memory() -> bool {
+    // SAFETY: takes no arguments; mallopt only changes the allocator's thresholds.
+    unsafe { archc_keep_freed_memory() != 0 }
 }
 
 /// `weight` pre-packed into oneDNN's blocked layout for inputs of `input_size`.

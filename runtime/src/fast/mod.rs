@@ -58,6 +58,19 @@ impl Default for Options {
     }
 }
 
+/// Makes the C library keep freed memory in the process, for the rest of its life: glibc then
+/// takes every allocation from its heap instead of mapping fresh pages, and never gives the heap
+/// back to the system. libtorch frees a pass's large activations (tens of MB at batch 32) when
+/// the pass ends; by default glibc returns them to the system and the next pass faults in new,
+/// zeroed pages, which costs the inference mode up to a fifth of its time at batch 32 on a
+/// 2-core machine (BENCHMARKS.md). This is what PyTorch's CPU performance guide gets from jemalloc
+/// or tcmalloc; the price is that the process's resident memory stays at its peak. Process-wide:
+/// call it once, early, in a program that runs inference repeatedly. Returns whether it took
+/// effect (false where the C library is not glibc).
+pub fn keep_freed_memory() -> bool {
+    ffi::keep_freed_memory()
+}
+
 /// The FLOP/s (one multiply-add = 2 FLOPs) that `threads` threads reach together running the
 /// CPU's widest multiply-add in a loop: AVX-512 FMA in fp32, AVX512-BF16 dot products
 /// (`vdpbf16ps`) in bf16. This is the roofline the inference mode's achieved FLOP/s is compared
@@ -632,6 +645,13 @@ fn bn_affine(bn: &tch::nn::BatchNorm) -> (Tensor, Tensor) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// glibc accepts the thresholds (this crate's CI runs on glibc).
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn freed_memory_can_be_kept() {
+        assert!(keep_freed_memory());
+    }
 
     /// The grouped kernel against libtorch's convolution of the same bf16 values (computed in
     /// fp32), for every group width it takes, both strides, odd sizes (rows that do not fill a
