@@ -18,7 +18,10 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
-        return;
+        panic!(
+            "torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); csrc/ needs its \
+             headers: build with `. scripts/torch-env.sh` (LIBTORCH_USE_PYTORCH=1) or LIBTORCH set"
+        );
     };
     if os == "linux" {
         println!("cargo:libtorch_lib={}", lib.display());
@@ -47,13 +50,13 @@ fn main() {
     };
     cpp().file("csrc/onednn.cpp").compile("archc_onednn");
     if arch == "x86_64" {
-        // The grouped-convolution kernel runs on libtorch's OpenMP threads: libtorch's own
-        // libgomp, which sits in its lib folder (searched first, and on the rpath).
+        // The grouped-convolution kernel runs on libtorch's OpenMP threads. torch-sys already
+        // links `-lgomp`; the soname `libgomp.so.1` then resolves through the rpath to the copy
+        // in libtorch's lib folder, so the process has one OpenMP runtime (`ldd` shows it).
         cpp()
             .flag("-fopenmp")
             .file("csrc/grouped.cpp")
             .compile("archc_grouped");
-        println!("cargo:rustc-link-lib=gomp");
         cpp().file("csrc/peak.cpp").compile("archc_peak");
     }
 }

@@ -43,7 +43,7 @@ def dims(desc: str) -> dict[str, int]:
 def profile(path: str) -> dict[str, list[float]]:
     groups: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0])
     for r in last_pass(path):
-        kind, ms = r[5], float(r[-1])
+        kind, ms = r[r.index("exec") + 2], float(r[-1])
         if kind == "convolution":
             d = dims(r[-2])
             macs = (

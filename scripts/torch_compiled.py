@@ -80,6 +80,10 @@ def main() -> int:
             words = line.split()
             if not words or words[0] == "quit":
                 break
+            if words[0] != "time" or len(words) != 2 or not words[1].isdigit():
+                print(json.dumps({"error": f"expected `time N` or `quit`, got {line.strip()!r}"}),
+                      flush=True)
+                continue
             ms = []
             for _ in range(int(words[1])):
                 t = time.perf_counter()

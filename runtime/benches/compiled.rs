@@ -139,8 +139,7 @@ fn main() {
             let net = Network::new(&vs.root(), &compiled);
             let options = Options {
                 kind,
-                channels_last: true,
-                onednn: true,
+                ..Options::default()
             };
             let t = Instant::now();
             let plan = Inference::new(&net, options);

@@ -65,6 +65,22 @@ int archc_onednn_available() {
          d.findSchema({"mkldnn::_reorder_convolution_weight", ""}).has_value();
 }
 
+// 1 when oneDNN runs convolutions in `kind` on this CPU: 0 fp32 (always), 1 bf16, 2 fp16 (libtorch
+// refuses bf16 without AVX512-BW/VL/DQ or AVX-NE-CONVERT, and fp16 without AVX512-FP16).
+int archc_onednn_supports(int kind) {
+  if (kind == 0) return 1;
+  const char *name = kind == 1 ? "mkldnn::_is_mkldnn_bf16_supported" : "mkldnn::_is_mkldnn_fp16_supported";
+  try {
+    auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
+    if (!handle.has_value()) return 0;
+    torch::jit::Stack stack;
+    handle->callBoxed(&stack);
+    return stack.at(0).toBool() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
 // `weight` (OIHW, the dtype the convolution will run in) pre-packed into oneDNN's blocked layout
 // for inputs of `input_size` (N, C, H, W).
 char *archc_reorder_conv_weight(const at::Tensor *weight, const archc_geometry *g,

@@ -54,15 +54,33 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_loop(int64_t iters) {
 
 }  // namespace
 
+namespace {
+double peak(int kind, int threads, double seconds);
+}  // namespace
+
 extern "C" {
 
 // FLOP/s of `threads` threads together: kind 0 = fp32 FMA, 1 = bf16 dot product. 0.0 when the
 // CPU lacks the instructions (no AVX-512, or no AVX512-BF16 for kind 1).
 double archc_peak_flops(int kind, int threads, double seconds) {
+  try {
+    return peak(kind, threads, seconds);
+  } catch (...) {
+    return 0.0;  // no thread could be started, or no memory: nothing measured
+  }
+}
+
+}  // extern "C"
+
+namespace {
+
+double peak(int kind, int threads, double seconds) {
   __builtin_cpu_init();
+  if (!(seconds > 0.0 && seconds < 3600.0)) return 0.0;
   if (!__builtin_cpu_supports("avx512f")) return 0.0;
   if (kind == 1 && !__builtin_cpu_supports("avx512bf16")) return 0.0;
   if (threads < 1) threads = 1;
+  if (threads > 4096) threads = 4096;
   // FLOPs per loop iteration: 16 accumulators x 16 lanes x (1 FMA = 2, or 2 pairs = 4 FLOPs).
   const double per_iter = kAcc * 16.0 * (kind == 1 ? 4.0 : 2.0);
   auto run = [kind](int64_t iters) { return kind == 1 ? bf16_loop(iters) : fma_loop(iters); };
@@ -102,4 +120,5 @@ double archc_peak_flops(int kind, int threads, double seconds) {
   return per_iter * static_cast<double>(iters) * threads / dt;
 }
 
-}  // extern "C"
+}  // namespace
+

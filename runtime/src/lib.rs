@@ -367,6 +367,7 @@ impl Network {
             let owned = node.inputs.first().copied().filter(|f| {
                 matches!(node.step, Step::Relu | Step::Add)
                     && node.frees.contains(f)
+                    && node.inputs.iter().filter(|&y| y == f).count() == 1
                     && !observed.contains(f)
                     && !matches!(self.nodes[*f].step, Step::Input | Step::Slice { .. })
             });

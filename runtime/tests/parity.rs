@@ -4,7 +4,7 @@
 use archc::Compiled;
 mod common;
 
-use archc_runtime::fast::{Inference, Options};
+use archc_runtime::fast::{Choice, Inference, Options};
 use archc_runtime::{Network, weights};
 use common::*;
 use tch::nn::{ModuleT, VarStore};
@@ -115,6 +115,7 @@ fn inference_mode_matches_eval_mode() {
                 kind,
                 channels_last,
                 onednn,
+                ..Options::default()
             };
             let plan = Inference::new(&net, options);
             assert_eq!(plan.uses_onednn(), onednn && device() == Device::Cpu);
@@ -134,6 +135,17 @@ fn inference_mode_matches_eval_mode() {
         bf16[0],
         bf16[1]
     );
+    // The grouped kernel forced on and off (measured, it runs only where it is faster).
+    for grouped_kernel in [Choice::Always, Choice::Never] {
+        let options = Options {
+            kind: Kind::BFloat16,
+            grouped_kernel,
+            ..Options::default()
+        };
+        let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
+        println!("{options:?}: relative L2 error {err:.3e}");
+        assert!(err <= bf16[1] * 1.1, "{grouped_kernel:?}: {err:.3e}");
+    }
     // The plan writes residual sums in place, never into the caller's input.
     assert!(x.equal(&before));
 }

@@ -175,11 +175,17 @@ impl PythonServer {
             stdout,
             ready: serde_json::Value::Null,
         };
-        let line = server.read()?;
-        server.ready = serde_json::from_str(&line)
-            .map_err(|_| eprintln!("{script} said: {line}"))
-            .ok()?;
-        Some(server)
+        // The first JSON line; anything a library printed before it is passed on.
+        loop {
+            let line = server.read()?;
+            match serde_json::from_str(&line) {
+                Ok(v) => {
+                    server.ready = v;
+                    return Some(server);
+                }
+                Err(_) => eprint!("{script}: {line}"),
+            }
+        }
     }
 
     /// Sends one request line and returns the answer line.

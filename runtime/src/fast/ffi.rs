@@ -11,6 +11,7 @@ use torch_sys::C_tensor;
 unsafe extern "C" {
     fn archc_free_error(error: *mut c_char);
     fn archc_onednn_available() -> c_int;
+    fn archc_onednn_supports(kind: c_int) -> c_int;
     fn archc_keep_freed_memory() -> c_int;
     fn archc_reorder_conv_weight(
         weight: *const C_tensor,
@@ -102,6 +103,19 @@ pub(crate) fn onednn_available() -> bool {
     unsafe { archc_onednn_available() != 0 }
 }
 
+/// Whether oneDNN runs convolutions in `kind` on this CPU (fp32 always; bf16 and fp16 only where
+/// libtorch says the CPU has the instructions for them).
+pub(crate) fn onednn_supports(kind: tch::Kind) -> bool {
+    let code = match kind {
+        tch::Kind::Float => 0,
+        tch::Kind::BFloat16 => 1,
+        tch::Kind::Half => 2,
+        _ => return false,
+    };
+    // SAFETY: takes and returns plain values; the C++ side catches everything.
+    unsafe { archc_onednn_supports(code) != 0 }
+}
+
 /// Makes glibc keep freed memory in the process (see `fast::keep_freed_memory`).
 pub(crate) fn keep_freed_memory() -> bool {
     // SAFETY: takes no arguments; mallopt only changes the allocator's thresholds.
@@ -181,7 +195,7 @@ pub(crate) fn conv_add_(
 }
 
 /// Whether this CPU runs `csrc/grouped.cpp`'s bf16 grouped 3×3 kernel for `cpg` channels per
-/// group (AVX512-BF16; 4, 8, 16, 32 or 64 channels per group).
+/// group (AVX512-BF16; 4 or 8 channels per group).
 pub(crate) fn grouped_supported(cpg: i64) -> bool {
     #[cfg(target_arch = "x86_64")]
     {

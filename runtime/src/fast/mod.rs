@@ -41,11 +41,27 @@ const EPS: f64 = 1e-5;
 pub struct Options {
     /// `Kind::Float` or `Kind::BFloat16` (also `Kind::Half` on CUDA).
     pub kind: Kind,
-    /// Whether to keep 4-D tensors in channels-last memory order.
+    /// Whether to keep 4-D tensors in channels-last memory order. (oneDNN's fused convolutions
+    /// on the CPU produce channels-last outputs either way.)
     pub channels_last: bool,
     /// Whether to use oneDNN's fused convolutions with pre-packed weights on the CPU (ignored on
     /// CUDA and where libtorch lacks oneDNN). Off, every step is a plain libtorch operator.
     pub onednn: bool,
+    /// When the bf16 grouped 3×3s with 4 or 8 channels per group run on this crate's kernel
+    /// instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16).
+    pub grouped_kernel: Choice,
+}
+
+/// Which of two implementations runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// The faster, timed once per convolution and input shape.
+    #[default]
+    Measure,
+    /// The alternative wherever it applies.
+    Always,
+    /// Never the alternative.
+    Never,
 }
 
 impl Default for Options {
@@ -54,6 +70,7 @@ impl Default for Options {
             kind: Kind::Float,
             channels_last: true,
             onednn: true,
+            grouped_kernel: Choice::Measure,
         }
     }
 }
@@ -145,7 +162,8 @@ pub struct Inference {
     options: Options,
     /// Whether the convolutions run as oneDNN primitives with pre-packed weights.
     onednn: bool,
-    /// Per input shape, how each convolution node runs.
+    /// Per input shape, how each convolution node runs (one set of packed weights per shape met,
+    /// kept for the plan's life: a server that sees many batch sizes holds one copy each).
     packed: RefCell<HashMap<Vec<i64>, Vec<Option<Packed>>>>,
 }
 
@@ -185,7 +203,10 @@ impl Inference {
                 _ => None,
             })
             .unwrap_or(Device::Cpu);
-        let onednn = options.onednn && device == Device::Cpu && ffi::onednn_available();
+        let onednn = options.onednn
+            && device == Device::Cpu
+            && ffi::onednn_available()
+            && ffi::onednn_supports(options.kind);
         let fused = if onednn {
             residual_fusions(net, &consumers)
         } else {
@@ -304,6 +325,15 @@ impl Inference {
                 last_use[x] = i;
             }
         }
+        // A slice is a view: its source lives (and is never written in place) as long as it does.
+        // Backwards, so that a slice of a slice passes its last use on to the first source.
+        for i in (0..nodes.len()).rev() {
+            if let (FStep::Slice { .. }, [src]) = (&nodes[i].step, nodes[i].inputs.as_slice()) {
+                if last_use[i] != usize::MAX {
+                    last_use[*src] = last_use[*src].max(last_use[i]);
+                }
+            }
+        }
         for (x, &at) in last_use.iter().enumerate() {
             if at != usize::MAX {
                 nodes[at].frees.push(x);
@@ -331,7 +361,7 @@ impl Inference {
     /// Pre-packs the weights for inputs of `shape` (N, C, H, W) by running the plan once on
     /// zeros, so that the first real [`Inference::forward`] at that shape pays nothing extra.
     pub fn prepare(&self, shape: &[i64], device: Device) -> Result<(), TchError> {
-        let x = Tensor::zeros(shape, (Kind::Float, device));
+        let x = Tensor::f_zeros(shape, (Kind::Float, device))?;
         self.f_forward(&x).map(|_| ())
     }
 
@@ -384,7 +414,9 @@ impl Inference {
                 } if self.onednn => {
                     let x = arg(0);
                     if packed[i].is_none() {
-                        packed[i] = Some(choose(x, w, b.as_ref(), g, *relu, kernel.as_ref())?);
+                        let k = kernel.as_ref();
+                        let choice = self.options.grouped_kernel;
+                        packed[i] = Some(choose(x, w, b.as_ref(), g, *relu, k, choice)?);
                     }
                     match packed[i].as_ref().expect("chosen above") {
                         Packed::Kernel => {
@@ -473,7 +505,8 @@ impl Inference {
     ) -> Result<Tensor, TchError> {
         let x = node.inputs[k];
         let owned = !matches!(self.nodes[x].step, FStep::Input | FStep::Slice { .. });
-        if owned && node.frees.contains(&x) && !node.inputs[..k].contains(&x) {
+        let once = node.inputs.iter().filter(|&&y| y == x).count() == 1;
+        if owned && once && node.frees.contains(&x) {
             Ok(values[x].take().expect("plan: input computed"))
         } else {
             let x = computed(values, x);
@@ -485,7 +518,7 @@ impl Inference {
 }
 
 /// The grouped kernel's weights for a convolution it can run: bf16 channels-last, 3×3, padding 1,
-/// as many input as output channels (a multiple of 16), 4 to 64 channels per group, on a CPU with
+/// as many input as output channels (a multiple of 16), 4 or 8 channels per group, on a CPU with
 /// AVX512-BF16.
 fn grouped_kernel(
     options: &Options,
@@ -535,8 +568,8 @@ fn run_kernel(x: &Tensor, k: &Grouped, g: &Geometry, relu: bool) -> Result<Tenso
 }
 
 /// How a convolution runs at `x`'s shape: oneDNN with the weight packed for that shape, unless
-/// the grouped kernel applies and measures faster here (the better of three runs each; a
-/// per-shape choice, as cuDNN's benchmark mode makes one).
+/// the grouped kernel applies and `choice` picks it: always, or when it measures faster here (the
+/// better of three runs each; a per-shape choice, as cuDNN's benchmark mode makes one).
 fn choose(
     x: &Tensor,
     w: &Tensor,
@@ -544,10 +577,19 @@ fn choose(
     g: &Geometry,
     relu: bool,
     kernel: Option<&Grouped>,
+    choice: Choice,
 ) -> Result<Packed, TchError> {
     let packed = ffi::reorder_conv_weight(w, g, &x.size())?;
-    let Some(k) = kernel else {
-        return Ok(Packed::OneDnn(packed));
+    let k = match (kernel, choice) {
+        (None, _) | (_, Choice::Never) => return Ok(Packed::OneDnn(packed)),
+        (Some(k), Choice::Always) => {
+            // Still oneDNN where the kernel refuses the input.
+            return Ok(match run_kernel(x, k, g, relu) {
+                Ok(_) => Packed::Kernel,
+                Err(_) => Packed::OneDnn(packed),
+            });
+        }
+        (Some(k), Choice::Measure) => k,
     };
     let best = |f: &dyn Fn() -> Result<Tensor, TchError>| -> Result<f64, TchError> {
         let _ = f()?;
@@ -560,7 +602,8 @@ fn choose(
         Ok(best)
     };
     let onednn = best(&|| ffi::conv_pointwise(x, &packed, b, g, relu))?;
-    let ours = best(&|| run_kernel(x, k, g, relu))?;
+    // A kernel that refuses this input (a layout it does not take) leaves the choice to oneDNN.
+    let ours = best(&|| run_kernel(x, k, g, relu)).unwrap_or(f64::INFINITY);
     Ok(if ours < onednn {
         Packed::Kernel
     } else {
@@ -665,6 +708,7 @@ mod tests {
         tch::manual_seed(0);
         for (c, cpg, hw, stride, relu) in [
             (128, 4, 13, 1, true),
+            (64, 4, 20, 1, true),
             (64, 4, 12, 2, false),
             (64, 8, 9, 2, false),
             (256, 8, 21, 1, true),
