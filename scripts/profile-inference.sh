@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 dtype=${1:-bf16}
 batch=${2:-8}
 model=${3:-resnext50_32x4d}
+case $dtype in bf16 | fp32) ;; *) echo "usage: $0 [bf16|fp32] [BATCH] [MODEL]" >&2; exit 2 ;; esac
+[[ $batch =~ ^[1-9][0-9]*$ ]] || { echo "error: BATCH must be a positive number, got '$batch'" >&2; exit 2; }
 family=resnet
 [[ $model == resnext* ]] && family=resnext
+[[ -f specs/$family/$model.arch ]] || { echo "error: no spec specs/$family/$model.arch" >&2; exit 2; }
 scripts/setup-venv.sh >/dev/null
 . scripts/torch-env.sh
 cargo build --release -q -p archc-runtime --bin archc-run
