@@ -19,7 +19,7 @@
 mod common;
 
 use archc_runtime::Network;
-use archc_runtime::fast::{Inference, Options, peak_flops};
+use archc_runtime::fast::{Choice, Inference, Options, peak_flops};
 use common::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -151,6 +151,14 @@ fn main() {
                     ..options
                 },
             );
+            // oneDNN for every convolution: what our grouped kernel adds (bf16 only).
+            let onednn_only = (kind == Kind::BFloat16 && !cuda).then(|| {
+                let never = Options {
+                    grouped_kernel: Choice::Never,
+                    ..options
+                };
+                Inference::new(&net, never)
+            });
             for batch in list("ARCHC_BENCH_BATCHES", "1,8,32") {
                 let batch: i64 = batch.parse().expect("ARCHC_BENCH_BATCHES: numbers");
                 let shape = [batch, 3, 224, 224];
@@ -172,15 +180,27 @@ fn main() {
                 }
                 let x = Tensor::randn(shape, (Kind::Float, device));
                 let _ = old.forward(&x);
+                if let Some(p) = &onednn_only {
+                    p.prepare(&shape, device).expect("the plan runs");
+                }
                 let (mut ours_ms, mut theirs_ms, mut old_ms) = (Vec::new(), Vec::new(), Vec::new());
+                let mut onednn_ms = Vec::new();
                 for _ in 0..rounds {
                     for _ in 0..passes {
                         ours_ms.push(timed(&|| plan.forward(&x)));
                     }
                     theirs_ms.extend(theirs.time(passes).expect("torch_compiled.py answers"));
                     old_ms.push(timed(&|| old.forward(&x)));
+                    if let Some(p) = &onednn_only {
+                        onednn_ms.push(timed(&|| p.forward(&x)));
+                    }
                 }
                 let (ours, inductor, old) = (median(ours_ms), median(theirs_ms), median(old_ms));
+                let onednn = if onednn_ms.is_empty() {
+                    "–".to_string()
+                } else {
+                    format!("{:.1} ms", median(onednn_ms))
+                };
                 let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64;
                 let achieved = flops / (ours * 1e-3);
                 let of_peak = peak.map_or("n/a".to_string(), |p| {
@@ -188,7 +208,7 @@ fn main() {
                 });
                 let _ = writeln!(
                     rows,
-                    "| {model} | {kind_name} | {batch} | {ours:.1} ms | {inductor:.1} ms | **{:.2}** | {old:.1} ms | {:.3} | {of_peak} | {:.2} s | {:.1} s |",
+                    "| {model} | {kind_name} | {batch} | {ours:.1} ms | {inductor:.1} ms | **{:.2}** | {onednn} | {old:.1} ms | {:.3} | {of_peak} | {:.2} s | {:.1} s |",
                     ours / inductor,
                     achieved / 1e12,
                     build_s + prepare_s,
@@ -238,7 +258,7 @@ fn main() {
             ))
         );
     }
-    body.push_str("\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    body.push_str("\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | ours, oneDNN for every convolution (no grouped kernel) | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     body.push_str(&rows);
     let kept = std::env::var_os("MALLOC_MMAP_MAX_").is_some();
     let section = match (cuda, kept) {
