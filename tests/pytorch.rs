@@ -172,31 +172,16 @@ mod layouts {
     use super::{classes, stage_blocks};
     use archc::emit::pytorch::module;
     use archc::{Overrides, Spec};
+    use archc_tests::two_stage::{self, Shape};
     use proptest::prelude::*;
 
+    /// Bottleneck blocks (1×1, grouped 3×3, 1×1), width 24 in both stages.
     fn spec(form: &str, g: [u64; 2], stride_groups: bool, depth: [u64; 2]) -> String {
-        let groups = if stride_groups { "g * stride" } else { "g" };
-        format!(
-            "network t {{
-  input 3x16x16
-  classes 10
-  form {form}
-  stem {{ conv 3x3 -> 48 }}
-  block b(width, out, g) {{
-    conv 1x1 -> width
-    conv 3x3/stride -> width, groups {groups}
-    conv 1x1 -> out
-  }}
-  stages b(width = 24, out = 48, g = 1) {{
-    rule keep_width
-    s1: depth {}, g = {}
-    s2: depth {}, stride 2, g = {}
-  }}
-  head {{ avgpool; fc -> classes }}
-}}
-",
-            depth[0], g[0], depth[1], g[1]
-        )
+        let shape = Shape {
+            lead: true,
+            tail: true,
+        };
+        two_stage::spec(form, shape, g, [1, 1], depth, stride_groups)
     }
 
     proptest! {

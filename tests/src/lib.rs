@@ -147,3 +147,68 @@ pub fn compile_text(name: &str, text: &str, set: &[(&str, &str)]) -> Compiled {
     spec.compile(name, &overrides(set))
         .unwrap_or_else(|f| panic!("{}", f.render()))
 }
+
+/// Two-stage specs for the code generators' property tests (`tests/codegen.rs`,
+/// `tests/pytorch.rs`): every block layout, per-stage cardinality, `g * stride`, three forms.
+pub mod two_stage {
+    /// A block variant: whether a 1×1 leads into the grouped 3×3, and whether a 1×1 follows.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Shape {
+        /// A 1×1 to `width` before the grouped 3×3.
+        pub lead: bool,
+        /// A 1×1 to `out` after it.
+        pub tail: bool,
+    }
+
+    /// A two-stage spec; stage `i` has cardinality `g[i]`, width `24 * d[i]` (a multiple of
+    /// every cardinality used, so that every generated spec compiles) and depth `depth[i]`. The
+    /// first block of stage 2 gets cardinality `g[1] * stride` when `stride_groups`, so blocks
+    /// of one stage differ too.
+    pub fn spec(
+        form: &str,
+        shape: Shape,
+        g: [u64; 2],
+        d: [u64; 2],
+        depth: [u64; 2],
+        stride_groups: bool,
+    ) -> String {
+        let lead = if shape.lead {
+            "conv 1x1 -> width\n"
+        } else {
+            ""
+        };
+        let tail = if shape.tail { "conv 1x1 -> out\n" } else { "" };
+        let groups = if stride_groups { "g * stride" } else { "g" };
+        let out = if shape.tail { ", out = 48" } else { "" };
+        let params = if shape.tail {
+            "width, out, g"
+        } else {
+            "width, g"
+        };
+        format!(
+            "network t {{
+      input 3x16x16
+      classes 10
+      form {form}
+      stem {{ conv 3x3 -> 48 }}
+      block b({params}) {{
+    {lead}conv 3x3/stride -> width, groups {groups}
+    {tail}
+      }}
+      stages b(width = 8, g = 1{out}) {{
+    rule keep_width
+    s1: depth {}, g = {}, width = {}
+    s2: depth {}, stride 2, g = {}, width = {}
+      }}
+      head {{ avgpool; fc -> classes }}
+    }}
+    ",
+            depth[0],
+            g[0],
+            24 * d[0],
+            depth[1],
+            g[1],
+            24 * d[1],
+        )
+    }
+}
