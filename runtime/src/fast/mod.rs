@@ -30,7 +30,7 @@ mod ffi;
 use crate::{Network, Step, computed};
 use ffi::Geometry;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tch::{Device, Kind, TchError, Tensor};
 
 /// Batch-norm epsilon (torchvision's and tch's default).
@@ -212,6 +212,11 @@ impl Inference {
         } else {
             HashMap::new()
         };
+        // The fused convolutions and their batch-norms: built at their add, not in order.
+        let deferred: HashSet<usize> = fused
+            .values()
+            .flat_map(|&(c, _)| [c, consumers[c][0]])
+            .collect();
         let prep = |t: &Tensor| {
             let t = t.detach().to_kind(options.kind);
             if options.channels_last {
@@ -233,10 +238,7 @@ impl Inference {
         let mut alias = vec![usize::MAX; n];
         let mut nodes: Vec<FNode> = Vec::new();
         for (i, node) in net.nodes.iter().enumerate() {
-            let deferred = fused
-                .values()
-                .any(|&(c, _)| c == i || net.nodes[i].inputs.first() == Some(&c));
-            if alias[i] != usize::MAX || deferred {
+            if alias[i] != usize::MAX || deferred.contains(&i) {
                 continue; // folded into an earlier plan node, or into a later residual add
             }
             let mut inputs: Vec<usize> = node.inputs.iter().map(|&x| alias[x]).collect();
@@ -613,6 +615,7 @@ fn choose(
 
 /// The residual adds to fuse into a convolution: add node → (conv node, the add's other input),
 /// for every two-input add one of whose inputs is conv → batch-norm with no other consumer.
+/// Building the plan skips those convolutions and batch-norms and emits them at their add.
 fn residual_fusions(net: &Network, consumers: &[Vec<usize>]) -> HashMap<usize, (usize, usize)> {
     let sole = |i: usize, of: usize| consumers[i].as_slice() == [of];
     let mut fused = HashMap::new();
