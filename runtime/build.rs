@@ -5,7 +5,9 @@
 //!
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
 //! (`csrc/onednn.cpp`, against libtorch's own headers) and the peak-FLOP/s probe
-//! (`csrc/peak.cpp`), and on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`).
+//! (`csrc/peak.cpp`), on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`), and
+//! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
+//! headers are found, else a stub that says so).
 use std::path::PathBuf;
 
 fn main() {
@@ -15,6 +17,8 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/peak.cpp");
     println!("cargo:rerun-if-changed=csrc/grouped.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
+    println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
@@ -49,6 +53,31 @@ fn main() {
         b
     };
     cpp().file("csrc/onednn.cpp").compile("archc_onednn");
+    let mut graphs = cpp();
+    let mut with_graphs = false;
+    if lib.join("libtorch_cuda.so").exists() {
+        match cuda_include(&lib) {
+            Some(cuda) => {
+                graphs
+                    .define("ARCHC_CUDA_GRAPHS", None)
+                    .flag("-isystem")
+                    .flag(cuda.display().to_string());
+                with_graphs = true;
+            }
+            None => println!(
+                "cargo:warning=CUDA graphs left out: libtorch has CUDA but no cuda_runtime_api.h \
+                 was found (the nvidia-cuda-runtime wheel beside torch, or $CUDA_HOME/include)"
+            ),
+        }
+    }
+    graphs
+        .file("csrc/cuda_graph.cpp")
+        .compile("archc_cuda_graph");
+    if with_graphs {
+        // After the archive that calls them: CUDAGraph is libtorch_cuda's, the streams c10's.
+        println!("cargo:rustc-link-lib=dylib=torch_cuda");
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
     if arch == "x86_64" {
         // The grouped-convolution kernel runs on libtorch's OpenMP threads. torch-sys already
         // links `-lgomp`; the soname `libgomp.so.1` then resolves through the rpath to the copy
@@ -59,4 +88,17 @@ fn main() {
             .compile("archc_grouped");
         cpp().file("csrc/peak.cpp").compile("archc_peak");
     }
+}
+
+/// The folder with the CUDA runtime's headers: the pip wheel's (`nvidia/cu13/include` or
+/// `nvidia/cuda_runtime/include` beside torch in site-packages), else `$CUDA_HOME/include`.
+fn cuda_include(lib: &std::path::Path) -> Option<PathBuf> {
+    let site = lib.join("../..");
+    let wheel = ["nvidia/cu13/include", "nvidia/cuda_runtime/include"]
+        .into_iter()
+        .map(|p| site.join(p));
+    let home = std::env::var_os("CUDA_HOME").map(|h| PathBuf::from(h).join("include"));
+    wheel
+        .chain(home)
+        .find(|dir| dir.join("cuda_runtime_api.h").exists())
 }

@@ -192,3 +192,49 @@ fn fused_plan_matches_on_every_form_and_batch() {
         assert!(err <= 1e-5, "batch {batch}: {err:.3e}");
     }
 }
+
+/// The inference mode captured as a CUDA graph gives torchvision's logits, replays on new inputs
+/// (each replay reads the input it was given), and refuses another shape. On the CPU, capturing
+/// is an error that names the device.
+#[test]
+fn cuda_graph_matches_torchvision() {
+    let io50 = io("resnext50_32x4d");
+    let x = get(&io50, "input");
+    let reference = get(&io50, "head");
+    let c = compile("resnext/resnext50_32x4d.arch", &[]);
+    let (_vs, net) = loaded(&c, "resnext50_32x4d");
+    let plan = Inference::new(&net, Options::default());
+    let device = device();
+    if !device.is_cuda() {
+        let e = plan.capture(&x.size(), device).unwrap_err().to_string();
+        assert!(e.contains("CUDA graphs need a CUDA device"), "{e}");
+        return;
+    }
+    assert!(
+        Inference::cuda_graphs_available(),
+        "built without CUDA graphs"
+    );
+    let mut graph = plan.capture(&x.size(), device).unwrap();
+    assert_eq!(graph.shape(), x.size());
+    let ours = graph.forward(x).unwrap();
+    let err = rel_l2(&ours, reference);
+    println!("CUDA graph: relative L2 error {err:.3e} against torchvision");
+    assert!(err <= 1e-5, "CUDA graph: {err:.3e}");
+    // A second input: the replay must compute on it, not return the first answer.
+    let y = Tensor::randn(x.size(), (Kind::Float, device));
+    let (replayed, eager) = (graph.forward(&y).unwrap(), plan.forward(&y));
+    let err = rel_l2(&replayed, &eager);
+    println!("CUDA graph on a new input: relative L2 error {err:.3e} against the plan");
+    assert!(err <= 1e-6, "replay on a new input: {err:.3e}");
+    assert!(
+        rel_l2(&replayed, &ours) > 1e-2,
+        "the replay ignored its input"
+    );
+    let mut bigger = x.size();
+    bigger[0] += 1;
+    let e = graph
+        .forward(&Tensor::zeros(&bigger, (Kind::Float, device)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("captured for inputs of shape"), "{e}");
+}

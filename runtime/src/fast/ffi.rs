@@ -1,10 +1,10 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
 //! that tch does not bind, called through libtorch's dispatcher) and `csrc/peak.cpp` (the
-//! peak-FLOP/s probe). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
+//! peak-FLOP/s probe) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
 //! side catches every exception and returns its message, so nothing unwinds across the boundary.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
@@ -54,6 +54,14 @@ unsafe extern "C" {
         relu: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
+    fn archc_cuda_graphs_available() -> c_int;
+    fn archc_cuda_side_stream_enter(device: c_int, out: *mut *mut c_void) -> *mut c_char;
+    fn archc_cuda_side_stream_exit(side: *mut c_void) -> *mut c_char;
+    fn archc_cuda_graph_new(out: *mut *mut c_void) -> *mut c_char;
+    fn archc_cuda_graph_free(graph: *mut c_void);
+    fn archc_cuda_graph_begin(graph: *mut c_void) -> *mut c_char;
+    fn archc_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
+    fn archc_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
     fn archc_peak_flops(kind: c_int, threads: c_int, seconds: f64) -> f64;
 }
@@ -255,5 +263,89 @@ pub(crate) fn peak_flops(bf16: bool, threads: usize, seconds: f64) -> Option<f64
     {
         let _ = (bf16, threads, seconds);
         None
+    }
+}
+
+/// Whether this build can capture CUDA graphs (libtorch with CUDA and the CUDA runtime's headers
+/// at build time).
+pub(crate) fn cuda_graphs_available() -> bool {
+    // SAFETY: takes and returns plain values.
+    unsafe { archc_cuda_graphs_available() != 0 }
+}
+
+/// A stream from libtorch's pool made the current one on a CUDA device (CUDA cannot capture the
+/// default stream); dropping it waits for the device and makes the previous stream current again.
+pub(crate) struct SideStream(*mut c_void);
+
+impl SideStream {
+    /// Waits for `device`, then makes a side stream current on it.
+    pub(crate) fn enter(device: usize) -> Result<SideStream, TchError> {
+        let device = c_int::try_from(device)
+            .map_err(|_| TchError::Torch(format!("CUDA device index {device}")))?;
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `out` is written once on success with a handle owned by the new `SideStream`.
+        check(unsafe { archc_cuda_side_stream_enter(device, &mut out) })?;
+        Ok(SideStream(out))
+    }
+
+    /// Waits for the side stream and restores the previous one, reporting libtorch's error.
+    pub(crate) fn exit(mut self) -> Result<(), TchError> {
+        let handle = std::mem::replace(&mut self.0, std::ptr::null_mut());
+        // SAFETY: the handle came from `archc_cuda_side_stream_enter` and is given back once
+        // (`Drop` sees null afterwards).
+        check(unsafe { archc_cuda_side_stream_exit(handle) })
+    }
+}
+
+impl Drop for SideStream {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: as in `exit`; an error here has no one to report to (an unwinding caller).
+            let _ = check(unsafe { archc_cuda_side_stream_exit(self.0) });
+        }
+    }
+}
+
+/// One `at::cuda::CUDAGraph`: captured once, replayed many times; freed on drop with its memory
+/// pool.
+pub(crate) struct CudaGraph(*mut c_void);
+
+impl CudaGraph {
+    pub(crate) fn new() -> Result<CudaGraph, TchError> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `out` is written once on success with a graph owned by the new `CudaGraph`.
+        check(unsafe { archc_cuda_graph_new(&mut out) })?;
+        Ok(CudaGraph(out))
+    }
+
+    /// Starts capturing the current stream (a [`SideStream`]) into the graph.
+    pub(crate) fn begin(&mut self) -> Result<(), TchError> {
+        // SAFETY: the graph is alive and borrowed mutably for the call.
+        check(unsafe { archc_cuda_graph_begin(self.0) })
+    }
+
+    /// Ends the capture and instantiates the graph.
+    pub(crate) fn end(&mut self) -> Result<(), TchError> {
+        // SAFETY: as in `begin`.
+        check(unsafe { archc_cuda_graph_end(self.0) })
+    }
+
+    /// Launches the captured work on the current stream.
+    pub(crate) fn replay(&mut self) -> Result<(), TchError> {
+        // SAFETY: as in `begin`.
+        check(unsafe { archc_cuda_graph_replay(self.0) })
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: the graph came from `archc_cuda_graph_new` and is freed once, here.
+        unsafe { archc_cuda_graph_free(self.0) }
+    }
+}
+
+impl std::fmt::Debug for CudaGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CudaGraph")
     }
 }

@@ -176,6 +176,48 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     }
 }
 
+/// An [`Inference`] pass captured as a CUDA graph at one input shape ([`Inference::capture`]).
+/// It borrows the plan, whose weights the graph's kernels read.
+#[derive(Debug)]
+pub struct Captured<'a> {
+    _plan: std::marker::PhantomData<&'a Inference>,
+    /// The graph reads its input from here and writes its logits there, at fixed addresses.
+    input: Tensor,
+    output: Tensor,
+    /// Declared last, so dropped after the tensors allocated in its memory pool.
+    graph: ffi::CudaGraph,
+}
+
+impl Captured<'_> {
+    /// The input shape the graph was captured for.
+    pub fn shape(&self) -> Vec<i64> {
+        self.input.size()
+    }
+
+    /// Runs the captured pass on a float NCHW batch of [`Captured::shape`] (on any device: it is
+    /// copied into the graph's input); returns float logits on the graph's device.
+    ///
+    /// # Errors
+    /// Where `xs` has another shape, or libtorch fails.
+    pub fn forward(&mut self, xs: &Tensor) -> Result<Tensor, TchError> {
+        if xs.size() != self.input.size() {
+            return Err(TchError::Shape(format!(
+                "the CUDA graph was captured for inputs of shape {:?}, not {:?}",
+                self.input.size(),
+                xs.size()
+            )));
+        }
+        tch::no_grad(|| {
+            self.input.f_copy_(xs)?;
+            self.graph.replay()?;
+            // The next replay overwrites the graph's output: hand back a copy.
+            let mut y = self.output.f_empty_like()?;
+            y.f_copy_(&self.output)?;
+            Ok(y)
+        })
+    }
+}
+
 impl Inference {
     /// Builds the plan from the network's current variable values.
     pub fn new(net: &Network, options: Options) -> Inference {
@@ -392,6 +434,53 @@ impl Inference {
                 xs.f_to_kind(self.options.kind)?
             };
             self.run(&x)?.f_to_kind(Kind::Float)
+        })
+    }
+
+    /// Whether this build can capture CUDA graphs ([`Inference::capture`]): libtorch had CUDA and
+    /// the CUDA runtime's headers were found when the crate was built.
+    pub fn cuda_graphs_available() -> bool {
+        ffi::cuda_graphs_available()
+    }
+
+    /// The pass on inputs of `shape` (N, C, H, W) on a CUDA `device`, captured as one CUDA graph
+    /// (PyTorch's `at::cuda::CUDAGraph`, what `torch.cuda.graph` and torch.compile's
+    /// "reduce-overhead" mode use): replaying it launches every kernel of the pass with one call,
+    /// so small batches are no longer bound by kernel-launch time. Three warm-up passes run first
+    /// on a side stream (cuDNN's autotuning, when on, picks its algorithms then), the fourth is
+    /// captured, with its memory from the graph's private pool.
+    ///
+    /// # Errors
+    /// Where `device` is not CUDA, this build has no CUDA graphs
+    /// ([`Inference::cuda_graphs_available`]), or libtorch fails.
+    pub fn capture(&self, shape: &[i64], device: Device) -> Result<Captured<'_>, TchError> {
+        let Device::Cuda(index) = device else {
+            return Err(TchError::Torch(format!(
+                "CUDA graphs need a CUDA device, not {device:?}"
+            )));
+        };
+        if !ffi::cuda_graphs_available() {
+            // The stub's own message says why.
+            ffi::SideStream::enter(index)?.exit()?;
+        }
+        let input = Tensor::f_zeros(shape, (Kind::Float, device))?;
+        let side = ffi::SideStream::enter(index)?;
+        for _ in 0..3 {
+            let _ = self.f_forward(&input)?;
+        }
+        let mut graph = ffi::CudaGraph::new()?;
+        graph.begin()?;
+        let output = self.f_forward(&input);
+        // End the capture even when the pass failed, so the stream is usable again.
+        let ended = graph.end();
+        let output = output?;
+        ended?;
+        side.exit()?;
+        Ok(Captured {
+            _plan: std::marker::PhantomData,
+            input,
+            output,
+            graph,
         })
     }
 

@@ -8,6 +8,7 @@ use crate::{Fail, compile, headline};
 use archc_runtime::fast::{Inference, Options};
 use archc_runtime::{Network, parse_device, weights};
 use clap::{Args, ValueEnum};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
@@ -54,6 +55,10 @@ pub struct BenchArgs {
     /// the previous pass's pages: faster at large batches, resident memory stays at its peak.
     #[arg(long)]
     keep_freed_memory: bool,
+    /// With `--mode fast` on CUDA: capture the pass as one CUDA graph and time its replays (one
+    /// launch for the whole pass, as torch.compile's "reduce-overhead" mode does).
+    #[arg(long)]
+    cuda_graph: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +98,11 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
             "--batch and --repeat must be at least 1".to_string(),
         ));
     }
+    if args.cuda_graph && (args.mode != Mode::Fast || !device.is_cuda()) {
+        return Err(Fail::Input(
+            "--cuda-graph needs --mode fast and a CUDA --device".to_string(),
+        ));
+    }
     let compiled = compile(&args.spec, &args.set, args.input.as_deref())?;
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
@@ -121,10 +131,22 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
             },
         )
     });
+    let graph = match (&fast, args.cuda_graph) {
+        (Some(f), true) => {
+            Some(RefCell::new(f.capture(&x.size(), device).map_err(|e| {
+                Fail::Input(format!("capturing the CUDA graph: {e}"))
+            })?))
+        }
+        _ => None,
+    };
     let forward = || {
-        tch::no_grad(|| match &fast {
-            Some(f) => f.forward(&x),
-            None => net.forward_t(&x, false),
+        tch::no_grad(|| match (&graph, &fast) {
+            (Some(g), _) => g
+                .borrow_mut()
+                .forward(&x)
+                .unwrap_or_else(|e| panic!("replaying the CUDA graph: {e}")),
+            (None, Some(f)) => f.forward(&x),
+            (None, None) => net.forward_t(&x, false),
         })
     };
     let sync = || {
@@ -149,12 +171,17 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
     let median = times[times.len() / 2];
     let out = out.expect("repeat >= 1");
     println!(
-        "{}, device {:?}, {} threads, mode {:?}, dtype {:?}",
+        "{}, device {:?}, {} threads, mode {:?}, dtype {:?}{}",
         headline(&compiled),
         device,
         tch::get_num_threads(),
         args.mode,
-        args.dtype
+        args.dtype,
+        if graph.is_some() {
+            ", one CUDA graph"
+        } else {
+            ""
+        }
     );
     println!(
         "batch {} x {}x{}x{} -> {:?}: median {:.2} ms over {} runs (min {:.2} ms), {:.1} images/s",
