@@ -4,7 +4,8 @@
 //!   used directly (tch-rs README, "CUDA"); without it `Cuda::is_available()` is false.
 //!
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
-//! (`csrc/onednn.cpp`, against libtorch's own headers) and the peak-FLOP/s probe
+//! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
+//! and the peak-FLOP/s probe
 //! (`csrc/peak.cpp`), on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
@@ -18,6 +19,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/grouped.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
+    println!("cargo:rerun-if-changed=csrc/sgd.cpp");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
@@ -53,6 +55,7 @@ fn main() {
         b
     };
     cpp().file("csrc/onednn.cpp").compile("archc_onednn");
+    cpp().file("csrc/sgd.cpp").compile("archc_sgd");
     let mut graphs = cpp();
     let mut with_graphs = false;
     if lib.join("libtorch_cuda.so").exists() {

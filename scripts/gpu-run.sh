@@ -17,7 +17,7 @@
 # Each stage has a time limit and a failed stage does not stop the next (the exit status says
 # whether any failed), most important first: a lease that ends early still returns the first
 # stages' figures. With ARCHC_GPU_OUT set, BENCHMARKS.md and each stage's log are copied there
-# after every stage.
+# after every stage. ARCHC_GPU_STAGES=cuda-parity,compiled-cuda (say) runs only those stages.
 # Set PYTHON to the interpreter that has torch 2.11 and torchvision, and scikit-learn for the
 # DDP check (default: python3).
 set -uo pipefail
@@ -35,6 +35,9 @@ out="${ARCHC_GPU_OUT:-}"
 stage() {
   local name="$1" limit="$2"
   shift 2
+  if [ -n "${ARCHC_GPU_STAGES:-}" ] && [[ ",$ARCHC_GPU_STAGES," != *",$name,"* ]]; then
+    return 0
+  fi
   echo "== $name (at most ${limit}s)"
   mkdir -p logs
   local t0=$SECONDS
@@ -59,7 +62,7 @@ parity() {
 export -f parity
 stage cuda-parity 120 parity
 # Twelve inductor compilations at once: a few compile workers each, not one per core.
-stage compiled-cuda 210 env TORCHINDUCTOR_COMPILE_THREADS=4 bin/bench-compiled --bench --device cuda
+stage compiled-cuda 240 env TORCHINDUCTOR_COMPILE_THREADS=4 bin/bench-compiled --bench --device cuda
 stage train-cuda 90 env ARCHC_TRAIN_REPEAT="${ARCHC_TRAIN_REPEAT:-20}" bin/bench-train-step --bench --device cuda
 
 ddp() {

@@ -146,6 +146,21 @@ fn inference_mode_matches_eval_mode() {
         println!("{options:?}: relative L2 error {err:.3e}");
         assert!(err <= bf16[1] * 1.1, "{grouped_kernel:?}: {err:.3e}");
     }
+    // On CUDA: cuDNN's fused convolution + (add +) ReLU forced on and off.
+    if device().is_cuda() {
+        for (kind, bound) in [(Kind::Float, 1e-5), (Kind::BFloat16, bf16[1] * 1.1)] {
+            for cudnn_fused in [Choice::Always, Choice::Never] {
+                let options = Options {
+                    kind,
+                    cudnn_fused,
+                    ..Options::default()
+                };
+                let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
+                println!("{options:?}: relative L2 error {err:.3e}");
+                assert!(err <= bound, "{options:?}: {err:.3e} > {bound:.1e}");
+            }
+        }
+    }
     // The plan writes residual sums in place, never into the caller's input.
     assert!(x.equal(&before));
 }

@@ -1,6 +1,6 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
 //! that tch does not bind, called through libtorch's dispatcher) and `csrc/peak.cpp` (the
-//! peak-FLOP/s probe) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
+//! peak-FLOP/s probe), `csrc/sgd.cpp` (PyTorch's fused SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
 //! side catches every exception and returns its message, so nothing unwinds across the boundary.
 #![allow(unsafe_code)]
 
@@ -53,6 +53,21 @@ unsafe extern "C" {
         cpg: i64,
         relu: c_int,
         out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn archc_fused_sgd(
+        params: *const *const C_tensor,
+        grads: *const *const C_tensor,
+        bufs: *const *const C_tensor,
+        n: usize,
+        weight_decay: f64,
+        momentum: f64,
+        lr: f64,
+        nesterov: c_int,
+    ) -> *mut c_char;
+    fn archc_foreach_copy(
+        dst: *const *const C_tensor,
+        src: *const *const C_tensor,
+        n: usize,
     ) -> *mut c_char;
     fn archc_cuda_graphs_available() -> c_int;
     fn archc_cuda_side_stream_enter(device: c_int, out: *mut *mut c_void) -> *mut c_char;
@@ -348,4 +363,67 @@ impl std::fmt::Debug for CudaGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CudaGraph")
     }
+}
+
+fn pointers(ts: &[&Tensor]) -> Vec<*const C_tensor> {
+    ts.iter().map(|t| t.as_ptr()).collect()
+}
+
+/// PyTorch's fused SGD step over parameters of one number type and device, in place (see
+/// `csrc/sgd.cpp`); `bufs` are the momentum buffers (not read when `momentum` is 0).
+pub(crate) struct SgdGroup<'a> {
+    pub params: &'a [&'a Tensor],
+    pub grads: &'a [&'a Tensor],
+    pub bufs: &'a [&'a Tensor],
+}
+
+pub(crate) fn fused_sgd(
+    group: &SgdGroup<'_>,
+    weight_decay: f64,
+    momentum: f64,
+    lr: f64,
+    nesterov: bool,
+) -> Result<(), TchError> {
+    let n = group.params.len();
+    if group.grads.len() != n || group.bufs.len() != n {
+        return Err(TchError::Torch(format!(
+            "fused SGD: {n} parameters, {} gradients, {} buffers",
+            group.grads.len(),
+            group.bufs.len()
+        )));
+    }
+    let (p, g, b) = (
+        pointers(group.params),
+        pointers(group.grads),
+        pointers(group.bufs),
+    );
+    // SAFETY: three arrays of `n` live tensors, borrowed for the call; libtorch changes the
+    // parameters and buffers in place, which their owners expect of an optimizer step.
+    check(unsafe {
+        archc_fused_sgd(
+            p.as_ptr(),
+            g.as_ptr(),
+            b.as_ptr(),
+            n,
+            weight_decay,
+            momentum,
+            lr,
+            c_int::from(nesterov),
+        )
+    })
+}
+
+/// `dst[i] ← src[i]` for every pair, converting the number type, as one multi-tensor operation.
+pub(crate) fn foreach_copy(dst: &[&Tensor], src: &[&Tensor]) -> Result<(), TchError> {
+    if dst.len() != src.len() {
+        return Err(TchError::Torch(format!(
+            "foreach copy: {} destinations, {} sources",
+            dst.len(),
+            src.len()
+        )));
+    }
+    let (d, s) = (pointers(dst), pointers(src));
+    // SAFETY: two arrays of `dst.len()` live tensors, borrowed for the call; the destinations
+    // are written in place.
+    check(unsafe { archc_foreach_copy(d.as_ptr(), s.as_ptr(), d.len()) })
 }

@@ -25,7 +25,7 @@
 //! packed, by timing both (as cuDNN's benchmark mode does); both compute the same sums in fp32
 //! and round the output to bf16 once.
 
-mod ffi;
+pub(crate) mod ffi;
 
 use crate::{Network, Step, computed};
 use ffi::Geometry;
@@ -50,6 +50,10 @@ pub struct Options {
     /// When the bf16 grouped 3×3s with 4 or 8 channels per group run on this crate's kernel
     /// instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16).
     pub grouped_kernel: Choice,
+    /// When a convolution followed by ReLU (and a residual add) runs on CUDA as cuDNN's fused
+    /// operator instead of the convolution and then the elementwise operators (`Measure`: the
+    /// faster, timed once per convolution and input shape).
+    pub cudnn_fused: Choice,
 }
 
 /// Which of two implementations runs.
@@ -71,6 +75,7 @@ impl Default for Options {
             channels_last: true,
             onednn: true,
             grouped_kernel: Choice::Measure,
+            cudnn_fused: Choice::Measure,
         }
     }
 }
@@ -146,6 +151,87 @@ struct Grouped {
 enum Packed {
     OneDnn(Tensor),
     Kernel,
+    /// CUDA: cuDNN's fused convolution + bias (+ residual) + ReLU.
+    Cudnn,
+    /// CUDA: the convolution, then the add and the ReLU as their own operators.
+    Plain,
+}
+
+/// A convolution of the plan without oneDNN: libtorch's, or on CUDA cuDNN's fused operator.
+struct Conv<'a> {
+    w: &'a Tensor,
+    b: Option<&'a Tensor>,
+    g: &'a Geometry,
+    relu: bool,
+}
+
+impl Conv<'_> {
+    /// `relu?(conv(x) + b + other?)` as libtorch's convolution and in-place add and ReLU.
+    fn plain(&self, x: &Tensor, other: Option<&Tensor>) -> Result<Tensor, TchError> {
+        let g = self.g;
+        let mut y = x.f_conv2d(self.w, self.b, g.stride, g.padding, g.dilation, g.groups)?;
+        if let Some(other) = other {
+            y = y.f_add_(other)?;
+        }
+        if self.relu {
+            let _ = y.f_relu_()?;
+        }
+        Ok(y)
+    }
+
+    /// The same as one cuDNN call (`cudnn_convolution_relu`, `cudnn_convolution_add_relu`: the
+    /// operators PyTorch's frozen TorchScript graphs fuse to on CUDA); ReLU only.
+    fn cudnn(&self, x: &Tensor, other: Option<&Tensor>) -> Result<Tensor, TchError> {
+        let g = self.g;
+        match other {
+            Some(z) => x.f_cudnn_convolution_add_relu(
+                self.w, z, 1.0, self.b, g.stride, g.padding, g.dilation, g.groups,
+            ),
+            None => x.f_cudnn_convolution_relu(
+                self.w, self.b, g.stride, g.padding, g.dilation, g.groups,
+            ),
+        }
+    }
+
+    /// Whether this convolution runs fused at `x`'s shape: as `choice` says, or (`Measure`) when
+    /// the fused operator is the faster of the two here (the better of three timed runs each,
+    /// after one untimed). A fused operator that fails (no cuDNN engine for this case) leaves
+    /// the plain one.
+    fn choose_cudnn(
+        &self,
+        x: &Tensor,
+        other: Option<&Tensor>,
+        choice: Choice,
+    ) -> Result<Packed, TchError> {
+        if choice == Choice::Never || self.cudnn(x, other).is_err() {
+            return Ok(Packed::Plain);
+        }
+        if choice == Choice::Always {
+            return Ok(Packed::Cudnn);
+        }
+        let Device::Cuda(index) = x.device() else {
+            return Ok(Packed::Plain);
+        };
+        let best = |f: &dyn Fn() -> Result<Tensor, TchError>| -> Result<f64, TchError> {
+            let _ = f()?;
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                tch::Cuda::synchronize(index as i64);
+                let t = std::time::Instant::now();
+                let _ = f()?;
+                tch::Cuda::synchronize(index as i64);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            Ok(best)
+        };
+        let fused = best(&|| self.cudnn(x, other))?;
+        let plain = best(&|| self.plain(x, other))?;
+        Ok(if fused < plain {
+            Packed::Cudnn
+        } else {
+            Packed::Plain
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -522,6 +608,11 @@ impl Inference {
                             other
                         }
                         Packed::OneDnn(w) => ffi::conv_pointwise(x, w, b.as_ref(), g, *relu)?,
+                        Packed::Cudnn | Packed::Plain => {
+                            return Err(TchError::Torch(
+                                "inference plan: a CUDA choice on the oneDNN path".into(),
+                            ));
+                        }
                     }
                 }
                 FStep::Conv {
@@ -532,21 +623,23 @@ impl Inference {
                     add,
                     kernel: _,
                 } => {
-                    let mut y = arg(0).f_conv2d(
+                    let x = arg(0);
+                    let other = add.then(|| arg(1));
+                    let conv = Conv {
                         w,
-                        b.as_ref(),
-                        g.stride,
-                        g.padding,
-                        g.dilation,
-                        g.groups,
-                    )?;
-                    if *add {
-                        y = y.f_add_(arg(1))?;
+                        b: b.as_ref(),
+                        g,
+                        relu: *relu,
+                    };
+                    // On CUDA a convolution followed by ReLU may run as cuDNN's fused operator.
+                    let fusable = *relu && x.device().is_cuda();
+                    if fusable && packed[i].is_none() {
+                        packed[i] = Some(conv.choose_cudnn(x, other, self.options.cudnn_fused)?);
                     }
-                    if *relu {
-                        let _ = y.f_relu_()?;
+                    match packed[i] {
+                        Some(Packed::Cudnn) => conv.cudnn(x, other)?,
+                        _ => conv.plain(x, other)?,
                     }
-                    y
                 }
                 FStep::Affine { scale, shift, relu } => {
                     let mut y = arg(0).f_mul(scale)?.f_add(shift)?;

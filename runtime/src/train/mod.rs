@@ -57,7 +57,7 @@ use crate::checkpoint::{self, CheckpointError, RunDir};
 use crate::data::{DataError, Loader};
 use crate::recipe::{Precision, Recipe};
 use serde::{Deserialize, Serialize};
-use sgd::{Factors, Param};
+use sgd::Param;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -426,12 +426,8 @@ impl Trainer {
         let vars: Vec<&Tensor> = self.params.iter().map(|p| p.var()).collect();
         let grads = Tensor::run_backward(&[&loss], &vars, false, false);
         let opt = &self.recipe.optimizer;
-        let f = Factors::new(lr, opt.weight_decay, opt.momentum, self.device);
-        tch::no_grad(|| {
-            for (p, g) in self.params.iter_mut().zip(grads) {
-                p.update(g, &f, opt.nesterov);
-            }
-        });
+        let hyper = (lr, opt.weight_decay, opt.momentum, opt.nesterov);
+        tch::no_grad(|| sgd::step_all(&mut self.params, grads, hyper));
         let correct = tch::no_grad(|| {
             logits
                 .argmax(-1, false)
