@@ -2,7 +2,7 @@
 //! in one run: resnext50_32x4d and resnet50, fp32 and bf16, batch 1, 8 and 32. Also reports the
 //! time each side takes to get ready (our plan building and weight packing; inductor's
 //! compilation) and the achieved FLOP/s against the machine's measured peak
-//! ([`archc_runtime::fast::peak_flops`]). Writes its table into BENCHMARKS.md.
+//! ([`archc_runtime::fast::peak`]: AMX where the CPU has it). Writes its table into BENCHMARKS.md.
 //!
 //! Run with `ARCHC_BENCHES=compiled scripts/bench-runtime.sh -- --device cpu`. The PyTorch side is
 //! `scripts/torch_compiled.py`, one process per configuration that compiles once and then times
@@ -19,7 +19,7 @@
 mod common;
 
 use archc_runtime::Network;
-use archc_runtime::fast::{Choice, Inference, Options, peak_flops};
+use archc_runtime::fast::{self, Choice, Inference, Options};
 use common::*;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -159,11 +159,13 @@ fn main() {
         } else {
             Kind::Float
         };
-        let mut peak = if cuda {
+        let cpu_peak = if cuda {
             None
         } else {
-            peak_flops(kind, usize::try_from(threads).unwrap_or(1), 2.0)
+            fast::peak(kind, usize::try_from(threads).unwrap_or(1), 2.0)
         };
+        let unit = cpu_peak.map_or("", |p| p.unit);
+        let mut peak = cpu_peak.map(|p| p.flops);
         for model in list("ARCHC_BENCH_MODELS", "resnext50_32x4d,resnet50") {
             let family = if model.starts_with("resnext") {
                 "resnext"
@@ -277,7 +279,7 @@ fn main() {
                 );
             }
         }
-        peaks.push((kind_name.clone(), peak));
+        peaks.push((kind_name.clone(), peak, unit));
     }
     let mut body = String::new();
     let _ = writeln!(
@@ -291,7 +293,7 @@ fn main() {
         date(),
         if cuda { gpu_name.clone() } else { cpu_name() }
     );
-    for (kind, peak) in &peaks {
+    for (kind, peak, unit) in &peaks {
         if cuda {
             let p = peak.map_or("unknown (set ARCHC_GPU_PEAK_TFLOPS)".into(), |p| {
                 format!("{:.0} TFLOP/s", p / 1e12)
@@ -308,13 +310,8 @@ fn main() {
             body,
             "- Peak {kind}: {}",
             peak.map_or("not measurable on this CPU".to_string(), |p| format!(
-                "{:.3} TFLOP/s, measured by `fast::peak_flops` ({threads} threads each running independent {} in a loop)",
+                "{:.3} TFLOP/s, measured by `fast::peak` ({threads} threads each running independent `{unit}` in a loop)",
                 p / 1e12,
-                if kind == "bf16" {
-                    "AVX512-BF16 `vdpbf16ps` (2 bf16 products per fp32 lane)"
-                } else {
-                    "AVX-512 FMAs"
-                }
             ))
         );
     }

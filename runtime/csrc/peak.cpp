@@ -1,10 +1,13 @@
 // The machine's arithmetic limit, measured: every thread runs a loop of independent fused
 // multiply-adds of the widest kind the CPU has (AVX-512 FMA for fp32, AVX512-BF16 `vdpbf16ps`
-// for bf16), sixteen accumulators deep so that latency never limits the rate. The result is the
+// for bf16, sixteen accumulators deep so that latency never limits the rate; or AMX's tile
+// product `tdpbf16ps` for bf16, four accumulator tiles from two pairs of source tiles). The result is the
 // FLOP/s (one multiply-add = 2 FLOPs) all threads reach together: the roofline that the
 // inference mode's achieved FLOP/s is compared with.
 
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -52,6 +55,58 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_loop(int64_t iters) {
   return sum(s);
 }
 
+// AMX: 16 rows of 64 bytes in every tile (palette 1). C tiles 0-3 hold 16x16 fp32 sums, A tiles
+// 4-5 16x32 bf16, B tiles 6-7 16 rows of 16 bf16 pairs: one tdpbf16ps is 16*16*32 multiply-adds.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Linux lends a process AMX's tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); true once granted.
+bool amx_permitted() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+  return false;
+#endif
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) uint16_t src[16 * 32];
+  for (auto &v : src) v = 0x3a83;  // bf16 for 1e-3
+  alignas(64) float out[16 * 16];
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, src, 64);
+  _tile_loadd(5, src, 64);
+  _tile_loadd(6, src, 64);
+  _tile_loadd(7, src, 64);
+  for (int64_t n = 0; n < iters; ++n) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  _tile_release();
+  float s = 0.0f;
+  for (float x : out) s += x;
+  return s;
+}
+
 }  // namespace
 
 namespace {
@@ -60,8 +115,9 @@ double peak(int kind, int threads, double seconds);
 
 extern "C" {
 
-// FLOP/s of `threads` threads together: kind 0 = fp32 FMA, 1 = bf16 dot product. 0.0 when the
-// CPU lacks the instructions (no AVX-512, or no AVX512-BF16 for kind 1).
+// FLOP/s of `threads` threads together: kind 0 = fp32 FMA, 1 = bf16 dot product (AVX512-BF16),
+// 2 = bf16 tile product (AMX). 0.0 when the CPU lacks the instructions (no AVX-512, no
+// AVX512-BF16 for kind 1, no AMX-BF16 or no permission from the kernel for kind 2).
 double archc_peak_flops(int kind, int threads, double seconds) {
   try {
     return peak(kind, threads, seconds);
@@ -77,13 +133,20 @@ namespace {
 double peak(int kind, int threads, double seconds) {
   __builtin_cpu_init();
   if (!(seconds > 0.0 && seconds < 3600.0)) return 0.0;
-  if (!__builtin_cpu_supports("avx512f")) return 0.0;
-  if (kind == 1 && !__builtin_cpu_supports("avx512bf16")) return 0.0;
+  if (kind == 2) {
+    if (!__builtin_cpu_supports("amx-bf16") || !amx_permitted()) return 0.0;
+  } else {
+    if (!__builtin_cpu_supports("avx512f")) return 0.0;
+    if (kind == 1 && !__builtin_cpu_supports("avx512bf16")) return 0.0;
+  }
   if (threads < 1) threads = 1;
   if (threads > 4096) threads = 4096;
-  // FLOPs per loop iteration: 16 accumulators x 16 lanes x (1 FMA = 2, or 2 pairs = 4 FLOPs).
-  const double per_iter = kAcc * 16.0 * (kind == 1 ? 4.0 : 2.0);
-  auto run = [kind](int64_t iters) { return kind == 1 ? bf16_loop(iters) : fma_loop(iters); };
+  // FLOPs per loop iteration: 16 accumulators x 16 lanes x (1 FMA = 2, or 2 pairs = 4 FLOPs);
+  // AMX: 4 tile products of 16x16x32 multiply-adds.
+  const double per_iter = kind == 2 ? 4 * 16.0 * 16.0 * 32.0 * 2.0 : kAcc * 16.0 * (kind == 1 ? 4.0 : 2.0);
+  auto run = [kind](int64_t iters) {
+    return kind == 2 ? amx_loop(iters) : kind == 1 ? bf16_loop(iters) : fma_loop(iters);
+  };
   // Calibrate on one thread to about a tenth of the requested time.
   int64_t iters = 1 << 16;
   for (;;) {

@@ -264,19 +264,30 @@ pub(crate) fn grouped_conv(
     })
 }
 
-/// The FLOP/s `threads` threads reach together with the CPU's widest multiply-add: AVX-512 FMA
-/// when `bf16` is false, AVX512-BF16 dot products when true. `None` where the CPU lacks them.
-pub(crate) fn peak_flops(bf16: bool, threads: usize, seconds: f64) -> Option<f64> {
+/// The instruction a peak probe runs (`csrc/peak.cpp`'s kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// AVX-512 FMA, fp32.
+    Fma = 0,
+    /// AVX512-BF16 `vdpbf16ps`.
+    Avx512Bf16 = 1,
+    /// AMX `tdpbf16ps`.
+    Amx = 2,
+}
+
+/// The FLOP/s `threads` threads reach together running `unit` in a loop; `None` where the CPU
+/// lacks it (or the kernel does not lend the process AMX's tile state).
+pub(crate) fn peak_flops(unit: Unit, threads: usize, seconds: f64) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         let threads = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
         // SAFETY: takes and returns plain values; the probe only runs arithmetic on its threads.
-        let flops = unsafe { archc_peak_flops(c_int::from(bf16), threads, seconds) };
+        let flops = unsafe { archc_peak_flops(unit as c_int, threads, seconds) };
         (flops > 0.0).then_some(flops)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (bf16, threads, seconds);
+        let _ = (unit, threads, seconds);
         None
     }
 }

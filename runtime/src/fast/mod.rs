@@ -94,11 +94,38 @@ pub fn keep_freed_memory() -> bool {
 }
 
 /// The FLOP/s (one multiply-add = 2 FLOPs) that `threads` threads reach together running the
-/// CPU's widest multiply-add in a loop: AVX-512 FMA in fp32, AVX512-BF16 dot products
-/// (`vdpbf16ps`) in bf16. This is the roofline the inference mode's achieved FLOP/s is compared
-/// with. `None` where the CPU lacks those instructions (or is not x86-64). Takes about `seconds`.
+/// CPU's widest multiply-add in a loop ([`peak`] also says which one). This is the roofline the
+/// inference mode's achieved FLOP/s is compared with. `None` where the CPU lacks those
+/// instructions (or is not x86-64). Takes about `seconds`.
 pub fn peak_flops(kind: Kind, threads: usize, seconds: f64) -> Option<f64> {
-    ffi::peak_flops(kind == Kind::BFloat16, threads, seconds)
+    peak(kind, threads, seconds).map(|p| p.flops)
+}
+
+/// A measured arithmetic peak ([`peak`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    /// FLOP/s of all the threads together (one multiply-add = 2 FLOPs).
+    pub flops: f64,
+    /// The instruction that reached it, for example `"AMX tdpbf16ps"`.
+    pub unit: &'static str,
+}
+
+/// The CPU's peak for `kind` on `threads` threads, measured over about `seconds`: AVX-512 FMAs
+/// in fp32; in bf16, AMX's tile products (`tdpbf16ps`) where the CPU has AMX-BF16 and Linux lends
+/// the process its tile state, else AVX512-BF16 dot products (`vdpbf16ps`). oneDNN uses the same
+/// units for its convolutions. `None` where the CPU has none of them (or is not x86-64).
+pub fn peak(kind: Kind, threads: usize, seconds: f64) -> Option<Peak> {
+    let units: &[(ffi::Unit, &str)] = if kind == Kind::BFloat16 {
+        &[
+            (ffi::Unit::Amx, "AMX tdpbf16ps"),
+            (ffi::Unit::Avx512Bf16, "AVX512-BF16 vdpbf16ps"),
+        ]
+    } else {
+        &[(ffi::Unit::Fma, "AVX-512 FMA")]
+    };
+    units.iter().find_map(|&(unit, name)| {
+        ffi::peak_flops(unit, threads, seconds).map(|flops| Peak { flops, unit: name })
+    })
 }
 
 #[derive(Debug)]
@@ -879,6 +906,33 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn freed_memory_can_be_kept() {
         assert!(keep_freed_memory());
+    }
+
+    /// The peak probe picks the widest unit the CPU has, as /proc/cpuinfo lists it, and AMX's
+    /// tile products outrun AVX-512's dot products where both exist.
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn peak_uses_the_widest_unit() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let has = |flag: &str| info.split_whitespace().any(|w| w == flag);
+        let (fp32, bf16) = (peak(Kind::Float, 1, 0.05), peak(Kind::BFloat16, 1, 0.05));
+        assert_eq!(fp32.is_some(), has("avx512f"), "{fp32:?}");
+        match bf16 {
+            Some(p) if has("amx_bf16") => {
+                assert_eq!(p.unit, "AMX tdpbf16ps");
+                let avx = ffi::peak_flops(ffi::Unit::Avx512Bf16, 1, 0.05).unwrap_or(0.0);
+                assert!(
+                    p.flops > 2.0 * avx,
+                    "AMX {:e} against AVX512-BF16 {avx:e}",
+                    p.flops
+                );
+            }
+            Some(p) => assert_eq!(p.unit, "AVX512-BF16 vdpbf16ps"),
+            None => assert!(
+                !has("avx512_bf16"),
+                "no bf16 peak on a CPU with AVX512-BF16"
+            ),
+        }
     }
 
     /// The grouped kernel against libtorch's convolution of the same bf16 values (computed in
