@@ -46,7 +46,10 @@ fn main() {
     // C++17 against libtorch's headers, included as system headers: their warnings are not ours.
     let cpp = || {
         let mut b = cc::Build::new();
+        // Optimised in every profile: the tests then run the code users run (GCC's AMX
+        // intrinsics, for one, behave differently at -O0 and -O2).
         b.cpp(true)
+            .opt_level(2)
             .pic(true)
             .std("c++17")
             .flag("-isystem")

@@ -82,6 +82,9 @@ __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
+  // GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes, so at -O2 the
+  // stores above could be dropped as dead: make the whole struct visibly used first.
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
   alignas(64) uint16_t src[16 * 32];
   for (auto &v : src) v = 0x3a83;  // bf16 for 1e-3
