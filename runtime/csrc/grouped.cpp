@@ -1,7 +1,8 @@
-// A bf16 grouped 3×3 convolution for ResNeXt's narrow groups (4 or 8 channels per group), where
-// oneDNN's direct kernel reaches about a sixth of the machine's bf16 peak (BENCHMARKS.md, "where
-// the time goes"). Channels-last input and output, padding 1, stride 1 or 2, bias and ReLU fused,
-// fp32 accumulation with AVX512-BF16 `vdpbf16ps`.
+// A bf16 grouped 3×3 convolution for ResNeXt's narrow groups (4 or 8 channels per group; 16 too
+// on AMX), where oneDNN's direct kernel reaches about a sixth of the machine's bf16 peak
+// (BENCHMARKS.md, "where the time goes"). Channels-last input and output, padding 1, stride 1 or
+// 2, bias and ReLU fused, fp32 accumulation: AVX512-BF16 `vdpbf16ps` below, AMX tile products
+// further down (the AMX section) where the CPU has them.
 //
 // Sixteen output channels fill one fp32 accumulator. `vdpbf16ps` multiplies one pair of input
 // channels per lane, so each lane must see a pair of *its own group's* input channels. The 16
@@ -16,6 +17,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
 
@@ -27,8 +29,13 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 namespace {
 
@@ -190,27 +197,180 @@ RowFn kernel(int64_t cpg) {
   }
 }
 
+// ---- AMX ----------------------------------------------------------------------------------
+// On a CPU with AMX the same convolution runs as tile products (`tdpbf16ps`): C[16 output
+// pixels × 16 output channels] += A[16 pixels × 16 input channels of those channels' groups] ·
+// B[16 input × 16 output channels], one product per kernel tap. B is block-diagonal (4 or 2
+// groups of a 16-channel block) and K is half a tile's 32, so a product does an eighth (cpg 4)
+// or a quarter (cpg 8) useful work; AMX still does that several times faster than AVX512-BF16.
+// A tile's 16 rows are 16 output pixels of one row: their input pixels (one tap) lie `stride`
+// pixels apart in the NHWC input, so the tile loads straight from it with a row stride, except
+// where a pixel falls into the padding or past the row (gathered with zeros into a buffer).
+// Two pixel blocks share each B tile. Tiles: 0-1 C, 2-3 A, 4 B.
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Linux lends AMX's tile state to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM).
+bool amx_ready() {
+  static const bool ready = [] {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("avx512bf16")) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+    return false;
+#endif
+  }();
+  return ready;
+}
+
+__attribute__((target("amx-tile"))) void amx_configure() {
+  TileConfig cfg;
+  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C: 16 x 16 fp32
+  for (int t = 2; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 x 16 bf16
+  cfg.rows[4] = 8, cfg.colsb[4] = 64;                                // B: 8 x 16 bf16 pairs
+  // GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes, so at -O2 the
+  // stores above would be dropped as dead: make the whole struct visibly used first.
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+// The input rows a thread's output rows read, zero-padded and regrouped by blocks of 16
+// channels: slot k holds input row `tag[k]` of image `image` as [C/16][width][16] bf16, pixel iw
+// at index iw + 1, zeros for the padding and past the row. An A tile (16 pixels of one block)
+// then loads straight from a slot, its rows 32 bytes apart (stride 1) instead of a whole pixel.
+// Three slots, one per kernel row; consecutive output rows reuse two of them.
+struct PaddedRows {
+  int64_t width = 0, c = 0, image = -1;
+  int64_t tag[3] = {-1, -1, -1};
+  std::vector<uint16_t> data;
+
+  PaddedRows(const Shape &s) : width(((s.ow + 31) / 32 * 32) * s.stride + 3), c(s.c) {
+    data.assign(static_cast<size_t>(3 * width * c), 0);
+  }
+
+  // Input row ih of image n, padded; nullptr where ih is padding.
+  __attribute__((target("avx2"))) const uint16_t *row(const uint16_t *x, const Shape &s,
+                                                      int64_t n, int64_t ih) {
+    if (ih < 0 || ih >= s.h) return nullptr;
+    if (n != image) {
+      image = n;
+      tag[0] = tag[1] = tag[2] = -1;
+    }
+    const int k = static_cast<int>(ih % 3);
+    uint16_t *slot = data.data() + k * width * c;
+    if (tag[k] != ih) {
+      const uint16_t *src = x + (n * s.h + ih) * s.w * s.c;
+      const int64_t blocks = s.c / 16;
+      for (int64_t iw = 0; iw < s.w; ++iw)
+        for (int64_t b = 0; b < blocks; ++b)
+          _mm256_storeu_si256(
+              reinterpret_cast<__m256i *>(slot + (b * width + iw + 1) * 16),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + iw * s.c + 16 * b)));
+      tag[k] = ih;
+      // GCC's tile load does not tell the compiler that it reads memory: keep these stores.
+      __asm__ __volatile__("" : : "r"(slot) : "memory");
+    }
+    return slot;
+  }
+};
+
+// relu?(C + bias) rounded to bf16, rows 0 … tn-1, into y (row stride c).
+__attribute__((target("amx-tile,avx512f,avx512bf16"), always_inline)) inline void amx_store(
+    const float *sums, int tn, __m512 bias, bool relu, uint16_t *y, int64_t c) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int r = 0; r < tn; ++r) {
+    __m512 v = _mm512_add_ps(_mm512_load_ps(sums + 16 * r), bias);
+    if (relu) v = _mm512_max_ps(v, zero);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + r * c), (__m256i)_mm512_cvtneps_pbh(v));
+  }
+}
+
+// One output row (image n, row oh), every block of 16 channels. `wp`: [C/16][9][8][16][2] bf16,
+// B tiles in AMX's pair-interleaved order; `bias`: fp32 in channel order.
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16"))) void amx_row(
+    const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y, const Shape &s,
+    int64_t n, int64_t oh, bool relu, PaddedRows &rows) {
+  alignas(64) float sums[16 * 16];
+  const uint16_t *in[3];
+  for (int kh = 0; kh < 3; ++kh) in[kh] = rows.row(x, s, n, oh * s.stride - 1 + kh);
+  const int64_t step = s.stride * 32;  // bytes between the input pixels of two rows of A
+  for (int64_t b = 0; b < s.c / 16; ++b) {
+    const int64_t cin0 = 16 * b;
+    const __m512 bv = _mm512_loadu_ps(bias + cin0);
+    for (int64_t ow0 = 0; ow0 < s.ow; ow0 += 32) {
+      const int tn0 = static_cast<int>(std::min<int64_t>(16, s.ow - ow0));
+      const int tn1 = static_cast<int>(std::clamp<int64_t>(s.ow - ow0 - 16, 0, 16));
+      _tile_zero(0);
+      _tile_zero(1);
+      for (int kh = 0; kh < 3; ++kh) {
+        if (in[kh] == nullptr) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          // Output pixel ow, tap kw reads padded index ow·stride + kw.
+          const uint16_t *a = in[kh] + (b * rows.width + ow0 * s.stride + kw) * 16;
+          _tile_loadd(4, wp + ((b * 9 + kh * 3 + kw) * 8 * 16 * 2), 64);
+          _tile_loadd(2, a, step);
+          _tile_dpbf16ps(0, 2, 4);
+          if (tn1 > 0) {
+            _tile_loadd(3, a + 16 * s.stride * 16, step);
+            _tile_dpbf16ps(1, 3, 4);
+          }
+        }
+      }
+      uint16_t *yrow = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;
+      _tile_stored(0, sums, 64);
+      amx_store(sums, tn0, bv, relu, yrow, s.c);
+      if (tn1 > 0) {
+        _tile_stored(1, sums, 64);
+        amx_store(sums, tn1, bv, relu, yrow + 16 * s.c, s.c);
+      }
+    }
+  }
+}
+
+__attribute__((target("amx-tile"))) void amx_release() { _tile_release(); }
+
 }  // namespace
 
 extern "C" {
 
-// 1 when this CPU runs the kernel (AVX512-BF16) for `cpg` channels per group (4 or 8).
+// Whether AMX tiles run `cpg` channels per group: a 16-channel block holds whole groups.
+bool amx_takes(int64_t cpg) { return cpg == 4 || cpg == 8 || cpg == 16; }
+
+// 1 when this CPU runs the kernel for `cpg` channels per group: 4 or 8 with AVX512-BF16, and
+// also 16 with AMX.
 int archc_grouped_supported(int64_t cpg) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16") && kernel(cpg) != nullptr;
+  return (__builtin_cpu_supports("avx512bf16") && kernel(cpg) != nullptr) ||
+         (amx_takes(cpg) && amx_ready());
 }
 
-// Packs an OIHW 3×3 weight (O = C, I = cpg) into [C/16][9][cpg/2][16] pairs of bf16, the 16 in
-// accumulator-lane order.
-char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, at::Tensor **out) {
+// 1 when this CPU runs the kernel on AMX tiles (and the kernel lent the tile state).
+int archc_grouped_amx() { return amx_ready() ? 1 : 0; }
+
+// Packs an OIHW 3×3 weight (O = C, I = cpg) for the kernel. AVX512-BF16 (`amx` 0):
+// [C/16][9][cpg/2][16] pairs of bf16, the 16 in accumulator-lane order. AMX (`amx` 1):
+// [C/16][9][8][16] pairs, B tiles (16 input × 16 output channels of a block, block-diagonal by
+// group, pair-interleaved). The third size tells the two apart in archc_grouped_conv (2 or 4
+// against 8; the AVX512-BF16 path takes no 16 channels per group).
+char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, int amx, at::Tensor **out) {
   return guard([&] {
-    TORCH_CHECK(kernel(cpg) != nullptr, "grouped kernel: 4 or 8 channels per group");
+    TORCH_CHECK(amx != 0 ? amx_takes(cpg) : kernel(cpg) != nullptr,
+                "grouped kernel: 4 or 8 channels per group (also 16 on AMX)");
+    TORCH_CHECK(amx == 0 || amx_ready(), "grouped kernel: this CPU or kernel lends no AMX");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
                     w.size(0) % 16 == 0,
                 "grouped kernel: weight must be [16k, cpg, 3, 3]");
-    const int64_t c = w.size(0), pairs = cpg / 2;
-    at::Tensor packed = at::empty({c / 16, 9, pairs, 16, 2}, w.options().dtype(at::kBFloat16));
+    const int64_t c = w.size(0), pairs = amx != 0 ? 8 : cpg / 2;
+    at::Tensor packed = at::zeros({c / 16, 9, pairs, 16, 2}, w.options().dtype(at::kBFloat16));
     const float *src = w.data_ptr<float>();
     auto *dst = packed.data_ptr<c10::BFloat16>();
     for (int64_t b = 0; b < c / 16; ++b)
@@ -218,9 +378,16 @@ char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, at::Tensor **out
         for (int64_t p = 0; p < pairs; ++p)
           for (int a = 0; a < 16; ++a)
             for (int64_t i = 0; i < 2; ++i) {
-              const int64_t o = 16 * b + lane_channel(static_cast<int>(cpg), a);
-              dst[(((b * 9 + t) * pairs + p) * 16 + a) * 2 + i] =
-                  c10::BFloat16(src[(o * cpg + 2 * p + i) * 9 + t]);
+              float v;
+              if (amx != 0) {
+                // Input channel k = 2p + i of the block against output channel a.
+                const int64_t k = 2 * p + i;
+                v = k / cpg == a / cpg ? src[((16 * b + a) * cpg + k % cpg) * 9 + t] : 0.0f;
+              } else {
+                const int64_t o = 16 * b + lane_channel(static_cast<int>(cpg), a);
+                v = src[(o * cpg + 2 * p + i) * 9 + t];
+              }
+              dst[(((b * 9 + t) * pairs + p) * 16 + a) * 2 + i] = c10::BFloat16(v);
             }
     *out = new at::Tensor(std::move(packed));
   });
@@ -231,7 +398,9 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
                          int64_t stride, int64_t cpg, int relu, at::Tensor **out) {
   return guard([&] {
     RowFn fn = kernel(cpg);
-    TORCH_CHECK(fn != nullptr && archc_grouped_supported(cpg), "grouped kernel: unsupported");
+    const bool amx = packed->dim() == 5 && packed->size(2) == 8;
+    TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),
+                "grouped kernel: unsupported");
     TORCH_CHECK(stride == 1 || stride == 2, "grouped kernel: stride 1 or 2");
     TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
                     x->is_contiguous(at::MemoryFormat::ChannelsLast),
@@ -240,17 +409,29 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
                 "grouped kernel: bias must be contiguous fp32");
     const Shape s{x->size(0), x->size(2), x->size(3), x->size(1),
                   (x->size(2) - 1) / stride + 1, (x->size(3) - 1) / stride + 1, stride};
-    TORCH_CHECK(s.c % 16 == 0 && packed->size(0) * 16 == s.c && packed->size(2) == cpg / 2 &&
-                    bias->numel() == s.c,
+
+    TORCH_CHECK(s.c % 16 == 0 && packed->size(0) * 16 == s.c &&
+                    (amx || packed->size(2) == cpg / 2) && bias->numel() == s.c,
                 "grouped kernel: channel count mismatch");
     at::Tensor y = at::empty({s.n, s.oh, s.ow, s.c}, x->options()).permute({0, 3, 1, 2});
     const auto *xp = reinterpret_cast<const uint16_t *>(x->data_ptr<c10::BFloat16>());
     const auto *wp = reinterpret_cast<const uint32_t *>(packed->data_ptr<c10::BFloat16>());
     const float *bp = bias->data_ptr<float>();
     auto *yp = reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>());
-    at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) fn(xp, wp, bp, yp, s, r / s.oh, r % s.oh, relu != 0);
-    });
+    if (amx) {
+      const auto *wa = reinterpret_cast<const uint16_t *>(wp);
+      at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
+        amx_configure();  // per thread: the tile configuration is thread state
+        PaddedRows rows(s);
+        for (int64_t r = begin; r < end; ++r)
+          amx_row(xp, wa, bp, yp, s, r / s.oh, r % s.oh, relu != 0, rows);
+        amx_release();
+      });
+    } else {
+      at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) fn(xp, wp, bp, yp, s, r / s.oh, r % s.oh, relu != 0);
+      });
+    }
     *out = new at::Tensor(std::move(y));
   });
 }

@@ -39,9 +39,12 @@ unsafe extern "C" {
     #[cfg(target_arch = "x86_64")]
     fn archc_grouped_supported(cpg: i64) -> c_int;
     #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_amx() -> c_int;
+    #[cfg(target_arch = "x86_64")]
     fn archc_grouped_pack(
         weight: *const C_tensor,
         cpg: i64,
+        amx: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
@@ -218,7 +221,7 @@ pub(crate) fn conv_add_(
 }
 
 /// Whether this CPU runs `csrc/grouped.cpp`'s bf16 grouped 3×3 kernel for `cpg` channels per
-/// group (AVX512-BF16; 4 or 8 channels per group).
+/// group (AVX512-BF16: 4 or 8 channels per group; AMX: also 16).
 pub(crate) fn grouped_supported(cpg: i64) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -232,11 +235,26 @@ pub(crate) fn grouped_supported(cpg: i64) -> bool {
     }
 }
 
-/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`) packed for the grouped kernel.
+/// Whether the grouped kernel runs on AMX tiles here (AMX-BF16, and Linux lent the process the
+/// tile state).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn grouped_amx() -> bool {
+    // SAFETY: takes and returns plain values.
+    unsafe { archc_grouped_amx() != 0 }
+}
+
+/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`) packed for the grouped kernel: for its AMX
+/// path where [`grouped_amx`], else for its AVX512-BF16 path.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn grouped_pack(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
+    grouped_pack_for(weight, cpg, grouped_amx())
+}
+
+/// [`grouped_pack`] for the path `amx` says (an error where AMX is asked for and missing).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn grouped_pack_for(weight: &Tensor, cpg: i64, amx: bool) -> Result<Tensor, TchError> {
     // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
-    returning(|out| unsafe { archc_grouped_pack(weight.as_ptr(), cpg, out) })
+    returning(|out| unsafe { archc_grouped_pack(weight.as_ptr(), cpg, c_int::from(amx), out) })
 }
 
 /// `relu?(grouped_conv3x3(x) + bias)` with padding 1 on bf16 channels-last `x`; `bias` in fp32.

@@ -21,7 +21,7 @@
 //! In bf16 on a CPU with AVX512-BF16, the grouped 3×3 convolutions with 4 or 8 channels per
 //! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
 //! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
-//! them. Which of the two runs is decided per convolution and input shape, when the weights are
+//! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group. Which of the two runs is decided per convolution and input shape, when the weights are
 //! packed, by timing both (as cuDNN's benchmark mode does); both compute the same sums in fp32
 //! and round the output to bf16 once.
 
@@ -47,8 +47,8 @@ pub struct Options {
     /// Whether to use oneDNN's fused convolutions with pre-packed weights on the CPU (ignored on
     /// CUDA and where libtorch lacks oneDNN). Off, every step is a plain libtorch operator.
     pub onednn: bool,
-    /// When the bf16 grouped 3×3s with 4 or 8 channels per group run on this crate's kernel
-    /// instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16).
+    /// When the bf16 grouped 3×3s with 4 or 8 channels per group (also 16 with AMX) run on this
+    /// crate's kernel instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16 or AMX).
     pub grouped_kernel: Choice,
     /// When a convolution followed by ReLU (and a residual add) runs on CUDA as cuDNN's fused
     /// operator instead of the convolution and then the elementwise operators (`Measure`: the
@@ -729,8 +729,8 @@ impl Inference {
 }
 
 /// The grouped kernel's weights for a convolution it can run: bf16 channels-last, 3×3, padding 1,
-/// as many input as output channels (a multiple of 16), 4 or 8 channels per group, on a CPU with
-/// AVX512-BF16.
+/// as many input as output channels (a multiple of 16), 4 or 8 channels per group on a CPU with
+/// AVX512-BF16, or 4, 8 or 16 on a CPU with AMX.
 fn grouped_kernel(
     options: &Options,
     spec: &crate::__private::ConvSpec,
@@ -937,7 +937,8 @@ mod tests {
 
     /// The grouped kernel against libtorch's convolution of the same bf16 values (computed in
     /// fp32), for every group width it takes, both strides, odd sizes (rows that do not fill a
-    /// register block), with and without ReLU: within bf16's rounding of the output.
+    /// register block), with and without ReLU: within bf16's rounding of the output; on its AMX
+    /// path too where the CPU has AMX.
     #[test]
     fn grouped_kernel_matches_libtorch() {
         if !ffi::grouped_supported(4) {
@@ -952,6 +953,9 @@ mod tests {
             (64, 8, 9, 2, false),
             (256, 8, 21, 1, true),
             (32, 8, 1, 1, true),
+            // AMX only.
+            (64, 16, 10, 1, true),
+            (512, 16, 9, 2, false),
         ] {
             let groups = c / cpg;
             let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
@@ -972,13 +976,30 @@ mod tests {
             if relu {
                 reference = reference.relu();
             }
-            let packed = ffi::grouped_pack(&w, cpg).unwrap();
-            let y = ffi::grouped_conv(&channels_last(&x), &packed, &b, stride, cpg, relu).unwrap();
-            assert_eq!(y.size(), reference.size());
-            let y = y.to_kind(Kind::Float);
-            let err =
-                (&y - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
-            assert!(err < 4e-3, "c {c} cpg {cpg} stride {stride}: {err:.2e}");
+            // Both paths where the CPU has AMX: its tiles and AVX512-BF16.
+            let paths: &[bool] = match (ffi::grouped_amx(), cpg) {
+                (true, 16) => &[true],
+                (true, _) => &[true, false],
+                (false, 16) => continue,
+                (false, _) => &[false],
+            };
+            for &amx in paths {
+                let packed = ffi::grouped_pack_for(&w, cpg, amx).unwrap();
+                let xs = channels_last(&x);
+                let y = ffi::grouped_conv(&xs, &packed, &b, stride, cpg, relu).unwrap();
+                assert_eq!(y.size(), reference.size());
+                let y = y.to_kind(Kind::Float);
+                let err =
+                    (&y - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
+                println!(
+                    "c {c} cpg {cpg} {hw}x{} stride {stride} amx {amx}: {err:.2e}",
+                    hw + 3
+                );
+                assert!(
+                    err < 4e-3,
+                    "c {c} cpg {cpg} stride {stride} amx {amx}: {err:.2e}"
+                );
+            }
         }
     }
 }
