@@ -9,7 +9,9 @@
 //! Run with `scripts/bench-runtime.sh` (CPU) or on a GPU box through `scripts/gpu-run.sh`
 //! (CUDA: also the achieved TFLOP/s against the GPU's peak). `--device cpu|cuda|auto` (or
 //! `ARCHC_DEVICE`), `ARCHC_TRAIN_BATCH` (default 8; CUDA: 64), `ARCHC_TRAIN_REPEAT` (timed
-//! steps, default 5). Writes its table into BENCHMARKS.md (section train-cpu or train-cuda).
+//! steps, default 5). With `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000` in the
+//! environment both processes keep freed memory, and the table says so. Writes its table into
+//! BENCHMARKS.md (section train-cpu or train-cuda).
 
 mod common;
 
@@ -235,11 +237,16 @@ fn main() {
     let (date, cpu) = (date(), cpu_name());
     let _ = writeln!(
         body,
-        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides), libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the two sides taking turns every three steps per configuration; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",
+        "Train step of resnext50_32x4d (ours: `Trainer::step` on the spec's `Network`; PyTorch: torchvision's model, eager, `torch.optim.SGD`), batch {batch}, 3×{size}×{size}, random data, SGD momentum 0.9 and weight decay 5e-4; device `{device:?}`{}, {threads} threads (both sides){}, libtorch from torch 2.11.0; median of {repeat} steps after {WARMUP} warm-up, the two sides taking turns every three steps per configuration; {date}, {}. Ratio = ours / PyTorch (below 1.00: we are faster). Rerun: `ARCHC_BENCHES=train_step scripts/bench-runtime.sh -- --device {device_name}`.\n",
         if gpu_name.is_empty() || gpu_name == "cpu" {
             String::new()
         } else {
             format!(" ({gpu_name})")
+        },
+        if std::env::var_os("MALLOC_MMAP_MAX_").is_some() {
+            ", both processes keeping freed memory (glibc: `MALLOC_MMAP_MAX_=0`, heap never trimmed)"
+        } else {
+            ", glibc's default allocator settings"
         },
         if cuda { "GPU" } else { cpu.as_str() }
     );
