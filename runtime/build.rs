@@ -72,7 +72,8 @@ fn main() {
             }
             None => println!(
                 "cargo:warning=CUDA graphs left out: libtorch has CUDA but no cuda_runtime_api.h \
-                 was found (the nvidia-cuda-runtime wheel beside torch, or $CUDA_HOME/include)"
+                 with crt/host_defines.h was found (the nvidia-cuda-runtime and nvidia-cuda-crt \
+                 wheels beside torch, or $CUDA_HOME/include)"
             ),
         }
     }
@@ -96,15 +97,22 @@ fn main() {
     }
 }
 
-/// The folder with the CUDA runtime's headers: the pip wheel's (`nvidia/cu13/include` or
-/// `nvidia/cuda_runtime/include` beside torch in site-packages), else `$CUDA_HOME/include`.
+/// The folder with the CUDA runtime's headers, its `crt/` folder included: the pip wheels'
+/// (`nvidia/cu13/include` or `nvidia/cuda_runtime/include` beside torch in site-packages), else
+/// `$CUDA_HOME/include`.
 fn cuda_include(lib: &std::path::Path) -> Option<PathBuf> {
     let site = lib.join("../..");
     let wheel = ["nvidia/cu13/include", "nvidia/cuda_runtime/include"]
         .into_iter()
         .map(|p| site.join(p));
     let home = std::env::var_os("CUDA_HOME").map(|h| PathBuf::from(h).join("include"));
-    wheel
-        .chain(home)
-        .find(|dir| dir.join("cuda_runtime_api.h").exists())
+    // cuda_runtime_api.h includes crt/host_defines.h, which the pip wheels ship apart
+    // (nvidia-cuda-crt): a folder without it would fail to compile, not fall back to the stub.
+    wheel.chain(home).find(|dir| {
+        if dir.exists() {
+            // (A path that does not exist would rerun this script on every build.)
+            println!("cargo:rerun-if-changed={}", dir.display());
+        }
+        dir.join("cuda_runtime_api.h").exists() && dir.join("crt/host_defines.h").exists()
+    })
 }

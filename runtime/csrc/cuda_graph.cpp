@@ -22,8 +22,10 @@
 namespace {
 
 #if defined(ARCHC_CUDA_GRAPHS)
-// The stream that was current before archc_cuda_side_stream_enter, restored on exit.
+// The device and that device's stream that were current before archc_cuda_side_stream_enter,
+// restored on exit.
 struct SideStream {
+  c10::DeviceIndex previous_device;
   c10::cuda::CUDAStream previous;
 };
 #else
@@ -53,10 +55,13 @@ char *archc_cuda_side_stream_enter(int device, void **out) {
 #if defined(ARCHC_CUDA_GRAPHS)
   return archc::guard([&] {
     auto index = static_cast<c10::DeviceIndex>(device);
+    // The graph captures on the current device's current stream: make `device` current too.
+    const auto previous_device = c10::cuda::current_device();
+    c10::cuda::set_device(index);
     c10::cuda::device_synchronize();
     auto previous = c10::cuda::getCurrentCUDAStream(index);
     auto side = c10::cuda::getStreamFromPool(false, index);
-    *out = new SideStream{previous};
+    *out = new SideStream{previous_device, previous};
     c10::cuda::setCurrentCUDAStream(side);
   });
 #else
@@ -71,8 +76,11 @@ char *archc_cuda_side_stream_exit(void *s) {
   std::unique_ptr<SideStream> side(static_cast<SideStream *>(s));
 #if defined(ARCHC_CUDA_GRAPHS)
   return archc::guard([&] {
-    c10::cuda::device_synchronize();
+    // Restore first, so that a failed wait leaves the thread's streams and device as they were.
+    const auto side_stream = c10::cuda::getCurrentCUDAStream(side->previous.device_index());
     c10::cuda::setCurrentCUDAStream(side->previous);
+    c10::cuda::set_device(side->previous_device);
+    side_stream.synchronize();
   });
 #else
   return archc::error_message(kNoGraphs);
@@ -98,10 +106,14 @@ void archc_cuda_graph_free(void *g) {
 #endif
 }
 
-// Starts capturing the current (side) stream's work into `g`, with a private memory pool.
+// Starts capturing the current (side) stream's work into `g`, with a private memory pool. The
+// capture is thread-local: other threads' CUDA calls neither break it nor are refused by it.
 char *archc_cuda_graph_begin(void *g) {
 #if defined(ARCHC_CUDA_GRAPHS)
-  return archc::guard([&] { static_cast<at::cuda::CUDAGraph *>(g)->capture_begin(); });
+  return archc::guard([&] {
+    static_cast<at::cuda::CUDAGraph *>(g)->capture_begin({0, 0},
+                                                         cudaStreamCaptureModeThreadLocal);
+  });
 #else
   (void)g;
   return archc::error_message(kNoGraphs);

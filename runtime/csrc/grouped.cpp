@@ -203,9 +203,9 @@ RowFn kernel(int64_t cpg) {
 // B[16 input × 16 output channels], one product per kernel tap. B is block-diagonal (4 or 2
 // groups of a 16-channel block) and K is half a tile's 32, so a product does an eighth (cpg 4)
 // or a quarter (cpg 8) useful work; AMX still does that several times faster than AVX512-BF16.
-// A tile's 16 rows are 16 output pixels of one row: their input pixels (one tap) lie `stride`
-// pixels apart in the NHWC input, so the tile loads straight from it with a row stride, except
-// where a pixel falls into the padding or past the row (gathered with zeros into a buffer).
+// A tile's 16 rows are 16 output pixels of one row: each thread first copies the three input
+// rows an output row reads into zero-padded buffers ordered by 16-channel block (PaddedRows), so
+// every A tile loads straight from a buffer, its rows `stride` pixels (32 bytes each) apart.
 // Two pixel blocks share each B tile. Tiles: 0-1 C, 2-3 A, 4 B.
 
 struct alignas(64) TileConfig {

@@ -93,6 +93,8 @@ __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
+  // GCC's tile loads do not tell the compiler that they read memory: keep the stores above.
+  __asm__ __volatile__("" : : "r"(src) : "memory");
   _tile_loadd(4, src, 64);
   _tile_loadd(5, src, 64);
   _tile_loadd(6, src, 64);

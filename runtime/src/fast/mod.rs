@@ -362,7 +362,9 @@ impl Inference {
             && device == Device::Cpu
             && ffi::onednn_available()
             && ffi::onednn_supports(options.kind);
-        let fused = if onednn {
+        // The residual add (+ ReLU) joins the block's last convolution: a oneDNN post-op on the
+        // CPU, cuDNN's fused `cudnn_convolution_add_relu` (where it measures faster) on CUDA.
+        let fused = if onednn || device.is_cuda() {
             residual_fusions(net, &consumers)
         } else {
             HashMap::new()
@@ -561,7 +563,10 @@ impl Inference {
     /// "reduce-overhead" mode use): replaying it launches every kernel of the pass with one call,
     /// so small batches are no longer bound by kernel-launch time. Three warm-up passes run first
     /// on a side stream (cuDNN's autotuning, when on, picks its algorithms then), the fourth is
-    /// captured, with its memory from the graph's private pool.
+    /// captured, with its memory from the graph's private pool. The capture is thread-local
+    /// (`cudaStreamCaptureModeThreadLocal`): other threads may use CUDA meanwhile. Should the
+    /// capture itself fail, the half-made graph is leaked rather than freed, because libtorch's
+    /// allocator still refers to it.
     ///
     /// # Errors
     /// Where `device` is not CUDA, this build has no CUDA graphs
@@ -585,9 +590,13 @@ impl Inference {
         graph.begin()?;
         let output = self.f_forward(&input);
         // End the capture even when the pass failed, so the stream is usable again.
-        let ended = graph.end();
+        if let Err(e) = graph.end() {
+            // PyTorch's CUDAGraph throws before it detaches from the caching allocator, which
+            // keeps a pointer to it: freeing it now would leave that pointer dangling.
+            std::mem::forget(graph);
+            return Err(e);
+        }
         let output = output?;
-        ended?;
         side.exit()?;
         Ok(Captured {
             _plan: std::marker::PhantomData,

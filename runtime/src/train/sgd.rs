@@ -184,7 +184,10 @@ fn fused_group(
     if !narrow.is_empty() {
         let wide: Vec<Tensor> = narrow
             .iter()
-            .map(|&k| group[k].1.f_empty_like()?.f_to_kind(Kind::Float))
+            .map(|&k| {
+                let g = &group[k].1;
+                Tensor::f_empty_strided(g.size(), g.stride(), (Kind::Float, g.device()))
+            })
             .collect::<Result<_, _>>()?;
         let src: Vec<&Tensor> = narrow.iter().map(|&k| &group[k].1).collect();
         ffi::foreach_copy(&wide.iter().collect::<Vec<_>>(), &src)?;
@@ -198,6 +201,23 @@ fn fused_group(
         .collect();
     let bufs: Vec<&Tensor> = group.iter().map(|(i, _)| &params[*i].momentum).collect();
     let grads: Vec<&Tensor> = grads.iter().collect();
+    // libtorch's CPU kernel walks each tensor's memory linearly and checks nothing: only fp32
+    // triples on one device with one dense layout go to it, else nothing is touched here.
+    let device = weights[0].device();
+    let fits = (0..group.len()).all(|k| {
+        let (w, g, b) = (weights[k], grads[k], bufs[k]);
+        [w, g, b]
+            .iter()
+            .all(|t| t.kind() == Kind::Float && t.device() == device && t.size() == w.size())
+            && g.stride() == w.stride()
+            && b.stride() == w.stride()
+            && dense(w)
+    });
+    if !fits {
+        return Err(tch::TchError::Torch(
+            "fused SGD: tensors of different types, devices or layouts".into(),
+        ));
+    }
     let sgd = ffi::SgdGroup {
         params: &weights,
         grads: &grads,
@@ -216,6 +236,18 @@ fn fused_group(
         }
     }
     Ok(())
+}
+
+/// Whether `t`'s elements fill its memory in one of the two orders libtorch's kernels take as
+/// dense: contiguous, or channels-last (NHWC storage of an NCHW tensor).
+fn dense(t: &Tensor) -> bool {
+    if t.is_contiguous() {
+        return true;
+    }
+    match t.size()[..] {
+        [_, c, h, w] => t.stride() == [h * w * c, 1, w * c, c],
+        _ => false,
+    }
 }
 
 /// The factors of one step, as 0-d fp32 tensors on the device.
@@ -252,10 +284,18 @@ mod tests {
     use super::*;
     use tch::Device;
 
+    /// Deterministic values without the global generator, which tests running in parallel
+    /// share: sin of a scaled index.
+    fn values(shape: &[i64], salt: f64) -> Tensor {
+        let n: i64 = shape.iter().product();
+        (Tensor::arange(n, (Kind::Float, Device::Cpu)) * (0.37 + 0.11 * salt) + salt)
+            .sin()
+            .reshape(shape)
+    }
+
     /// Three parameters (a conv weight and a linear weight with decay, a bias without), fp32 or
-    /// with bf16 variables over fp32 masters.
-    fn params(bf16: bool) -> Vec<Param> {
-        tch::manual_seed(7);
+    /// with bf16 variables over fp32 masters, plain or channels-last.
+    fn params(bf16: bool, cl: bool) -> Vec<Param> {
         [
             (vec![8, 4, 3, 3], true),
             (vec![8], false),
@@ -264,65 +304,120 @@ mod tests {
         .into_iter()
         .enumerate()
         .map(|(i, (shape, decay))| {
-            let var = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
-            let mut p = Param::new(format!("p{i}"), &var, decay, decay);
-            p.enter(bf16, false);
+            let mut p = Param::new(format!("p{i}"), &values(&shape, i as f64), decay, decay);
+            p.enter(bf16, cl);
             p
         })
         .collect()
     }
 
+    /// Gradients laid out as the variables are (as autograd returns them), different per `step`.
+    fn grads_like(params: &[Param], step: usize) -> Vec<Tensor> {
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let g = values(&p.var.size(), 10.0 * step as f64 + i as f64 + 3.0);
+                let (size, stride) = (p.var.size(), p.var.stride());
+                let mut out = Tensor::empty_strided(size, stride, (p.var.kind(), Device::Cpu));
+                out.copy_(&g);
+                out
+            })
+            .collect()
+    }
+
+    fn weight(p: &Param) -> Tensor {
+        p.master.as_ref().unwrap_or(&p.var).shallow_clone()
+    }
+
     /// The fused kernel's step and the per-parameter update agree (to fp32 rounding), over
-    /// three steps, with and without Nesterov and mixed precision; and the fused path is the one
-    /// taken on the CPU.
+    /// three steps, with and without Nesterov, mixed precision and channels-last; the fused path
+    /// is the one taken on the CPU; and the trainer's entry point computes the same.
     #[test]
     fn fused_step_matches_the_per_parameter_update() {
         let (lr, wd, momentum) = (0.1, 5e-4, 0.9);
-        for bf16 in [false, true] {
-            for nesterov in [false, true] {
-                let (fused, mut reference) = (params(bf16), params(bf16));
-                for _ in 0..3 {
-                    let grads: Vec<Tensor> = fused
-                        .iter()
-                        .map(|p| Tensor::randn(p.var.size(), (p.var.kind(), Device::Cpu)))
-                        .collect();
-                    let copy = || grads.iter().map(Tensor::copy).collect::<Vec<_>>();
-                    let mut groups: [Vec<(usize, Tensor)>; 2] = [Vec::new(), Vec::new()];
-                    for (i, g) in copy().into_iter().enumerate() {
-                        groups[usize::from(fused[i].decay)].push((i, g));
-                    }
-                    tch::no_grad(|| {
-                        for (decays, group) in groups.iter().enumerate() {
-                            let wd = if decays == 1 { wd } else { 0.0 };
-                            fused_group(&fused, group, lr, wd, momentum, nesterov)
-                                .expect("the fused kernel takes these tensors");
-                        }
-                        let f = Factors::new(lr, wd, momentum, Device::Cpu);
-                        for (p, g) in reference.iter_mut().zip(copy()) {
-                            p.update(g, &f, nesterov);
-                        }
-                    });
-                    // And through the entry point the trainer calls.
-                    let mut again = params(bf16);
-                    tch::no_grad(|| step_all(&mut again, copy(), (lr, wd, momentum, nesterov)));
+        for (bf16, nesterov, cl) in [
+            (false, false, false),
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+            (false, false, true),
+        ] {
+            let (fused, mut reference, mut again) =
+                (params(bf16, cl), params(bf16, cl), params(bf16, cl));
+            for step in 0..3 {
+                let grads = grads_like(&fused, step);
+                let copy = || grads.iter().map(Tensor::copy).collect::<Vec<_>>();
+                let mut groups: [Vec<(usize, Tensor)>; 2] = [Vec::new(), Vec::new()];
+                for (i, g) in copy().into_iter().enumerate() {
+                    groups[usize::from(fused[i].decay)].push((i, g));
                 }
-                for (a, b) in fused.iter().zip(&reference) {
-                    let w = |p: &Param| p.master.as_ref().unwrap_or(&p.var).shallow_clone();
-                    let err = (w(a) - w(b)).abs().max().double_value(&[]);
-                    let buf = (&a.momentum - &b.momentum).abs().max().double_value(&[]);
+                tch::no_grad(|| {
+                    for (decays, group) in groups.iter().enumerate() {
+                        let wd = if decays == 1 { wd } else { 0.0 };
+                        fused_group(&fused, group, lr, wd, momentum, nesterov)
+                            .expect("the fused kernel takes these tensors");
+                    }
+                    let f = Factors::new(lr, wd, momentum, Device::Cpu);
+                    for (p, g) in reference.iter_mut().zip(copy()) {
+                        p.update(g, &f, nesterov);
+                    }
+                    step_all(&mut again, copy(), (lr, wd, momentum, nesterov));
+                });
+            }
+            let case = format!("bf16 {bf16} nesterov {nesterov} channels-last {cl}");
+            for ((a, b), c) in fused.iter().zip(&reference).zip(&again) {
+                let err = (weight(a) - weight(b)).abs().max().double_value(&[]);
+                let buf = (&a.momentum - &b.momentum).abs().max().double_value(&[]);
+                assert!(err <= 1e-6, "{} {case}: {err:e}", a.name);
+                assert!(buf <= 1e-6, "{} {case} momentum: {buf:e}", a.name);
+                assert!(weight(a).equal(&weight(c)), "{} {case}: step_all", a.name);
+                assert!(weight(a).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+                if bf16 && a.master.is_some() {
+                    // The bf16 variable holds the rounded master.
                     assert!(
-                        err <= 1e-6,
-                        "{} bf16 {bf16} nesterov {nesterov}: {err:e}",
+                        a.var.equal(&weight(a).to_kind(Kind::BFloat16)),
+                        "{}",
                         a.name
                     );
-                    assert!(buf <= 1e-6, "{} momentum: {buf:e}", a.name);
-                    assert!(w(a).abs().sum(Kind::Float).double_value(&[]) > 0.0);
-                    if bf16 && a.master.is_some() {
-                        // The bf16 variable holds the rounded master.
-                        assert!(a.var.equal(&w(a).to_kind(Kind::BFloat16)), "{}", a.name);
-                    }
                 }
             }
+        }
+    }
+
+    /// A gradient in another layout than its channels-last weight (a custom module's, say) is
+    /// refused before anything is written, and the trainer's step then updates parameter by
+    /// parameter, to the same values as the reference update.
+    #[test]
+    fn a_group_in_mixed_layouts_falls_back_untouched() {
+        let (lr, wd, momentum) = (0.1, 5e-4, 0.9);
+        let (fused, mut reference, mut stepped) = (
+            params(false, true),
+            params(false, true),
+            params(false, true),
+        );
+        let before = weight(&fused[0]).copy();
+        // Plain (contiguous) gradients for channels-last weights.
+        let grads: Vec<Tensor> = (0..fused.len())
+            .map(|i| values(&fused[i].var.size(), 20.0 + i as f64))
+            .collect();
+        assert!(grads[0].is_contiguous() && !fused[0].var.is_contiguous());
+        let group = vec![(0, grads[0].copy())];
+        tch::no_grad(|| {
+            assert!(fused_group(&fused, &group, lr, wd, momentum, false).is_err());
+        });
+        assert!(weight(&fused[0]).equal(&before), "refused, yet written");
+        tch::no_grad(|| {
+            let copies = grads.iter().map(Tensor::copy).collect();
+            step_all(&mut stepped, copies, (lr, wd, momentum, false));
+            let f = Factors::new(lr, wd, momentum, Device::Cpu);
+            for (p, g) in reference.iter_mut().zip(&grads) {
+                p.update(g.copy(), &f, false);
+            }
+        });
+        for (a, b) in stepped.iter().zip(&reference) {
+            let err = (weight(a) - weight(b)).abs().max().double_value(&[]);
+            assert!(err <= 1e-6, "{}: {err:e}", a.name);
         }
     }
 }
