@@ -18,6 +18,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/peak.cpp");
     println!("cargo:rerun-if-changed=csrc/grouped.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
+    println!("cargo:rerun-if-changed=csrc/amx.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
     println!("cargo:rerun-if-changed=csrc/sgd.cpp");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");

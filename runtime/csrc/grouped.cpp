@@ -21,6 +21,7 @@
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
 
+#include "amx.h"
 #include "ffi.h"
 
 // GCC 12 warns that `_mm512_undefined_ps()`, which its own AVX-512 intrinsics use for unmasked
@@ -28,9 +29,6 @@
 // operations write every lane), so this file does not report it.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -208,25 +206,14 @@ RowFn kernel(int64_t cpg) {
 // every A tile loads straight from a buffer, its rows `stride` pixels (32 bytes each) apart.
 // Two pixel blocks share each B tile. Tiles: 0-1 C, 2-3 A, 4 B.
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
+using archc::TileConfig;
 
-// Linux lends AMX's tile state to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM).
+// Whether the CPU has AMX-BF16 (and AVX512-BF16 for the epilogue) and Linux lent the tiles.
 bool amx_ready() {
   static const bool ready = [] {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("avx512bf16")) return false;
-#if defined(__linux__) && defined(SYS_arch_prctl)
-    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
-    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
-#else
-    return false;
-#endif
+    return __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16") &&
+           archc::request_amx();
   }();
   return ready;
 }

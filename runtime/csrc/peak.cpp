@@ -6,8 +6,8 @@
 // inference mode's achieved FLOP/s is compared with.
 
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+
+#include "amx.h"
 
 #include <atomic>
 #include <chrono>
@@ -57,24 +57,7 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_loop(int64_t iters) {
 
 // AMX: 16 rows of 64 bytes in every tile (palette 1). C tiles 0-3 hold 16x16 fp32 sums, A tiles
 // 4-5 16x32 bf16, B tiles 6-7 16 rows of 16 bf16 pairs: one tdpbf16ps is 16*16*32 multiply-adds.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Linux lends a process AMX's tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM for
-// XFEATURE_XTILEDATA); true once granted.
-bool amx_permitted() {
-#if defined(__linux__) && defined(SYS_arch_prctl)
-  constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
-  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
-#else
-  return false;
-#endif
-}
+using archc::TileConfig;
 
 __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
   TileConfig cfg;
@@ -139,7 +122,7 @@ double peak(int kind, int threads, double seconds) {
   __builtin_cpu_init();
   if (!(seconds > 0.0 && seconds < 3600.0)) return 0.0;
   if (kind == 2) {
-    if (!__builtin_cpu_supports("amx-bf16") || !amx_permitted()) return 0.0;
+    if (!__builtin_cpu_supports("amx-bf16") || !archc::request_amx()) return 0.0;
   } else {
     if (!__builtin_cpu_supports("avx512f")) return 0.0;
     if (kind == 1 && !__builtin_cpu_supports("avx512bf16")) return 0.0;
