@@ -577,12 +577,9 @@ impl Inference {
                 "CUDA graphs need a CUDA device, not {device:?}"
             )));
         };
-        if !ffi::cuda_graphs_available() {
-            // The stub's own message says why.
-            ffi::SideStream::enter(index)?.exit()?;
-        }
-        let input = Tensor::f_zeros(shape, (Kind::Float, device))?;
+        // In a build without CUDA graphs this is the stub's error, which says why.
         let side = ffi::SideStream::enter(index)?;
+        let input = Tensor::f_zeros(shape, (Kind::Float, device))?;
         for _ in 0..3 {
             let _ = self.f_forward(&input)?;
         }
