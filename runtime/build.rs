@@ -5,7 +5,7 @@
 //!
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
 //! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
-//! and the peak-FLOP/s probe
+//! the pooling and input-layout kernels (`csrc/layout.cpp`), and the peak-FLOP/s probe
 //! (`csrc/peak.cpp`), on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
@@ -21,6 +21,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/amx.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
     println!("cargo:rerun-if-changed=csrc/sgd.cpp");
+    println!("cargo:rerun-if-changed=csrc/layout.cpp");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
@@ -60,6 +61,12 @@ fn main() {
     };
     cpp().file("csrc/onednn.cpp").compile("archc_onednn");
     cpp().file("csrc/sgd.cpp").compile("archc_sgd");
+    // Max-pooling and the input's layout conversion, on libtorch's OpenMP threads like the
+    // grouped kernel below.
+    cpp()
+        .flag("-fopenmp")
+        .file("csrc/layout.cpp")
+        .compile("archc_layout");
     let mut graphs = cpp();
     let mut with_graphs = false;
     if lib.join("libtorch_cuda.so").exists() {

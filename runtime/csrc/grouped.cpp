@@ -198,13 +198,17 @@ RowFn kernel(int64_t cpg) {
 // ---- AMX ----------------------------------------------------------------------------------
 // On a CPU with AMX the same convolution runs as tile products (`tdpbf16ps`): C[16 output
 // pixels × 16 output channels] += A[16 pixels × 16 input channels of those channels' groups] ·
-// B[16 input × 16 output channels], one product per kernel tap. B is block-diagonal (4 or 2
-// groups of a 16-channel block) and K is half a tile's 32, so a product does an eighth (cpg 4)
-// or a quarter (cpg 8) useful work; AMX still does that several times faster than AVX512-BF16.
+// B[16 input × 16 output channels], one product per kernel tap. B is block-diagonal (4, 2 or 1
+// groups of a 16-channel block), so a product does a quarter (cpg 4), half (cpg 8) or all of
+// its work usefully; AMX still does that several times faster than AVX512-BF16.
 // A tile's 16 rows are 16 output pixels of one row: each thread first copies the three input
 // rows an output row reads into zero-padded buffers ordered by 16-channel block (PaddedRows), so
 // every A tile loads straight from a buffer, its rows `stride` pixels (32 bytes each) apart.
-// Two pixel blocks share each B tile. Tiles: 0-1 C, 2-3 A, 4 B.
+// In those buffers the 16 channels of pixel p+1 follow those of pixel p, so one A row of 64
+// bytes holds two neighbouring taps (kernel columns 0 and 1), and the packed B tiles of those
+// two taps lie one after the other: one product with K = 32 does two taps, and a kernel row
+// takes two products (K 32 and 16) instead of three. Two pixel blocks share each B tile.
+// Tiles: 0-1 C; 2-3 A and 4 B for the tap pair; 5-6 A and 7 B for the third tap.
 
 using archc::TileConfig;
 
@@ -221,8 +225,10 @@ bool amx_ready() {
 __attribute__((target("amx-tile"))) void amx_configure() {
   TileConfig cfg;
   for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C: 16 x 16 fp32
-  for (int t = 2; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 x 16 bf16
-  cfg.rows[4] = 8, cfg.colsb[4] = 64;                                // B: 8 x 16 bf16 pairs
+  for (int t = 2; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // A: 16 x 2 taps x 16 bf16
+  cfg.rows[4] = 16, cfg.colsb[4] = 64;                               // B: 2 taps x 8 x 16 pairs
+  for (int t = 5; t < 7; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 x 16 bf16
+  cfg.rows[7] = 8, cfg.colsb[7] = 64;                                // B: 8 x 16 bf16 pairs
   // GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes, so at -O2 the
   // stores above would be dropped as dead: make the whole struct visibly used first.
   __asm__ __volatile__("" : : "r"(&cfg) : "memory");
@@ -254,13 +260,17 @@ struct PaddedRows {
     const int k = static_cast<int>(ih % 3);
     uint16_t *slot = data.data() + k * width * c;
     if (tag[k] != ih) {
-      const uint16_t *src = x + (n * s.h + ih) * s.w * s.c;
-      const int64_t blocks = s.c / 16;
-      for (int64_t iw = 0; iw < s.w; ++iw)
+      // (Locals: the stores below may alias anything, so fields would be reloaded each time.)
+      const int64_t w = s.w, c = s.c, blocks = c / 16, span = width * 16;
+      const uint16_t *src = x + (n * s.h + ih) * w * c;
+      for (int64_t iw = 0; iw < w; ++iw) {
+        const uint16_t *from = src + iw * c;
+        uint16_t *to = slot + (iw + 1) * 16;
         for (int64_t b = 0; b < blocks; ++b)
           _mm256_storeu_si256(
-              reinterpret_cast<__m256i *>(slot + (b * width + iw + 1) * 16),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + iw * s.c + 16 * b)));
+              reinterpret_cast<__m256i *>(to + b * span),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i *>(from + 16 * b)));
+      }
       tag[k] = ih;
       // GCC's tile load does not tell the compiler that it reads memory: keep these stores.
       __asm__ __volatile__("" : : "r"(slot) : "memory");
@@ -299,16 +309,23 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16"))) void amx_row(
       _tile_zero(1);
       for (int kh = 0; kh < 3; ++kh) {
         if (in[kh] == nullptr) continue;
-        for (int kw = 0; kw < 3; ++kw) {
-          // Output pixel ow, tap kw reads padded index ow·stride + kw.
-          const uint16_t *a = in[kh] + (b * rows.width + ow0 * s.stride + kw) * 16;
-          _tile_loadd(4, wp + ((b * 9 + kh * 3 + kw) * 8 * 16 * 2), 64);
-          _tile_loadd(2, a, step);
-          _tile_dpbf16ps(0, 2, 4);
-          if (tn1 > 0) {
-            _tile_loadd(3, a + 16 * s.stride * 16, step);
-            _tile_dpbf16ps(1, 3, 4);
-          }
+        // Output pixel ow, tap kw reads padded index ow·stride + kw: taps 0 and 1 as one A row
+        // of 32 channels (K = 32) against their two B tiles stacked, then tap 2 alone.
+        const uint16_t *a = in[kh] + (b * rows.width + ow0 * s.stride) * 16;
+        const uint16_t *w = wp + (b * 9 + kh * 3) * 8 * 16 * 2;
+        _tile_loadd(4, w, 64);
+        _tile_loadd(2, a, step);
+        _tile_dpbf16ps(0, 2, 4);
+        if (tn1 > 0) {
+          _tile_loadd(3, a + 16 * s.stride * 16, step);
+          _tile_dpbf16ps(1, 3, 4);
+        }
+        _tile_loadd(7, w + 2 * 8 * 16 * 2, 64);
+        _tile_loadd(5, a + 2 * 16, step);
+        _tile_dpbf16ps(0, 5, 7);
+        if (tn1 > 0) {
+          _tile_loadd(6, a + (16 * s.stride + 2) * 16, step);
+          _tile_dpbf16ps(1, 6, 7);
         }
       }
       uint16_t *yrow = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;

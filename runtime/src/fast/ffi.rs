@@ -1,7 +1,10 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
-//! that tch does not bind, called through libtorch's dispatcher) and `csrc/peak.cpp` (the
-//! peak-FLOP/s probe), `csrc/sgd.cpp` (PyTorch's fused SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a pointer to a `torch::Tensor`; the C++
-//! side catches every exception and returns its message, so nothing unwinds across the boundary.
+//! that tch does not bind, called through libtorch's dispatcher), `csrc/peak.cpp` (the
+//! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/layout.cpp`
+//! (max-pooling and the input's conversion to channels-last), `csrc/sgd.cpp` (PyTorch's fused
+//! SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a
+//! pointer to a `torch::Tensor`; the C++ side catches every exception and returns its message, so
+//! nothing unwinds across the boundary.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -71,6 +74,20 @@ unsafe extern "C" {
         dst: *const *const C_tensor,
         src: *const *const C_tensor,
         n: usize,
+    ) -> *mut c_char;
+    fn archc_max_pool_nhwc(
+        x: *const C_tensor,
+        kernel: *const i64,
+        stride: *const i64,
+        pad: *const i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(test)]
+    fn archc_layout_vectors(on: c_int) -> c_int;
+    fn archc_to_channels_last(
+        x: *const C_tensor,
+        bf16: c_int,
+        out: *mut *mut C_tensor,
     ) -> *mut c_char;
     fn archc_cuda_graphs_available() -> c_int;
     fn archc_cuda_side_stream_enter(device: c_int, out: *mut *mut c_void) -> *mut c_char;
@@ -218,6 +235,44 @@ pub(crate) fn conv_add_(
         )
     };
     check(error)
+}
+
+/// `max_pool2d(x, kernel, stride, pad)` (dilation 1, floor rounding) on a bf16 or fp32
+/// channels-last CPU tensor by `csrc/layout.cpp`: bit for bit libtorch's result, several times
+/// faster than libtorch's channels-last kernel. The result is channels-last.
+pub(crate) fn max_pool_nhwc(
+    x: &Tensor,
+    kernel: [i64; 2],
+    stride: [i64; 2],
+    pad: [i64; 2],
+) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor and the three arrays are borrowed for the call; the C++ side checks the
+    // tensor's device, dtype and layout before reading it; `out` is written once on success.
+    returning(|out| unsafe {
+        archc_max_pool_nhwc(
+            x.as_ptr(),
+            kernel.as_ptr(),
+            stride.as_ptr(),
+            pad.as_ptr(),
+            out,
+        )
+    })
+}
+
+/// A contiguous fp32 NCHW CPU batch converted, in one pass, to bf16 (`bf16`) or fp32 in
+/// channels-last storage; bf16 rounds to nearest even, as libtorch does.
+pub(crate) fn to_channels_last(x: &Tensor, bf16: bool) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call and checked on the C++ side; `out` is written
+    // once on success.
+    returning(|out| unsafe { archc_to_channels_last(x.as_ptr(), c_int::from(bf16), out) })
+}
+
+/// Lets `csrc/layout.cpp`'s kernels use AVX-512 (the default) or only their portable paths,
+/// which give the same bits: tests check both on one machine. Returns the previous setting.
+#[cfg(test)]
+pub(crate) fn layout_vectors(on: bool) -> bool {
+    // SAFETY: takes and returns plain values.
+    unsafe { archc_layout_vectors(c_int::from(on)) != 0 }
 }
 
 /// Whether this CPU runs `csrc/grouped.cpp`'s bf16 grouped 3×3 kernel for `cpg` channels per

@@ -1,0 +1,251 @@
+// The inference mode's two memory-bound steps outside oneDNN, which libtorch runs several times
+// slower than the memory allows (BENCHMARKS.md, "where the time goes"):
+// - max-pooling over channels-last bf16 or fp32 activations (ResNet's stem pool): libtorch's
+//   channels-last kernel took 2.7 ms at batch 8 where the pass reads 13 MB;
+// - the input's conversion from fp32 NCHW to bf16 or fp32 channels-last storage.
+// Both give bit for bit what libtorch gives: max-pooling returns one of its inputs (a NaN in the
+// window wins, as in libtorch), and the bf16 conversion rounds to nearest even as c10::BFloat16
+// does. AVX-512 where the CPU has it (16 channels or pixels a vector), else plain C++. Rows run in
+// parallel on libtorch's OpenMP threads (at::parallel_for).
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <immintrin.h>
+
+#include "ffi.h"
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace {
+
+using archc::guard;
+
+// Tests turn the vector paths off to check the portable ones on the same machine (both give
+// the same bits, so other threads running meanwhile see no difference).
+std::atomic<bool> vectors_allowed{true};
+
+bool has_avx512() {
+#if defined(__x86_64__)
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+  }();
+  return yes && vectors_allowed.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+struct Pool {
+  int64_t n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw;
+};
+
+// Scalar max over one output pixel's window: `y[0..c)` from the window's pixels of `x`.
+template <typename T>
+void pool_pixel_scalar(const T *x, T *y, const Pool &p, int64_t y0, int64_t y1, int64_t x0,
+                       int64_t x1) {
+  for (int64_t k = 0; k < p.c; ++k) {
+    float best = -std::numeric_limits<float>::infinity();
+    T pick = T(best);
+    for (int64_t iy = y0; iy < y1; ++iy)
+      for (int64_t ix = x0; ix < x1; ++ix) {
+        const T v = x[(iy * p.w + ix) * p.c + k];
+        const float f = static_cast<float>(v);
+        if (std::isnan(best)) continue;
+        if (f > best || std::isnan(f)) {
+          best = f;
+          pick = v;
+        }
+      }
+    y[k] = pick;
+  }
+}
+
+#if defined(__x86_64__)
+#define ARCHC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// 16 channels widened to fp32: bf16 is the top half of an fp32, so the widening is exact and
+// the narrowing back (dropping the low half) returns the very bits that were loaded.
+ARCHC_AVX512 inline __m512 load16(const c10::BFloat16 *p, __mmask16 m) {
+  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+ARCHC_AVX512 inline __m512 load16(const float *p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+ARCHC_AVX512 inline void store16(c10::BFloat16 *p, __mmask16 m, __m512 v) {
+  const __m256i top = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16));
+  _mm256_mask_storeu_epi16(p, m, top);
+}
+ARCHC_AVX512 inline void store16(float *p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
+
+template <typename T>
+ARCHC_AVX512 void pool_pixel_avx512(const T *x, T *y, const Pool &p, int64_t y0, int64_t y1,
+                                    int64_t x0, int64_t x1) {
+  for (int64_t k = 0; k < p.c; k += 16) {
+    const __mmask16 m =
+        p.c - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (p.c - k)) - 1u);
+    __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __mmask16 nan = 0;
+    __m512 nans = best;
+    for (int64_t iy = y0; iy < y1; ++iy)
+      for (int64_t ix = x0; ix < x1; ++ix) {
+        const __m512 v = load16(x + (iy * p.w + ix) * p.c + k, m);
+        best = _mm512_max_ps(v, best);
+        // The first NaN of each lane is the result (libtorch's loop keeps the first it meets).
+        const __mmask16 fresh = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & ~nan;
+        nans = _mm512_mask_mov_ps(nans, fresh, v);
+        nan |= fresh;
+      }
+    store16(y + k, m, _mm512_mask_mov_ps(best, nan, nans));
+  }
+}
+#endif
+
+template <typename T> void max_pool(const T *x, T *y, const Pool &p) {
+  const bool vec = has_avx512();
+  (void)vec;
+  at::parallel_for(0, p.n * p.oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / p.oh, oy = r % p.oh;
+      const int64_t y0 = std::max<int64_t>(oy * p.sh - p.ph, 0);
+      const int64_t y1 = std::min<int64_t>(oy * p.sh - p.ph + p.kh, p.h);
+      const T *xb = x + b * p.h * p.w * p.c;
+      for (int64_t ox = 0; ox < p.ow; ++ox) {
+        const int64_t x0 = std::max<int64_t>(ox * p.sw - p.pw, 0);
+        const int64_t x1 = std::min<int64_t>(ox * p.sw - p.pw + p.kw, p.w);
+        T *out = y + (r * p.ow + ox) * p.c;
+#if defined(__x86_64__)
+        if (vec) {
+          pool_pixel_avx512(xb, out, p, y0, y1, x0, x1);
+          continue;
+        }
+#endif
+        pool_pixel_scalar(xb, out, p, y0, y1, x0, x1);
+      }
+    }
+  });
+}
+
+#if defined(__x86_64__)
+// 16 fp32 to bf16, rounded to nearest even as c10::BFloat16 does (a NaN becomes 0x7FC0).
+ARCHC_AVX512 inline __m256i to_bf16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded =
+      _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  __m512i top = _mm512_srli_epi32(rounded, 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  top = _mm512_mask_mov_epi32(top, nan, _mm512_set1_epi32(0x7FC0));
+  return _mm512_cvtepi32_epi16(top);
+}
+
+// One row of `w` pixels: planes x[k * plane + i] to y[i * c + k], 16 pixels a step.
+ARCHC_AVX512 void row_to_nhwc_avx512(const float *x, int64_t plane, c10::BFloat16 *y, int64_t w,
+                                     int64_t c) {
+  alignas(64) uint16_t buf[16 * 16];
+  auto *out = reinterpret_cast<uint16_t *>(y);
+  for (int64_t i = 0; i < w; i += 16) {
+    const int64_t n = std::min<int64_t>(16, w - i);
+    const __mmask16 m = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+    for (int64_t k0 = 0; k0 < c; k0 += 16) {
+      const int64_t kc = std::min<int64_t>(16, c - k0);
+      for (int64_t k = 0; k < kc; ++k)
+        _mm256_store_si256(reinterpret_cast<__m256i *>(buf + 16 * k),
+                           to_bf16(_mm512_maskz_loadu_ps(m, x + (k0 + k) * plane + i)));
+      for (int64_t p = 0; p < n; ++p)
+        for (int64_t k = 0; k < kc; ++k) out[(i + p) * c + k0 + k] = buf[16 * k + p];
+    }
+  }
+}
+#endif
+
+template <typename T>
+void row_to_nhwc_scalar(const float *x, int64_t plane, T *y, int64_t w, int64_t c) {
+  for (int64_t i = 0; i < w; ++i)
+    for (int64_t k = 0; k < c; ++k) y[i * c + k] = T(x[k * plane + i]);
+}
+
+}  // namespace
+
+extern "C" {
+
+// Whether the kernels below may use AVX-512 where the CPU has it (on by default); returns the
+// previous setting.
+int archc_layout_vectors(int on) { return vectors_allowed.exchange(on != 0) ? 1 : 0; }
+
+// max_pool2d(x, kernel, stride, pad) with dilation 1 and floor rounding, on a channels-last bf16
+// or fp32 CPU tensor; the result is channels-last too.
+char *archc_max_pool_nhwc(const at::Tensor *x, const int64_t *kernel, const int64_t *stride,
+                          const int64_t *pad, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(x->device().is_cpu() && x->dim() == 4 &&
+                    x->is_contiguous(at::MemoryFormat::ChannelsLast),
+                "max-pool kernel: input must be a 4-d channels-last CPU tensor");
+    TORCH_CHECK(x->scalar_type() == at::kBFloat16 || x->scalar_type() == at::kFloat,
+                "max-pool kernel: input must be bf16 or fp32");
+    TORCH_CHECK(kernel[0] > 0 && kernel[1] > 0 && stride[0] > 0 && stride[1] > 0 &&
+                    pad[0] >= 0 && pad[1] >= 0 && 2 * pad[0] <= kernel[0] &&
+                    2 * pad[1] <= kernel[1],
+                "max-pool kernel: padding must be at most half the window");
+    Pool p{x->size(0), x->size(2), x->size(3), x->size(1), 0,         0,
+           kernel[0],  kernel[1],  stride[0],  stride[1],  pad[0],    pad[1]};
+    TORCH_CHECK(p.h + 2 * p.ph >= p.kh && p.w + 2 * p.pw >= p.kw,
+                "max-pool kernel: window larger than the padded input");
+    p.oh = (p.h + 2 * p.ph - p.kh) / p.sh + 1;
+    p.ow = (p.w + 2 * p.pw - p.kw) / p.sw + 1;
+    at::Tensor y = at::empty({p.n, p.oh, p.ow, p.c}, x->options()).permute({0, 3, 1, 2});
+    if (x->scalar_type() == at::kBFloat16)
+      max_pool(x->data_ptr<c10::BFloat16>(), y.data_ptr<c10::BFloat16>(), p);
+    else
+      max_pool(x->data_ptr<float>(), y.data_ptr<float>(), p);
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
+// A contiguous fp32 NCHW CPU tensor converted to `bf16` (else fp32) in channels-last storage:
+// what `empty(N, H, W, C).copy_(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)` gives.
+char *archc_to_channels_last(const at::Tensor *x, int bf16, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(x->device().is_cpu() && x->dim() == 4 && x->scalar_type() == at::kFloat &&
+                    x->is_contiguous(),
+                "input conversion: input must be a contiguous 4-d fp32 CPU tensor");
+    const int64_t n = x->size(0), c = x->size(1), h = x->size(2), w = x->size(3);
+    const auto type = bf16 != 0 ? at::kBFloat16 : at::kFloat;
+    at::Tensor y = at::empty({n, h, w, c}, x->options().dtype(type)).permute({0, 3, 1, 2});
+    const float *xp = x->data_ptr<float>();
+    auto *yb = bf16 != 0 ? y.data_ptr<c10::BFloat16>() : nullptr;
+    auto *yf = bf16 != 0 ? nullptr : y.data_ptr<float>();
+    const bool vec = has_avx512();
+    at::parallel_for(0, n * h, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t b = r / h, iy = r % h;
+        const float *src = xp + (b * c * h + iy) * w;
+        if (bf16 != 0) {
+          auto *dst = yb + r * w * c;
+#if defined(__x86_64__)
+          if (vec) {
+            row_to_nhwc_avx512(src, h * w, dst, w, c);
+            continue;
+          }
+#endif
+          row_to_nhwc_scalar(src, h * w, dst, w, c);
+        } else {
+          row_to_nhwc_scalar(src, h * w, yf + r * w * c, w, c);
+        }
+      }
+    });
+    (void)vec;
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
+}  // extern "C"
