@@ -94,18 +94,19 @@ ARCHC_AVX512 void pool_pixel_avx512(const T *x, T *y, const Pool &p, int64_t y0,
     const __mmask16 m =
         p.c - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (p.c - k)) - 1u);
     __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    __mmask16 nan = 0;
-    __m512 nans = best;
+    // vmaxps drops NaNs: any NaN met makes the lane NaN at the end, as in libtorch.
+    __m512i nan = _mm512_setzero_si512();
     for (int64_t iy = y0; iy < y1; ++iy)
       for (int64_t ix = x0; ix < x1; ++ix) {
         const __m512 v = load16(x + (iy * p.w + ix) * p.c + k, m);
         best = _mm512_max_ps(v, best);
-        // The first NaN of each lane is the result (libtorch's loop keeps the first it meets).
-        const __mmask16 fresh = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & ~nan;
-        nans = _mm512_mask_mov_ps(nans, fresh, v);
-        nan |= fresh;
+        nan = _mm512_mask_or_epi32(nan, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan,
+                                   _mm512_castps_si512(v));
       }
-    store16(y + k, m, _mm512_mask_mov_ps(best, nan, nans));
+    // `nan` holds the OR of the NaNs' bits (a NaN) in lanes that met one, else 0.
+    const __m512 nans = _mm512_castsi512_ps(nan);
+    const __mmask16 met = _mm512_cmp_ps_mask(nans, nans, _CMP_UNORD_Q);
+    store16(y + k, m, _mm512_mask_mov_ps(best, met, nans));
   }
 }
 #endif
@@ -148,9 +149,35 @@ ARCHC_AVX512 inline __m256i to_bf16(__m512 v) {
   return _mm512_cvtepi32_epi16(top);
 }
 
+// One row of `w` RGB pixels: three planes to interleaved bf16, 16 pixels a step. The two
+// outputs' lanes pick r[p], g[p] (16 + p in `rg`) or b[p] (32 + p, the second source).
+ARCHC_AVX512 void row_rgb_avx512(const float *x, int64_t plane, c10::BFloat16 *y, int64_t w) {
+  alignas(64) uint16_t pick[48];
+  for (int j = 0; j < 48; ++j) pick[j] = static_cast<uint16_t>(16 * (j % 3) + j / 3);
+  const __m512i lo = _mm512_load_si512(pick);
+  const __m512i hi =
+      _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<__m256i *>(pick + 32)));
+  auto *out = reinterpret_cast<uint16_t *>(y);
+  for (int64_t i = 0; i < w; i += 16) {
+    const int64_t n = std::min<int64_t>(16, w - i);
+    const __mmask16 m = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+    const __m256i r = to_bf16(_mm512_maskz_loadu_ps(m, x + i));
+    const __m256i g = to_bf16(_mm512_maskz_loadu_ps(m, x + plane + i));
+    const __m256i b = to_bf16(_mm512_maskz_loadu_ps(m, x + 2 * plane + i));
+    const __m512i rg = _mm512_inserti64x4(_mm512_castsi256_si512(r), g, 1);
+    const __m512i bz = _mm512_castsi256_si512(b);
+    const int64_t total = 3 * n;  // output values of these pixels
+    const __mmask32 m0 = total >= 32 ? ~__mmask32(0) : (__mmask32(1) << total) - 1;
+    const __mmask32 m1 = total > 32 ? (__mmask32(1) << (total - 32)) - 1 : 0;
+    _mm512_mask_storeu_epi16(out + 3 * i, m0, _mm512_permutex2var_epi16(rg, lo, bz));
+    _mm512_mask_storeu_epi16(out + 3 * i + 32, m1, _mm512_permutex2var_epi16(rg, hi, bz));
+  }
+}
+
 // One row of `w` pixels: planes x[k * plane + i] to y[i * c + k], 16 pixels a step.
 ARCHC_AVX512 void row_to_nhwc_avx512(const float *x, int64_t plane, c10::BFloat16 *y, int64_t w,
                                      int64_t c) {
+  if (c == 3) return row_rgb_avx512(x, plane, y, w);
   alignas(64) uint16_t buf[16 * 16];
   auto *out = reinterpret_cast<uint16_t *>(y);
   for (int64_t i = 0; i < w; i += 16) {
