@@ -63,10 +63,12 @@ fn main() {
     cpp().file("csrc/sgd.cpp").compile("archc_sgd");
     // Max-pooling and the input's layout conversion, on libtorch's OpenMP threads like the
     // grouped kernel below.
-    cpp()
-        .flag("-fopenmp")
-        .file("csrc/layout.cpp")
-        .compile("archc_layout");
+    let mut layout = cpp();
+    if os != "macos" {
+        // (Apple's clang has no -fopenmp; at::parallel_for then runs the rows on one thread.)
+        layout.flag("-fopenmp");
+    }
+    layout.file("csrc/layout.cpp").compile("archc_layout");
     let mut graphs = cpp();
     let mut with_graphs = false;
     if lib.join("libtorch_cuda.so").exists() {

@@ -3,16 +3,19 @@
 // - max-pooling over channels-last bf16 or fp32 activations (ResNet's stem pool): libtorch's
 //   channels-last kernel took 2.7 ms at batch 8 where the pass reads 13 MB;
 // - the input's conversion from fp32 NCHW to bf16 or fp32 channels-last storage.
-// Both give bit for bit what libtorch gives: max-pooling returns one of its inputs (a NaN in the
-// window wins, as in libtorch), and the bf16 conversion rounds to nearest even as c10::BFloat16
-// does. AVX-512 where the CPU has it (16 channels or pixels a vector), else plain C++. Rows run in
+// Both give what libtorch gives, bit for bit but for NaN payloads: max-pooling returns one of
+// its inputs (a NaN in the window gives a NaN, as in libtorch), and the bf16 conversion rounds to
+// nearest even as c10::BFloat16 does. AVX-512 where the CPU has it (16 channels or pixels a
+// vector; the fp32 input conversion is plain C++ throughout), else plain C++. Rows run in
 // parallel on libtorch's OpenMP threads (at::parallel_for).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/BFloat16.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include "ffi.h"
 
@@ -20,7 +23,6 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -29,9 +31,10 @@ namespace {
 
 using archc::guard;
 
-// Tests turn the vector paths off to check the portable ones on the same machine (both give
-// the same bits, so other threads running meanwhile see no difference).
-std::atomic<bool> vectors_allowed{true};
+// Tests turn the vector paths off to check the portable ones on the same machine. Per thread:
+// the flag is read on the calling thread, before the work is shared out, so tests running in
+// parallel do not see each other's setting.
+thread_local bool vectors_allowed = true;
 
 bool has_avx512() {
 #if defined(__x86_64__)
@@ -40,7 +43,7 @@ bool has_avx512() {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
   }();
-  return yes && vectors_allowed.load(std::memory_order_relaxed);
+  return yes && vectors_allowed;
 #else
   return false;
 #endif
@@ -152,11 +155,12 @@ ARCHC_AVX512 inline __m256i to_bf16(__m512 v) {
 // One row of `w` RGB pixels: three planes to interleaved bf16, 16 pixels a step. The two
 // outputs' lanes pick r[p], g[p] (16 + p in `rg`) or b[p] (32 + p, the second source).
 ARCHC_AVX512 void row_rgb_avx512(const float *x, int64_t plane, c10::BFloat16 *y, int64_t w) {
-  alignas(64) uint16_t pick[48];
-  for (int j = 0; j < 48; ++j) pick[j] = static_cast<uint16_t>(16 * (j % 3) + j / 3);
+  alignas(64) static const uint16_t pick[48] = {
+      0, 16, 32, 1, 17, 33, 2,  18, 34, 3,  19, 35, 4,  20, 36, 5,  21, 37, 6,  22, 38, 7,  23, 39,
+      8, 24, 40, 9, 25, 41, 10, 26, 42, 11, 27, 43, 12, 28, 44, 13, 29, 45, 14, 30, 46, 15, 31, 47};
   const __m512i lo = _mm512_load_si512(pick);
   const __m512i hi =
-      _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<__m256i *>(pick + 32)));
+      _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i *>(pick + 32)));
   auto *out = reinterpret_cast<uint16_t *>(y);
   for (int64_t i = 0; i < w; i += 16) {
     const int64_t n = std::min<int64_t>(16, w - i);
@@ -207,7 +211,11 @@ extern "C" {
 
 // Whether the kernels below may use AVX-512 where the CPU has it (on by default); returns the
 // previous setting.
-int archc_layout_vectors(int on) { return vectors_allowed.exchange(on != 0) ? 1 : 0; }
+int archc_layout_vectors(int on) {
+  const bool was = vectors_allowed;
+  vectors_allowed = on != 0;
+  return was ? 1 : 0;
+}
 
 // max_pool2d(x, kernel, stride, pad) with dilation 1 and floor rounding, on a channels-last bf16
 // or fp32 CPU tensor; the result is channels-last too.

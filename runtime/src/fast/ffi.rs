@@ -238,8 +238,9 @@ pub(crate) fn conv_add_(
 }
 
 /// `max_pool2d(x, kernel, stride, pad)` (dilation 1, floor rounding) on a bf16 or fp32
-/// channels-last CPU tensor by `csrc/layout.cpp`: bit for bit libtorch's result, several times
-/// faster than libtorch's channels-last kernel. The result is channels-last.
+/// channels-last CPU tensor by `csrc/layout.cpp`: libtorch's result bit for bit (NaN payloads
+/// aside), several times faster than libtorch's channels-last kernel. The result is
+/// channels-last.
 pub(crate) fn max_pool_nhwc(
     x: &Tensor,
     kernel: [i64; 2],

@@ -46,8 +46,8 @@ pub struct Options {
     pub channels_last: bool,
     /// Whether to use oneDNN's fused convolutions with pre-packed weights on the CPU (ignored on
     /// CUDA and where libtorch lacks oneDNN), with this crate's kernels for max-pooling and for
-    /// the input's conversion to channels-last (bit for bit libtorch's results, several times
-    /// faster). Off, every step is a plain libtorch operator.
+    /// the input's conversion to channels-last (libtorch's results bit for bit, NaN payloads
+    /// aside; several times faster). Off, every step is a plain libtorch operator.
     pub onednn: bool,
     /// When the bf16 grouped 3×3s with 4 or 8 channels per group (also 16 with AMX) run on this
     /// crate's kernel instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16 or AMX).
@@ -696,7 +696,8 @@ impl Inference {
                 FStep::Relu => arg(0).f_relu()?,
                 FStep::MaxPool(pool) => {
                     let x = arg(0);
-                    if self.onednn && is_channels_last(x) {
+                    let ours = matches!(x.kind(), Kind::Float | Kind::BFloat16);
+                    if self.onednn && ours && is_channels_last(x) {
                         let s = [pool.stride, pool.stride];
                         ffi::max_pool_nhwc(x, pool.kernel, s, pool.pad)?
                     } else {
@@ -1047,8 +1048,8 @@ mod tests {
 
     /// The max-pool kernel gives libtorch's `max_pool2d` bit for bit: bf16 and fp32, channel
     /// counts that are and are not multiples of 16, windows cut by the edges, negative values.
-    /// A NaN makes its windows NaN, as in libtorch; anything but a channels-last bf16 or fp32
-    /// tensor is refused.
+    /// A NaN makes its windows NaN, as in libtorch (on both paths); anything but a
+    /// channels-last bf16 or fp32 tensor is refused.
     #[test]
     fn max_pool_kernel_matches_libtorch() {
         tch::manual_seed(1);
@@ -1076,16 +1077,26 @@ mod tests {
             }
         }
         ffi::layout_vectors(true);
-        let x = Tensor::randn([1, 20, 6, 6], (Kind::Float, Device::Cpu));
-        let _ = x.get(0).get(3).get(2).get(2).fill_(f64::NAN);
-        let want = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        let got = ffi::max_pool_nhwc(&channels_last(&x), [3, 3], [2, 2], [1, 1]).unwrap();
-        assert_eq!(got.isnan().sum(Kind::Int64).int64_value(&[]), 1);
-        assert!(got.isnan().equal(&want.isnan()));
-        assert!(
-            got.nan_to_num(0.0, None, None)
-                .equal(&want.nan_to_num(0.0, None, None))
-        );
+        for (kind, vectors) in [
+            (Kind::Float, true),
+            (Kind::BFloat16, true),
+            (Kind::BFloat16, false),
+        ] {
+            ffi::layout_vectors(vectors);
+            let x = Tensor::randn([1, 20, 6, 6], (Kind::Float, Device::Cpu));
+            let _ = x.get(0).get(3).get(2).get(2).fill_(f64::NAN);
+            let _ = x.get(0).get(17).get(5).get(0).fill_(f64::NAN);
+            let x = x.to_kind(kind);
+            let want = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+            let got = ffi::max_pool_nhwc(&channels_last(&x), [3, 3], [2, 2], [1, 1]).unwrap();
+            assert_eq!(got.isnan().sum(Kind::Int64).int64_value(&[]), 2, "{kind:?}");
+            assert!(got.isnan().equal(&want.isnan()));
+            assert!(
+                got.nan_to_num(0.0, None, None)
+                    .equal(&want.nan_to_num(0.0, None, None))
+            );
+        }
+        ffi::layout_vectors(true);
         let nchw = Tensor::zeros([1, 20, 6, 6], (Kind::Float, Device::Cpu));
         let err = ffi::max_pool_nhwc(&nchw, [3, 3], [2, 2], [1, 1]).unwrap_err();
         assert!(err.to_string().contains("channels-last"), "{err}");
@@ -1103,9 +1114,11 @@ mod tests {
         // 1 + 2^-8 and 1 + 3·2^-8 lie halfway between two bf16 values: even wins.
         let ties =
             Tensor::from_slice(&[1.0f32 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -1.0 - 1.0 / 256.0]);
+        // Widths with no tail, tails of 1 and 14 pixels (the RGB path's second store partial).
         for (n, c, h, w) in [
             (2, 3, 224, 224),
             (1, 3, 5, 17),
+            (1, 3, 3, 30),
             (3, 20, 4, 33),
             (1, 1, 1, 1),
         ] {
@@ -1130,6 +1143,16 @@ mod tests {
             }
             ffi::layout_vectors(true);
         }
+        // A NaN stays a NaN (its payload aside), on both paths.
+        let x = Tensor::randn([1, 3, 2, 20], (Kind::Float, Device::Cpu));
+        let _ = x.get(0).get(1).get(1).get(7).fill_(f64::NAN);
+        for vectors in [true, false] {
+            ffi::layout_vectors(vectors);
+            let got = ffi::to_channels_last(&x, true).unwrap();
+            assert_eq!(got.isnan().sum(Kind::Int64).int64_value(&[]), 1);
+            assert_eq!(got.get(0).get(1).get(1).get(7).isnan().int64_value(&[]), 1);
+        }
+        ffi::layout_vectors(true);
         let nhwc = channels_last(&Tensor::zeros([1, 3, 4, 5], (Kind::Float, Device::Cpu)));
         let err = ffi::to_channels_last(&nhwc, true).unwrap_err();
         assert!(err.to_string().contains("contiguous"), "{err}");
