@@ -1,7 +1,10 @@
 // The few libtorch operators the inference mode needs that tch does not bind: oneDNN's
 // convolution with fused post-ops (`mkldnn::_convolution_pointwise`, its in-place `.binary`
 // overload for the residual add) and the weight pre-packing they read
-// (`mkldnn::_reorder_convolution_weight`). torch.compile's freezing pass calls the same three.
+// (`mkldnn::_reorder_convolution_weight`); oneDNN's matmul with the same post-ops
+// (`mkldnn::_linear_pointwise`, `.binary`) and its packing (`_reorder_linear_weight`), which
+// can run a 1×1 convolution on channels-last activations faster. torch.compile's freezing pass
+// calls the same operators.
 //
 // Tensors cross the boundary as tch does it: a `torch::Tensor*` owned by the Rust side. Every
 // function catches C++ exceptions and returns them as a malloc'ed message (nullptr on success),
@@ -57,7 +60,7 @@ extern "C" {
 
 void archc_free_error(char *error) { std::free(error); }
 
-// 1 when libtorch registers the three operators (a build with oneDNN), else 0.
+// 1 when libtorch registers the three convolution operators (a build with oneDNN), else 0.
 int archc_onednn_available() {
   auto &d = c10::Dispatcher::singleton();
   return d.findSchema({"mkldnn::_convolution_pointwise", ""}).has_value() &&
@@ -121,6 +124,50 @@ char *archc_conv_add_(at::Tensor *other, const at::Tensor *x, const at::Tensor *
       stack.push_back(std::move(v));
     handle.callBoxed(&stack);
   });
+}
+
+// `weight` ([N, K], the dtype the product will run in) pre-packed for oneDNN's matmul with M =
+// `batch` rows.
+char *archc_reorder_linear_weight(const at::Tensor *weight, int64_t batch, at::Tensor **out) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_reorder_linear_weight", "");
+    torch::jit::Stack stack{*weight, c10::IValue(batch)};
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  });
+}
+
+// y = unary(x · weightᵀ + bias) for x [M, K]; unary is "none" or "relu".
+char *archc_linear_pointwise(const at::Tensor *x, const at::Tensor *weight, const at::Tensor *bias,
+                             const char *unary, at::Tensor **out) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_linear_pointwise", "");
+    torch::jit::Stack stack{*x, *weight, optional_tensor(bias)};
+    for (auto v : {c10::IValue(std::string(unary)), no_scalars(), c10::IValue(std::string(""))})
+      stack.push_back(std::move(v));
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  });
+}
+
+// y = x · weightᵀ + bias + other for x [M, K], other [M, N] (a new tensor).
+char *archc_linear_add(const at::Tensor *x, const at::Tensor *other, const at::Tensor *weight,
+                       const at::Tensor *bias, at::Tensor **out) {
+  return guard([&] {
+    static const auto handle = op("mkldnn::_linear_pointwise", "binary");
+    torch::jit::Stack stack{*x, *other, *weight, optional_tensor(bias),
+                            c10::IValue(std::string("add"))};
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  });
+}
+
+// 1 when libtorch registers oneDNN's matmul operators (`_linear_pointwise` and its packing).
+int archc_onednn_linear_available() {
+  auto &d = c10::Dispatcher::singleton();
+  return d.findSchema({"mkldnn::_linear_pointwise", ""}).has_value() &&
+         d.findSchema({"mkldnn::_linear_pointwise", "binary"}).has_value() &&
+         d.findSchema({"mkldnn::_reorder_linear_weight", ""}).has_value();
 }
 
 // Keeps freed memory in the process: glibc then serves every allocation from its heap (no

@@ -146,6 +146,18 @@ fn inference_mode_matches_eval_mode() {
         println!("{options:?}: relative L2 error {err:.3e}");
         assert!(err <= bf16[1] * 1.1, "{grouped_kernel:?}: {err:.3e}");
     }
+    // oneDNN's matmul for the bf16 1×1s (with and without the fused residual add) forced on
+    // and off.
+    for matmul in [Choice::Always, Choice::Never] {
+        let options = Options {
+            kind: Kind::BFloat16,
+            matmul,
+            ..Options::default()
+        };
+        let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
+        println!("{options:?}: relative L2 error {err:.3e}");
+        assert!(err <= bf16[1] * 1.1, "{matmul:?}: {err:.3e}");
+    }
     // On CUDA: cuDNN's fused convolution + (add +) ReLU forced on and off.
     if device().is_cuda() {
         for (kind, bound) in [(Kind::Float, 1e-5), (Kind::BFloat16, bf16[1] * 1.1)] {

@@ -39,6 +39,26 @@ unsafe extern "C" {
         g: *const Geometry,
         unary: *const c_char,
     ) -> *mut c_char;
+    fn archc_onednn_linear_available() -> c_int;
+    fn archc_reorder_linear_weight(
+        weight: *const C_tensor,
+        batch: i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn archc_linear_pointwise(
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        unary: *const c_char,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn archc_linear_add(
+        x: *const C_tensor,
+        other: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
     fn archc_grouped_supported(cpg: i64) -> c_int;
     #[cfg(target_arch = "x86_64")]
@@ -235,6 +255,60 @@ pub(crate) fn conv_add_(
         )
     };
     check(error)
+}
+
+/// Whether libtorch has oneDNN's matmul operators (`mkldnn::_linear_pointwise` and
+/// `_reorder_linear_weight`).
+pub(crate) fn onednn_linear_available() -> bool {
+    // SAFETY: takes nothing, returns a plain value; looks operators up in libtorch's registry.
+    unsafe { archc_onednn_linear_available() != 0 }
+}
+
+/// `weight` ([N, K]) pre-packed for oneDNN's matmul with `batch` rows.
+pub(crate) fn reorder_linear_weight(weight: &Tensor, batch: i64) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_reorder_linear_weight(weight.as_ptr(), batch, out) })
+}
+
+/// `relu?(x · weightᵀ + bias)` for `x` [M, K], by oneDNN's matmul with its ReLU as a post-op.
+pub(crate) fn linear_pointwise(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    let unary = CString::new(if relu { "relu" } else { "none" }).expect("no NUL");
+    // SAFETY: the tensors are borrowed for the call, `unary` lives across it; `out` is written
+    // once on success.
+    returning(|out| unsafe {
+        archc_linear_pointwise(
+            x.as_ptr(),
+            weight.as_ptr(),
+            bias_ptr(bias),
+            unary.as_ptr(),
+            out,
+        )
+    })
+}
+
+/// `x · weightᵀ + bias + other` for `x` [M, K] and `other` [M, N], by oneDNN's matmul with the
+/// add as a post-op; a new tensor.
+pub(crate) fn linear_add(
+    x: &Tensor,
+    other: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor, TchError> {
+    // SAFETY: the tensors are borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe {
+        archc_linear_add(
+            x.as_ptr(),
+            other.as_ptr(),
+            weight.as_ptr(),
+            bias_ptr(bias),
+            out,
+        )
+    })
 }
 
 /// `max_pool2d(x, kernel, stride, pad)` (dilation 1, floor rounding) on a bf16 or fp32

@@ -56,6 +56,11 @@ pub struct Options {
     /// operator instead of the convolution and then the elementwise operators (`Measure`: the
     /// faster, timed once per convolution and input shape).
     pub cudnn_fused: Choice,
+    /// When a bf16 1×1 convolution with stride 1 runs on the CPU as oneDNN's matmul over the
+    /// channels-last activations ([N·H·W, C] rows) instead of oneDNN's convolution (with
+    /// `onednn`; `Measure`: the faster, timed once per convolution and input shape). The matmul
+    /// is faster for some shapes, the small late-stage maps above all.
+    pub matmul: Choice,
 }
 
 /// Which of two implementations runs.
@@ -78,6 +83,7 @@ impl Default for Options {
             onednn: true,
             grouped_kernel: Choice::Measure,
             cudnn_fused: Choice::Measure,
+            matmul: Choice::Measure,
         }
     }
 }
@@ -174,11 +180,14 @@ struct Grouped {
     cpg: i64,
 }
 
-/// How a convolution runs at one input shape: oneDNN with its weight packed for that shape, or
-/// the grouped kernel (chosen when it measured faster at that shape).
+/// How a convolution runs at one input shape: oneDNN with its weight packed for that shape, the
+/// grouped kernel, or oneDNN's matmul (each alternative chosen when it measured faster at that
+/// shape, or forced by the options).
 #[derive(Debug)]
 enum Packed {
     OneDnn(Tensor),
+    /// A 1×1 convolution as oneDNN's matmul, its [C_out, C_in] weight packed for the shape.
+    Matmul(Tensor),
     Kernel,
     /// CUDA: cuDNN's fused convolution + bias (+ residual) + ReLU.
     Cudnn,
@@ -636,14 +645,25 @@ impl Inference {
                 } if self.onednn => {
                     let x = arg(0);
                     if packed[i].is_none() {
+                        let conv = Choosing {
+                            x,
+                            w,
+                            b: b.as_ref(),
+                            g,
+                            relu: *relu,
+                            other: add.then(|| arg(1)),
+                        };
                         let k = kernel.as_ref();
-                        let choice = self.options.grouped_kernel;
-                        packed[i] = Some(choose(x, w, b.as_ref(), g, *relu, k, choice)?);
+                        packed[i] = Some(conv.choose(k, &self.options)?);
                     }
                     match packed[i].as_ref().expect("chosen above") {
                         Packed::Kernel => {
                             let k = kernel.as_ref().expect("chosen only where it applies");
                             run_kernel(x, k, g, *relu)?
+                        }
+                        Packed::Matmul(w) => {
+                            let other = add.then(|| arg(1));
+                            run_matmul(x, w, b.as_ref(), *relu, other)?
                         }
                         Packed::OneDnn(w) if *add => {
                             // Write into the shortcut's buffer when this is its last use.
@@ -824,45 +844,154 @@ fn run_kernel(x: &Tensor, k: &Grouped, g: &Geometry, relu: bool) -> Result<Tenso
 /// How a convolution runs at `x`'s shape: oneDNN with the weight packed for that shape, unless
 /// the grouped kernel applies and `choice` picks it: always, or when it measures faster here (the
 /// better of three runs each; a per-shape choice, as cuDNN's benchmark mode makes one).
-fn choose(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    g: &Geometry,
+/// One oneDNN convolution of the plan at its first input shape, and what it may run as.
+struct Choosing<'a> {
+    x: &'a Tensor,
+    w: &'a Tensor,
+    b: Option<&'a Tensor>,
+    g: &'a Geometry,
     relu: bool,
-    kernel: Option<&Grouped>,
-    choice: Choice,
-) -> Result<Packed, TchError> {
-    let packed = ffi::reorder_conv_weight(w, g, &x.size())?;
-    let k = match (kernel, choice) {
-        (None, _) | (_, Choice::Never) => return Ok(Packed::OneDnn(packed)),
-        (Some(k), Choice::Always) => {
+    /// The residual added before the ReLU, where the add is fused in.
+    other: Option<&'a Tensor>,
+}
+
+impl Choosing<'_> {
+    /// oneDNN's convolution with its weight packed for this shape, or an alternative where one
+    /// applies and `options` asks for it (or it measures faster): the grouped kernel for a narrow
+    /// grouped 3×3, oneDNN's matmul for a bf16 1×1 with stride 1.
+    fn choose(&self, kernel: Option<&Grouped>, options: &Options) -> Result<Packed, TchError> {
+        let packed = ffi::reorder_conv_weight(self.w, self.g, &self.x.size())?;
+        if let Some(k) = kernel {
+            return self.kernel_or(packed, k, options.grouped_kernel);
+        }
+        if self.matmul_applies() {
+            return self.matmul_or(packed, options.matmul);
+        }
+        Ok(Packed::OneDnn(packed))
+    }
+
+    fn kernel_or(&self, packed: Tensor, k: &Grouped, choice: Choice) -> Result<Packed, TchError> {
+        let (x, g, relu) = (self.x, self.g, self.relu);
+        match choice {
+            Choice::Never => Ok(Packed::OneDnn(packed)),
             // Still oneDNN where the kernel refuses the input.
-            return Ok(match run_kernel(x, k, g, relu) {
+            Choice::Always => Ok(match run_kernel(x, k, g, relu) {
                 Ok(_) => Packed::Kernel,
+                Err(_) => Packed::OneDnn(packed),
+            }),
+            Choice::Measure => {
+                let onednn = fastest(&mut || ffi::conv_pointwise(x, &packed, self.b, g, relu))?;
+                // A kernel that refuses this input (a layout it does not take) leaves the choice
+                // to oneDNN.
+                let ours = fastest(&mut || run_kernel(x, k, g, relu)).unwrap_or(f64::INFINITY);
+                Ok(if ours < onednn {
+                    Packed::Kernel
+                } else {
+                    Packed::OneDnn(packed)
+                })
+            }
+        }
+    }
+
+    /// A bf16 1×1 convolution with stride 1, no padding and one group, on channels-last input:
+    /// a matmul over the pixels' rows.
+    fn matmul_applies(&self) -> bool {
+        let g = self.g;
+        let w = self.w.size();
+        w.len() == 4
+            && w[2..] == [1, 1]
+            && g.stride == [1, 1]
+            && g.padding == [0, 0]
+            && g.groups == 1
+            && self.x.kind() == Kind::BFloat16
+            && is_channels_last(self.x)
+            && self.other.is_none_or(is_channels_last)
+            && ffi::onednn_linear_available()
+    }
+
+    fn matmul_or(&self, packed: Tensor, choice: Choice) -> Result<Packed, TchError> {
+        if choice == Choice::Never {
+            return Ok(Packed::OneDnn(packed));
+        }
+        let size = self.x.size();
+        let rows = size[0] * size[2] * size[3];
+        let w = self.w.f_flatten(1, -1)?;
+        let Ok(matmul) = ffi::reorder_linear_weight(&w, rows) else {
+            return Ok(Packed::OneDnn(packed));
+        };
+        let (x, b, relu, other) = (self.x, self.b, self.relu, self.other);
+        let ours = fastest(&mut || run_matmul(x, &matmul, b, relu, other));
+        if choice == Choice::Always {
+            return Ok(match ours {
+                Ok(_) => Packed::Matmul(matmul),
                 Err(_) => Packed::OneDnn(packed),
             });
         }
-        (Some(k), Choice::Measure) => k,
-    };
-    let best = |f: &dyn Fn() -> Result<Tensor, TchError>| -> Result<f64, TchError> {
+        let Ok(ours) = ours else {
+            return Ok(Packed::OneDnn(packed));
+        };
+        let onednn = match other {
+            // The fused add writes into its residual: time it on a copy.
+            Some(other) => {
+                let mut scratch = other.f_zeros_like()?;
+                scratch.f_copy_(other)?;
+                fastest(&mut || {
+                    ffi::conv_add_(&mut scratch, x, &packed, b, self.g, relu)
+                        .map(|()| Tensor::new())
+                })?
+            }
+            None => fastest(&mut || ffi::conv_pointwise(x, &packed, b, self.g, relu))?,
+        };
+        Ok(if ours < onednn {
+            Packed::Matmul(matmul)
+        } else {
+            Packed::OneDnn(packed)
+        })
+    }
+}
+
+/// The best of three timed runs of `f`, after one untimed, in seconds.
+fn fastest(f: &mut dyn FnMut() -> Result<Tensor, TchError>) -> Result<f64, TchError> {
+    let _ = f()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
         let _ = f()?;
-        let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let _ = f()?;
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        Ok(best)
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// `relu?(conv1x1(x) + b (+ other))` as oneDNN's matmul over the rows of channels-last `x`
+/// ([N·H·W, C_in]), `w` packed by `ffi::reorder_linear_weight`; channels-last like `x`.
+fn run_matmul(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    relu: bool,
+    other: Option<&Tensor>,
+) -> Result<Tensor, TchError> {
+    let [n, c, h, wd] = x.size()[..] else {
+        return Err(TchError::Torch(
+            "inference plan: a 1×1 matmul on a non-4-D input".into(),
+        ));
     };
-    let onednn = best(&|| ffi::conv_pointwise(x, &packed, b, g, relu))?;
-    // A kernel that refuses this input (a layout it does not take) leaves the choice to oneDNN.
-    let ours = best(&|| run_kernel(x, k, g, relu)).unwrap_or(f64::INFINITY);
-    Ok(if ours < onednn {
-        Packed::Kernel
-    } else {
-        Packed::OneDnn(packed)
-    })
+    // Views, since `x` (and `other`) are channels-last.
+    let rows = x.f_permute([0, 2, 3, 1])?.f_reshape([-1, c])?;
+    let y = match other {
+        Some(other) => {
+            let co = other.size()[1];
+            let other = other.f_permute([0, 2, 3, 1])?.f_reshape([-1, co])?;
+            let mut y = ffi::linear_add(&rows, &other, w, b)?;
+            if relu {
+                let _ = y.f_relu_()?;
+            }
+            y
+        }
+        None => ffi::linear_pointwise(&rows, w, b, relu)?,
+    };
+    let co = y.size()[1];
+    y.f_view([n, h, wd, co])?.f_permute([0, 3, 1, 2])
 }
 
 /// The residual adds to fuse into a convolution: add node → (conv node, the add's other input),
