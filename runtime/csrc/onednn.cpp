@@ -143,7 +143,7 @@ char *archc_linear_pointwise(const at::Tensor *x, const at::Tensor *weight, cons
   return guard([&] {
     static const auto handle = op("mkldnn::_linear_pointwise", "");
     torch::jit::Stack stack{*x, *weight, optional_tensor(bias)};
-    for (auto v : {c10::IValue(std::string(unary)), no_scalars(), c10::IValue(std::string(""))})
+    for (auto v : {c10::IValue(std::string(unary)), no_scalars(), c10::IValue()})
       stack.push_back(std::move(v));
     handle.callBoxed(&stack);
     *out = new at::Tensor(stack.at(0).toTensor());

@@ -260,8 +260,9 @@ pub(crate) fn conv_add_(
 /// Whether libtorch has oneDNN's matmul operators (`mkldnn::_linear_pointwise` and
 /// `_reorder_linear_weight`).
 pub(crate) fn onednn_linear_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: takes nothing, returns a plain value; looks operators up in libtorch's registry.
-    unsafe { archc_onednn_linear_available() != 0 }
+    *AVAILABLE.get_or_init(|| unsafe { archc_onednn_linear_available() != 0 })
 }
 
 /// `weight` ([N, K]) pre-packed for oneDNN's matmul with `batch` rows.

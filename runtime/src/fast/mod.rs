@@ -21,9 +21,12 @@
 //! In bf16 on a CPU with AVX512-BF16, the grouped 3×3 convolutions with 4 or 8 channels per
 //! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
 //! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
-//! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group. Which of the two runs is decided per convolution and input shape, when the weights are
-//! packed, by timing both (as cuDNN's benchmark mode does); both compute the same sums in fp32
-//! and round the output to bf16 once.
+//! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group.
+//! Likewise a bf16 1×1 convolution with stride 1 can run as oneDNN's matmul over the
+//! channels-last rows ([N·H·W, C]), which is faster for some shapes. Which one runs is decided
+//! per convolution and input shape, when the weights are packed, by timing both (the better of
+//! three runs each, as cuDNN's benchmark mode does); all compute the same sums in fp32 and round
+//! the output to bf16 once.
 
 pub(crate) mod ffi;
 
@@ -841,9 +844,6 @@ fn run_kernel(x: &Tensor, k: &Grouped, g: &Geometry, relu: bool) -> Result<Tenso
     }
 }
 
-/// How a convolution runs at `x`'s shape: oneDNN with the weight packed for that shape, unless
-/// the grouped kernel applies and `choice` picks it: always, or when it measures faster here (the
-/// better of three runs each; a per-shape choice, as cuDNN's benchmark mode makes one).
 /// One oneDNN convolution of the plan at its first input shape, and what it may run as.
 struct Choosing<'a> {
     x: &'a Tensor,
@@ -870,6 +870,8 @@ impl Choosing<'_> {
         Ok(Packed::OneDnn(packed))
     }
 
+    /// oneDNN (`packed`) or the grouped kernel `k`, as `choice` says: `Always` where the kernel
+    /// takes the input, `Measure` where it is also faster here.
     fn kernel_or(&self, packed: Tensor, k: &Grouped, choice: Choice) -> Result<Packed, TchError> {
         let (x, g, relu) = (self.x, self.g, self.relu);
         match choice {
@@ -909,6 +911,8 @@ impl Choosing<'_> {
             && ffi::onednn_linear_available()
     }
 
+    /// oneDNN's convolution (`packed`) or its matmul, as `choice` says: `Always` where the matmul
+    /// runs, `Measure` where it is also faster here (the fused residual add timed on a copy).
     fn matmul_or(&self, packed: Tensor, choice: Choice) -> Result<Packed, TchError> {
         if choice == Choice::Never {
             return Ok(Packed::OneDnn(packed));
@@ -933,7 +937,7 @@ impl Choosing<'_> {
         let onednn = match other {
             // The fused add writes into its residual: time it on a copy.
             Some(other) => {
-                let mut scratch = other.f_zeros_like()?;
+                let mut scratch = other.f_empty_like()?;
                 scratch.f_copy_(other)?;
                 fastest(&mut || {
                     ffi::conv_add_(&mut scratch, x, &packed, b, self.g, relu)
@@ -1285,5 +1289,63 @@ mod tests {
         let nhwc = channels_last(&Tensor::zeros([1, 3, 4, 5], (Kind::Float, Device::Cpu)));
         let err = ffi::to_channels_last(&nhwc, true).unwrap_err();
         assert!(err.to_string().contains("contiguous"), "{err}");
+    }
+
+    /// A 1×1 convolution as oneDNN's matmul gives the convolution's result: with and without
+    /// bias and ReLU, with the residual add, with a residual that is not channels-last, and its
+    /// output is channels-last like the convolution's.
+    #[test]
+    fn matmul_matches_the_convolution() {
+        if !ffi::onednn_available()
+            || !ffi::onednn_linear_available()
+            || !ffi::onednn_supports(Kind::BFloat16)
+        {
+            eprintln!("libtorch or this CPU runs no bf16 oneDNN matmul: nothing to check here");
+            return;
+        }
+        tch::manual_seed(3);
+        let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
+        let cpu = (Kind::Float, Device::Cpu);
+        let g = Geometry {
+            padding: [0, 0],
+            stride: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        for (n, ci, co, hw) in [(2, 64, 32, 7), (1, 48, 96, 5)] {
+            let x = channels_last(&bf(Tensor::randn([n, ci, hw, hw], cpu)));
+            let w = bf(Tensor::randn([co, ci, 1, 1], cpu) * 0.1);
+            let b = bf(Tensor::randn([co], cpu));
+            let packed = ffi::reorder_conv_weight(&w, &g, &x.size()).unwrap();
+            let rows = n * hw * hw;
+            let matmul = ffi::reorder_linear_weight(&w.flatten(1, -1), rows).unwrap();
+            let other = channels_last(&bf(Tensor::randn([n, co, hw, hw], cpu)));
+            for (bias, relu) in [(Some(&b), true), (None, false), (Some(&b), false)] {
+                let want = ffi::conv_pointwise(&x, &packed, bias, &g, relu).unwrap();
+                let got = run_matmul(&x, &matmul, bias, relu, None).unwrap();
+                assert!(is_channels_last(&got));
+                assert_eq!(got.size(), want.size());
+                let err = (got.to_kind(Kind::Float) - want.to_kind(Kind::Float))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                assert!(err <= 0.05, "{n}x{ci}->{co}: {err}");
+                // With the residual, channels-last or not.
+                let mut sum = other.copy();
+                ffi::conv_add_(&mut sum, &x, &packed, bias, &g, relu).unwrap();
+                for residual in [other.shallow_clone(), other.contiguous()] {
+                    let got = run_matmul(&x, &matmul, bias, relu, Some(&residual)).unwrap();
+                    assert!(is_channels_last(&got));
+                    let err = (got.to_kind(Kind::Float) - sum.to_kind(Kind::Float))
+                        .abs()
+                        .max()
+                        .double_value(&[]);
+                    assert!(err <= 0.05, "{n}x{ci}->{co} + residual: {err}");
+                    if relu {
+                        assert_eq!(got.lt(0.0).sum(Kind::Int64).int64_value(&[]), 0);
+                    }
+                }
+            }
+        }
     }
 }
