@@ -135,28 +135,26 @@ fn inference_mode_matches_eval_mode() {
         bf16[0],
         bf16[1]
     );
-    // The grouped kernel forced on and off (measured, it runs only where it is faster).
-    for grouped_kernel in [Choice::Always, Choice::Never] {
-        let options = Options {
-            kind: Kind::BFloat16,
-            grouped_kernel,
-            ..Options::default()
+    // The grouped kernel, and oneDNN's matmul for the bf16 1×1s (with and without the fused
+    // residual add), each forced on and off (measured, they run only where they are faster).
+    let bf16_options = Options {
+        kind: Kind::BFloat16,
+        ..Options::default()
+    };
+    for choice in [Choice::Always, Choice::Never] {
+        let grouped = Options {
+            grouped_kernel: choice,
+            ..bf16_options
         };
-        let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
-        println!("{options:?}: relative L2 error {err:.3e}");
-        assert!(err <= bf16[1] * 1.1, "{grouped_kernel:?}: {err:.3e}");
-    }
-    // oneDNN's matmul for the bf16 1×1s (with and without the fused residual add) forced on
-    // and off.
-    for matmul in [Choice::Always, Choice::Never] {
-        let options = Options {
-            kind: Kind::BFloat16,
-            matmul,
-            ..Options::default()
+        let matmul = Options {
+            matmul: choice,
+            ..bf16_options
         };
-        let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
-        println!("{options:?}: relative L2 error {err:.3e}");
-        assert!(err <= bf16[1] * 1.1, "{matmul:?}: {err:.3e}");
+        for options in [grouped, matmul] {
+            let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
+            println!("{options:?}: relative L2 error {err:.3e}");
+            assert!(err <= bf16[1] * 1.1, "{options:?}: {err:.3e}");
+        }
     }
     // On CUDA: cuDNN's fused convolution + (add +) ReLU forced on and off.
     if device().is_cuda() {
