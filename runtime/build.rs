@@ -6,7 +6,8 @@
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
 //! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
 //! the pooling and input-layout kernels (`csrc/layout.cpp`), and the peak-FLOP/s probe
-//! (`csrc/peak.cpp`), on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`), and
+//! (`csrc/peak.cpp`), on x86-64 the bf16 grouped-convolution kernel (`csrc/grouped.cpp`) and the
+//! bf16 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/onednn.cpp");
     println!("cargo:rerun-if-changed=csrc/peak.cpp");
     println!("cargo:rerun-if-changed=csrc/grouped.cpp");
+    println!("cargo:rerun-if-changed=csrc/winograd.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
     println!("cargo:rerun-if-changed=csrc/amx.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
@@ -103,6 +105,10 @@ fn main() {
             .flag("-fopenmp")
             .file("csrc/grouped.cpp")
             .compile("archc_grouped");
+        cpp()
+            .flag("-fopenmp")
+            .file("csrc/winograd.cpp")
+            .compile("archc_winograd");
         cpp().file("csrc/peak.cpp").compile("archc_peak");
     }
 }

@@ -175,6 +175,71 @@ fn inference_mode_matches_eval_mode() {
     assert!(x.equal(&before));
 }
 
+/// ResNet-50's dense 3×3s with stride 1 on the Winograd kernel (bf16: forced on, and as
+/// measured) against torchvision's eval-mode logits, next to the same plan with oneDNN's direct
+/// convolutions. The kernel rounds its transformed input to bf16, one rounding more per 3×3 than
+/// a direct convolution; over the whole network that stays within the spread of bf16's other
+/// roundings: within 1.2 times the direct plan's error.
+#[test]
+fn winograd_plan_matches_eval_mode() {
+    let c = compile("resnet/resnet50.arch", &[]);
+    let (_vs, net) = loaded(&c, "resnet50");
+    let io = io("resnet50");
+    let x = get(&io, "input");
+    let reference = get(&io, "head");
+    let err = |options: Options| rel_l2(&Inference::new(&net, options).forward(x), reference);
+    // oneDNN's matmul for the 1×1s off, so that only the 3×3s differ between the plans.
+    let bf16 = Options {
+        kind: Kind::BFloat16,
+        matmul: Choice::Never,
+        ..Options::default()
+    };
+    let plain = err(Options {
+        onednn: false,
+        ..bf16
+    });
+    let direct = err(Options {
+        winograd: Choice::Never,
+        ..bf16
+    });
+    println!("resnet50 bf16: plain plan {plain:.3e}, oneDNN's direct 3×3s {direct:.3e}");
+    for options in [
+        Options {
+            winograd: Choice::Always,
+            ..bf16
+        },
+        Options {
+            kind: Kind::BFloat16,
+            ..Options::default()
+        },
+    ] {
+        let winograd = err(options);
+        println!("{options:?}: relative L2 error {winograd:.3e}");
+        assert!(
+            winograd <= 1.2 * direct,
+            "{options:?}: {winograd:.3e} against the direct plan's {direct:.3e}"
+        );
+    }
+    // ResNet-18's basic blocks: each block's second 3×3 takes the residual add, fused into the
+    // kernel (against the network's own fp32 eval mode, random weights).
+    let c = compile("resnet/resnet18.arch", &[]);
+    tch::manual_seed(0);
+    let vs = VarStore::new(device());
+    let net = Network::new(&vs.root(), &c);
+    let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, device()));
+    let eval = tch::no_grad(|| net.forward_t(&x, false));
+    let err = |winograd: Choice| {
+        let options = Options { winograd, ..bf16 };
+        rel_l2(&Inference::new(&net, options).forward(&x), &eval)
+    };
+    let (direct, winograd) = (err(Choice::Never), err(Choice::Always));
+    println!("resnet18 bf16: direct {direct:.3e}, Winograd {winograd:.3e}");
+    assert!(
+        winograd <= 1.2 * direct,
+        "resnet18: Winograd {winograd:.3e} against direct {direct:.3e}"
+    );
+}
+
 /// Every layout the plan fuses differently, on the CPU's oneDNN path against the plain one and
 /// against eval mode, at two batch sizes (weights are packed per input shape): the split form
 /// (its aggregated batch-norm is an affine step), the concatenation form, and CIFAR's

@@ -1,6 +1,7 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
 //! that tch does not bind, called through libtorch's dispatcher), `csrc/peak.cpp` (the
-//! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/layout.cpp`
+//! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/winograd.cpp` (the
+//! Winograd kernel for dense 3×3s), `csrc/layout.cpp`
 //! (max-pooling and the input's conversion to channels-last), `csrc/sgd.cpp` (PyTorch's fused
 //! SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a
 //! pointer to a `torch::Tensor`; the C++ side catches every exception and returns its message, so
@@ -117,6 +118,19 @@ unsafe extern "C" {
     fn archc_cuda_graph_begin(graph: *mut c_void) -> *mut c_char;
     fn archc_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
     fn archc_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_winograd_supported() -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_winograd_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_winograd_conv(
+        x: *const C_tensor,
+        packed: *const C_tensor,
+        bias: *const C_tensor,
+        res: *mut C_tensor,
+        relu: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
     fn archc_peak_flops(kind: c_int, threads: c_int, seconds: f64) -> f64;
 }
@@ -409,6 +423,75 @@ pub(crate) fn grouped_conv(
             cpg,
             c_int::from(relu),
             out,
+        )
+    })
+}
+
+/// Whether this CPU runs `csrc/winograd.cpp`'s bf16 Winograd F(2×2, 3×3) kernel (AVX512-BF16).
+pub(crate) fn winograd_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_winograd_supported() != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A dense 3×3 weight (OIHW, C_out a multiple of 32, C_in of 16; fp32 for the best rounding)
+/// transformed and packed for the Winograd kernel.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_pack(weight: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_winograd_pack(weight.as_ptr(), out) })
+}
+
+/// `relu?(conv3x3(x) + bias)`, stride 1 and padding 1, on bf16 channels-last `x` by the Winograd
+/// kernel; `bias` in fp32; a new channels-last tensor.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_conv(
+    x: &Tensor,
+    packed: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts and
+    // sizes before reading them; with no residual, `out` is written once on success.
+    returning(|out| unsafe {
+        archc_winograd_conv(
+            x.as_ptr(),
+            packed.as_ptr(),
+            bias.as_ptr(),
+            std::ptr::null_mut(),
+            c_int::from(relu),
+            out,
+        )
+    })
+}
+
+/// `res ← relu?(conv3x3(x) + bias + res)`, in place, by the Winograd kernel (the residual add
+/// fused, as [`conv_add_`] fuses it into oneDNN's convolution).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_conv_add_(
+    res: &mut Tensor,
+    x: &Tensor,
+    packed: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<(), TchError> {
+    let mut unused = std::ptr::null_mut();
+    // SAFETY: as in `winograd_conv`; `res` is borrowed mutably, so no one else reads it while the
+    // kernel writes into it; with a residual the kernel writes nothing into `unused`.
+    check(unsafe {
+        archc_winograd_conv(
+            x.as_ptr(),
+            packed.as_ptr(),
+            bias.as_ptr(),
+            res.as_mut_ptr(),
+            c_int::from(relu),
+            &mut unused,
         )
     })
 }

@@ -22,11 +22,16 @@
 //! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
 //! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
 //! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group.
+//! The dense bf16 3×3 convolutions with stride 1 (ResNet's) can run on the crate's Winograd
+//! F(2×2, 3×3) kernel (`csrc/winograd.cpp`), which does 16 multiply-adds per input channel for
+//! each 2×2 block of outputs where a direct convolution does 36: on a CPU where oneDNN already
+//! reaches most of the machine's bf16 peak, fewer products is what is left to gain.
 //! Likewise a bf16 1×1 convolution with stride 1 can run as oneDNN's matmul over the
 //! channels-last rows ([N·H·W, C]), which is faster for some shapes. Which one runs is decided
 //! per convolution and input shape, when the weights are packed, by timing both (the better of
-//! three runs each, as cuDNN's benchmark mode does); all compute the same sums in fp32 and round
-//! the output to bf16 once.
+//! three runs each, as cuDNN's benchmark mode does). The direct ones compute the same sums in
+//! fp32 and round the output to bf16 once; the Winograd kernel also rounds its transformed input
+//! once (a ResNet-50's error moves by a few percent of itself, `runtime/tests/parity.rs`).
 
 pub(crate) mod ffi;
 
@@ -64,6 +69,12 @@ pub struct Options {
     /// `onednn`; `Measure`: the faster, timed once per convolution and input shape). The matmul
     /// is faster for some shapes, the small late-stage maps above all.
     pub matmul: Choice,
+    /// When a bf16 dense 3×3 convolution with stride 1 and padding 1 (C_in a multiple of 16,
+    /// C_out of 32) runs on this crate's Winograd F(2×2, 3×3) kernel (`csrc/winograd.cpp`: 16
+    /// multiply-adds per input channel for each 2×2 block of outputs instead of 36) instead of
+    /// oneDNN's direct convolution (with `onednn`, on a CPU with AVX512-BF16; `Measure`: the
+    /// faster, timed once per convolution and input shape).
+    pub winograd: Choice,
 }
 
 /// Which of two implementations runs.
@@ -87,6 +98,7 @@ impl Default for Options {
             grouped_kernel: Choice::Measure,
             cudnn_fused: Choice::Measure,
             matmul: Choice::Measure,
+            winograd: Choice::Measure,
         }
     }
 }
@@ -150,8 +162,8 @@ enum FStep {
         g: Geometry,
         relu: bool,
         add: bool,
-        /// The bf16 grouped-3×3 kernel's weights, where it applies (`csrc/grouped.cpp`).
-        kernel: Option<Grouped>,
+        /// This crate's own kernel for it, where one applies.
+        kernel: Option<Kernel>,
     },
     Affine {
         scale: Tensor,
@@ -175,22 +187,76 @@ enum FStep {
     },
 }
 
-/// A grouped 3×3 convolution's weights for `csrc/grouped.cpp`, and its fp32 bias.
+/// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
+/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`) or the Winograd kernel for dense 3×3s
+/// (`csrc/winograd.cpp`), both bf16.
 #[derive(Debug)]
-struct Grouped {
-    packed: Tensor,
-    bias: Tensor,
-    cpg: i64,
+enum Kernel {
+    Grouped {
+        packed: Tensor,
+        bias: Tensor,
+        cpg: i64,
+    },
+    Winograd {
+        packed: Tensor,
+        bias: Tensor,
+    },
 }
 
-/// How a convolution runs at one input shape: oneDNN with its weight packed for that shape, the
-/// grouped kernel, or oneDNN's matmul (each alternative chosen when it measured faster at that
-/// shape, or forced by the options).
+impl Kernel {
+    /// What the options say about running it.
+    fn choice(&self, options: &Options) -> Choice {
+        match self {
+            Kernel::Grouped { .. } => options.grouped_kernel,
+            Kernel::Winograd { .. } => options.winograd,
+        }
+    }
+
+    /// `relu?(conv(x) + b)`, a new channels-last tensor.
+    fn run(&self, x: &Tensor, g: &Geometry, relu: bool) -> Result<Tensor, TchError> {
+        #[cfg(target_arch = "x86_64")]
+        match self {
+            Kernel::Grouped { packed, bias, cpg } => {
+                ffi::grouped_conv(x, packed, bias, g.stride[0], *cpg, relu)
+            }
+            Kernel::Winograd { packed, bias } => ffi::winograd_conv(x, packed, bias, relu),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (x, g, relu);
+            Err(TchError::Torch(
+                "this crate's kernels are x86-64 only".into(),
+            ))
+        }
+    }
+
+    /// `other ← relu?(conv(x) + b + other)`, in place (the Winograd kernel only: a grouped 3×3
+    /// never ends a block).
+    fn run_add_(&self, other: &mut Tensor, x: &Tensor, relu: bool) -> Result<(), TchError> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Winograd { packed, bias } => {
+                ffi::winograd_conv_add_(other, x, packed, bias, relu)
+            }
+            _ => {
+                let _ = (other, x, relu);
+                Err(TchError::Torch(
+                    "inference plan: this kernel has no fused residual add".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// How a convolution runs at one input shape: oneDNN with its weight packed for that shape, this
+/// crate's kernel (grouped or Winograd), or oneDNN's matmul (each alternative chosen when it
+/// measured faster at that shape, or forced by the options).
 #[derive(Debug)]
 enum Packed {
     OneDnn(Tensor),
     /// A 1×1 convolution as oneDNN's matmul, its [C_out, C_in] weight packed for the shape.
     Matmul(Tensor),
+    /// The step's [`Kernel`].
     Kernel,
     /// CUDA: cuDNN's fused convolution + bias (+ residual) + ReLU.
     Cudnn,
@@ -423,16 +489,12 @@ impl Inference {
                         covers.push(j);
                         relu = relu_after(j, &mut covers);
                     }
-                    let w = prep(&w);
-                    let b = b.as_ref().map(vec_kind);
-                    let kernel = if onednn {
-                        grouped_kernel(&options, spec, &w, b.as_ref())
-                    } else {
-                        None
-                    };
+                    let kernel = onednn
+                        .then(|| own_kernel(&options, spec, &w, b.as_ref(), false))
+                        .flatten();
                     FStep::Conv {
-                        w,
-                        b,
+                        w: prep(&w),
+                        b: b.as_ref().map(vec_kind),
                         g: geometry(spec),
                         relu,
                         add: false,
@@ -463,13 +525,16 @@ impl Inference {
                         let (w, b, bn) = fold_conv(net, conv, only(c));
                         covers.extend([c].into_iter().chain(bn));
                         inputs = vec![alias[net.nodes[c].inputs[0]], alias[other]];
+                        let kernel = onednn
+                            .then(|| own_kernel(&options, spec, &w, b.as_ref(), true))
+                            .flatten();
                         FStep::Conv {
                             w: prep(&w),
                             b: b.as_ref().map(vec_kind),
                             g: geometry(spec),
                             relu: relu_after(i, &mut covers),
                             add: true,
-                            kernel: None,
+                            kernel,
                         }
                     }
                     None => FStep::Add {
@@ -662,7 +727,14 @@ impl Inference {
                     match packed[i].as_ref().expect("chosen above") {
                         Packed::Kernel => {
                             let k = kernel.as_ref().expect("chosen only where it applies");
-                            run_kernel(x, k, g, *relu)?
+                            if *add {
+                                let mut other = self.take_or_copy(node, 1, &mut values)?;
+                                let x = computed(&values, node.inputs[0]);
+                                k.run_add_(&mut other, x, *relu)?;
+                                other
+                            } else {
+                                k.run(x, g, *relu)?
+                            }
                         }
                         Packed::Matmul(w) => {
                             let other = add.then(|| arg(1));
@@ -778,40 +850,66 @@ impl Inference {
     }
 }
 
-/// The grouped kernel's weights for a convolution it can run: bf16 channels-last, 3×3, padding 1,
-/// as many input as output channels (a multiple of 16), 4 or 8 channels per group on a CPU with
-/// AVX512-BF16, or 4, 8 or 16 on a CPU with AMX.
-fn grouped_kernel(
+/// This crate's own kernel for a convolution, where one applies (`w` and `b` folded, fp32):
+/// - the grouped kernel: bf16 channels-last, 3×3, padding 1, stride 1 or 2, as many input as
+///   output channels (a multiple of 16), 4 or 8 channels per group on a CPU with AVX512-BF16, or
+///   4, 8 or 16 on a CPU with AMX; never with a fused residual add;
+/// - the Winograd kernel: bf16 channels-last, 3×3, padding 1, stride 1, one group, C_in a
+///   multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (unless [`Options::winograd`]
+///   is `Never`).
+fn own_kernel(
     options: &Options,
     spec: &crate::__private::ConvSpec,
     w: &Tensor,
     b: Option<&Tensor>,
-) -> Option<Grouped> {
-    let cpg = spec.cin / spec.groups.max(1);
-    let applies = options.kind == Kind::BFloat16
+    add: bool,
+) -> Option<Kernel> {
+    let bf16_3x3 = options.kind == Kind::BFloat16
         && options.channels_last
         && spec.kernel == [3, 3]
-        && spec.pad == [1, 1]
+        && spec.pad == [1, 1];
+    if !bf16_3x3 {
+        return None;
+    }
+    let bias = || match b {
+        Some(b) => b.to_kind(Kind::Float).contiguous(),
+        None => Tensor::zeros([spec.cout], (Kind::Float, w.device())),
+    };
+    let cpg = spec.cin / spec.groups.max(1);
+    let grouped = !add
         && spec.groups > 1
         && spec.cin == spec.cout
         && spec.cin % 16 == 0
         && (spec.stride == 1 || spec.stride == 2)
         && ffi::grouped_supported(cpg);
-    if !applies {
-        return None;
-    }
+    let winograd = options.winograd != Choice::Never
+        && spec.groups == 1
+        && spec.stride == 1
+        && spec.cin % 16 == 0
+        && spec.cout % 32 == 0
+        && ffi::winograd_supported();
     #[cfg(target_arch = "x86_64")]
     {
-        let packed = ffi::grouped_pack(w, cpg).ok()?;
-        let bias = match b {
-            Some(b) => b.to_kind(Kind::Float).contiguous(),
-            None => Tensor::zeros([spec.cout], (Kind::Float, w.device())),
-        };
-        Some(Grouped { packed, bias, cpg })
+        if grouped {
+            let packed = ffi::grouped_pack(&w.to_kind(Kind::BFloat16), cpg).ok()?;
+            return Some(Kernel::Grouped {
+                packed,
+                bias: bias(),
+                cpg,
+            });
+        }
+        if winograd {
+            let packed = ffi::winograd_pack(w).ok()?;
+            return Some(Kernel::Winograd {
+                packed,
+                bias: bias(),
+            });
+        }
+        None
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (w, b);
+        let _ = (grouped, winograd, bias);
         None
     }
 }
@@ -832,18 +930,6 @@ fn is_channels_last(x: &Tensor) -> bool {
         .all(|((&got, want), len)| len == 1 || got == want)
 }
 
-fn run_kernel(x: &Tensor, k: &Grouped, g: &Geometry, relu: bool) -> Result<Tensor, TchError> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        ffi::grouped_conv(x, &k.packed, &k.bias, g.stride[0], k.cpg, relu)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (x, k, g, relu);
-        Err(TchError::Torch("the grouped kernel is x86-64 only".into()))
-    }
-}
-
 /// One oneDNN convolution of the plan at its first input shape, and what it may run as.
 struct Choosing<'a> {
     x: &'a Tensor,
@@ -857,12 +943,13 @@ struct Choosing<'a> {
 
 impl Choosing<'_> {
     /// oneDNN's convolution with its weight packed for this shape, or an alternative where one
-    /// applies and `options` asks for it (or it measures faster): the grouped kernel for a narrow
-    /// grouped 3×3, oneDNN's matmul for a bf16 1×1 with stride 1.
-    fn choose(&self, kernel: Option<&Grouped>, options: &Options) -> Result<Packed, TchError> {
+    /// applies and `options` asks for it (or it measures faster): this crate's kernel for a
+    /// narrow grouped 3×3 or a dense 3×3 with stride 1, oneDNN's matmul for a bf16 1×1 with
+    /// stride 1.
+    fn choose(&self, kernel: Option<&Kernel>, options: &Options) -> Result<Packed, TchError> {
         let packed = ffi::reorder_conv_weight(self.w, self.g, &self.x.size())?;
         if let Some(k) = kernel {
-            return self.kernel_or(packed, k, options.grouped_kernel);
+            return self.kernel_or(packed, k, k.choice(options));
         }
         if self.matmul_applies() {
             return self.matmul_or(packed, options.matmul);
@@ -870,29 +957,53 @@ impl Choosing<'_> {
         Ok(Packed::OneDnn(packed))
     }
 
-    /// oneDNN (`packed`) or the grouped kernel `k`, as `choice` says: `Always` where the kernel
+    /// oneDNN (`packed`) or this crate's kernel `k`, as `choice` says: `Always` where the kernel
     /// takes the input, `Measure` where it is also faster here.
-    fn kernel_or(&self, packed: Tensor, k: &Grouped, choice: Choice) -> Result<Packed, TchError> {
+    fn kernel_or(&self, packed: Tensor, k: &Kernel, choice: Choice) -> Result<Packed, TchError> {
         let (x, g, relu) = (self.x, self.g, self.relu);
-        match choice {
-            Choice::Never => Ok(Packed::OneDnn(packed)),
-            // Still oneDNN where the kernel refuses the input.
-            Choice::Always => Ok(match run_kernel(x, k, g, relu) {
-                Ok(_) => Packed::Kernel,
-                Err(_) => Packed::OneDnn(packed),
-            }),
-            Choice::Measure => {
-                let onednn = fastest(&mut || ffi::conv_pointwise(x, &packed, self.b, g, relu))?;
-                // A kernel that refuses this input (a layout it does not take) leaves the choice
-                // to oneDNN.
-                let ours = fastest(&mut || run_kernel(x, k, g, relu)).unwrap_or(f64::INFINITY);
-                Ok(if ours < onednn {
-                    Packed::Kernel
-                } else {
-                    Packed::OneDnn(packed)
-                })
-            }
+        if choice == Choice::Never {
+            return Ok(Packed::OneDnn(packed));
         }
+        // A kernel that refuses this input (a layout it does not take) leaves it to oneDNN.
+        let ours = self.time(&mut |scratch| match scratch {
+            Some(other) => k.run_add_(other, x, relu).map(|()| Tensor::new()),
+            None => k.run(x, g, relu),
+        });
+        let faster = match (choice, ours) {
+            (_, Err(_)) => false,
+            (Choice::Always, Ok(_)) => true,
+            (_, Ok(ours)) => ours < self.time_onednn(&packed)?,
+        };
+        Ok(if faster {
+            Packed::Kernel
+        } else {
+            Packed::OneDnn(packed)
+        })
+    }
+
+    /// The best of three timed runs of `f` ([`fastest`]), which gets a copy of the residual to
+    /// write into where the add is fused in.
+    fn time(
+        &self,
+        f: &mut dyn FnMut(Option<&mut Tensor>) -> Result<Tensor, TchError>,
+    ) -> Result<f64, TchError> {
+        match self.other {
+            Some(other) => {
+                let mut scratch = other.f_empty_like()?;
+                scratch.f_copy_(other)?;
+                fastest(&mut || f(Some(&mut scratch)))
+            }
+            None => fastest(&mut || f(None)),
+        }
+    }
+
+    /// The time of oneDNN's convolution on its packed weight (with the fused add, on a copy).
+    fn time_onednn(&self, packed: &Tensor) -> Result<f64, TchError> {
+        let (x, b, g, relu) = (self.x, self.b, self.g, self.relu);
+        self.time(&mut |scratch| match scratch {
+            Some(other) => ffi::conv_add_(other, x, packed, b, g, relu).map(|()| Tensor::new()),
+            None => ffi::conv_pointwise(x, packed, b, g, relu),
+        })
     }
 
     /// A bf16 1×1 convolution with stride 1, no padding and one group, on channels-last input:
@@ -934,19 +1045,7 @@ impl Choosing<'_> {
         let Ok(ours) = ours else {
             return Ok(Packed::OneDnn(packed));
         };
-        let onednn = match other {
-            // The fused add writes into its residual: time it on a copy.
-            Some(other) => {
-                let mut scratch = other.f_empty_like()?;
-                scratch.f_copy_(other)?;
-                fastest(&mut || {
-                    ffi::conv_add_(&mut scratch, x, &packed, b, self.g, relu)
-                        .map(|()| Tensor::new())
-                })?
-            }
-            None => fastest(&mut || ffi::conv_pointwise(x, &packed, b, self.g, relu))?,
-        };
-        Ok(if ours < onednn {
+        Ok(if ours < self.time_onednn(&packed)? {
             Packed::Matmul(matmul)
         } else {
             Packed::OneDnn(packed)
@@ -1177,6 +1276,82 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The Winograd kernel against libtorch's fp32 convolution of the same bf16 input and fp32
+    /// weight, next to libtorch's direct bf16 convolution of the same: sizes odd and even
+    /// (partial 2×2 tiles), channel counts that fill one register block or several, blocks of
+    /// tiles that end mid-register-block, with and without ReLU, and with the residual added in
+    /// place. Its error stays within twice the direct convolution's: both round the weight and
+    /// the output to bf16 once, and the Winograd kernel also rounds its transformed input, sums
+    /// of up to four inputs (1.3–1.9 times the direct error on these shapes).
+    #[test]
+    fn winograd_kernel_matches_libtorch() {
+        if !ffi::winograd_supported() {
+            eprintln!("this CPU has no AVX512-BF16: the Winograd kernel does not run here");
+            return;
+        }
+        tch::manual_seed(4);
+        let cpu = (Kind::Float, Device::Cpu);
+        let bf = |t: &Tensor| t.to_kind(Kind::BFloat16);
+        let rel = |a: &Tensor, b: &Tensor| {
+            (a.to_kind(Kind::Float) - b).norm().double_value(&[]) / b.norm().double_value(&[])
+        };
+        for (n, cin, cout, h, w, relu, add) in [
+            (2, 64, 64, 14, 14, true, false),
+            (1, 16, 32, 7, 9, false, false),
+            (3, 128, 96, 5, 6, true, true),
+            (1, 32, 64, 1, 1, false, true),
+            (2, 256, 256, 13, 28, true, false),
+            (4, 512, 64, 7, 7, false, false),
+        ] {
+            let x = bf(&Tensor::randn([n, cin, h, w], cpu));
+            let wt = Tensor::randn([cout, cin, 3, 3], cpu) / (9.0 * cin as f64).sqrt();
+            let b = Tensor::randn([cout], cpu) * 0.1;
+            let res = bf(&Tensor::randn([n, cout, h, w], cpu));
+            let finish = |mut y: Tensor| {
+                if add {
+                    y += res.to_kind(y.kind());
+                }
+                if relu { y.relu() } else { y }
+            };
+            let conv = |x: &Tensor, wt: &Tensor, b: &Tensor| {
+                x.conv2d(wt, Some(b), [1, 1], [1, 1], [1, 1], 1)
+            };
+            let reference = finish(conv(&x.to_kind(Kind::Float), &wt, &b));
+            let direct = finish(conv(&x, &bf(&wt), &bf(&b)));
+            let packed = ffi::winograd_pack(&wt).unwrap();
+            let xs = channels_last(&x);
+            let y = if add {
+                let mut r = channels_last(&res);
+                ffi::winograd_conv_add_(&mut r, &xs, &packed, &b, relu).unwrap();
+                r
+            } else {
+                ffi::winograd_conv(&xs, &packed, &b, relu).unwrap()
+            };
+            assert!(is_channels_last(&y));
+            assert_eq!(y.size(), reference.size());
+            let (ours, theirs) = (rel(&y, &reference), rel(&direct, &reference));
+            println!(
+                "{n}x{cin}x{h}x{w} -> {cout} relu {relu} add {add}: Winograd {ours:.2e}, direct {theirs:.2e}"
+            );
+            assert!(
+                ours <= 2.0 * theirs,
+                "{n}x{cin}x{h}x{w} -> {cout}: Winograd {ours:.2e} against direct {theirs:.2e}"
+            );
+        }
+        // Refused: another channel count than the weight's, an NCHW input, a C_out that is not a
+        // multiple of 32.
+        let wt = Tensor::randn([32, 16, 3, 3], cpu);
+        let packed = ffi::winograd_pack(&wt).unwrap();
+        let b = Tensor::zeros([32], cpu);
+        let x = bf(&Tensor::randn([1, 32, 4, 4], cpu));
+        let err = ffi::winograd_conv(&channels_last(&x), &packed, &b, false).unwrap_err();
+        assert!(err.to_string().contains("input channels"), "{err}");
+        let x = bf(&Tensor::randn([1, 16, 4, 5], cpu));
+        let err = ffi::winograd_conv(&x, &packed, &b, false).unwrap_err();
+        assert!(err.to_string().contains("channels-last"), "{err}");
+        assert!(ffi::winograd_pack(&Tensor::randn([48, 16, 3, 3], cpu)).is_err());
     }
 
     /// The max-pool kernel gives libtorch's `max_pool2d` bit for bit: bf16 and fp32, channel
