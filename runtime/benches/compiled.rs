@@ -14,7 +14,7 @@
 //! graphs, against our plan with cuDNN's autotuning on). With
 //! `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000` in the environment both processes
 //! keep freed memory (what [`archc_runtime::fast::keep_freed_memory`] does), and the table goes
-//! into a section of its own.
+//! into a section of its own; so does a CPU with AMX (`compiled-cpu-amx`, `-amx-kept`).
 
 mod common;
 
@@ -327,10 +327,15 @@ fn main() {
     });
     body.push_str(&rows);
     let kept = std::env::var_os("MALLOC_MMAP_MAX_").is_some();
-    let section = match (cuda, kept) {
-        (true, _) => "compiled-cuda",
-        (false, false) => "compiled-cpu",
-        (false, true) => "compiled-cpu-kept",
+    // A CPU with AMX and one without run bf16 convolutions several times apart, so each kind of
+    // machine keeps a table of its own.
+    let amx = peaks.iter().any(|(_, _, unit)| unit.starts_with("AMX"));
+    let section = match (cuda, amx, kept) {
+        (true, _, _) => "compiled-cuda",
+        (false, false, false) => "compiled-cpu",
+        (false, false, true) => "compiled-cpu-kept",
+        (false, true, false) => "compiled-cpu-amx",
+        (false, true, true) => "compiled-cpu-amx-kept",
     };
     write_section(section, &body);
 }

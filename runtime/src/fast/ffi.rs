@@ -119,9 +119,13 @@ unsafe extern "C" {
     fn archc_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
     fn archc_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
-    fn archc_winograd_supported() -> c_int;
+    fn archc_winograd_supported(bf16: c_int) -> c_int;
     #[cfg(target_arch = "x86_64")]
-    fn archc_winograd_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    fn archc_winograd_pack(
+        weight: *const C_tensor,
+        bf16: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
     fn archc_winograd_conv(
         x: *const C_tensor,
@@ -427,29 +431,31 @@ pub(crate) fn grouped_conv(
     })
 }
 
-/// Whether this CPU runs `csrc/winograd.cpp`'s bf16 Winograd F(2×2, 3×3) kernel (AVX512-BF16).
-pub(crate) fn winograd_supported() -> bool {
+/// Whether this CPU runs `csrc/winograd.cpp`'s Winograd F(2×2, 3×3) kernel in bf16
+/// (AVX512-BF16) or fp32 (AVX-512).
+pub(crate) fn winograd_supported(bf16: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: takes and returns plain values.
-        unsafe { archc_winograd_supported() != 0 }
+        unsafe { archc_winograd_supported(c_int::from(bf16)) != 0 }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        let _ = bf16;
         false
     }
 }
 
 /// A dense 3×3 weight (OIHW, C_out a multiple of 32, C_in of 16; fp32 for the best rounding)
-/// transformed and packed for the Winograd kernel.
+/// transformed and packed for the Winograd kernel in bf16 or fp32.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn winograd_pack(weight: &Tensor) -> Result<Tensor, TchError> {
+pub(crate) fn winograd_pack(weight: &Tensor, bf16: bool) -> Result<Tensor, TchError> {
     // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
-    returning(|out| unsafe { archc_winograd_pack(weight.as_ptr(), out) })
+    returning(|out| unsafe { archc_winograd_pack(weight.as_ptr(), c_int::from(bf16), out) })
 }
 
-/// `relu?(conv3x3(x) + bias)`, stride 1 and padding 1, on bf16 channels-last `x` by the Winograd
-/// kernel; `bias` in fp32; a new channels-last tensor.
+/// `relu?(conv3x3(x) + bias)`, stride 1 and padding 1, on channels-last `x` (bf16 or fp32, the
+/// packed weight's type) by the Winograd kernel; `bias` in fp32; a new channels-last tensor.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn winograd_conv(
     x: &Tensor,
