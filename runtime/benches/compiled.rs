@@ -194,9 +194,8 @@ fn main() {
                     ..options
                 },
             );
-            // oneDNN for every convolution: what our grouped and Winograd kernels add (bf16
-            // only).
-            let onednn_only = (kind == Kind::BFloat16 && !cuda).then(|| {
+            // oneDNN for every convolution: what our grouped (bf16) and Winograd kernels add.
+            let onednn_only = (!cuda).then(|| {
                 let never = Options {
                     grouped_kernel: Choice::Never,
                     winograd: Choice::Never,

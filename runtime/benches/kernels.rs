@@ -1,0 +1,158 @@
+//! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
+//! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
+//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16). Writes its table into BENCHMARKS.md
+//! (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
+//!
+//! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
+//! network of `CHAIN` such convolutions in a row (stem `conv 3x3`s, each batch-norm and ReLU
+//! folded and fused, as inside a block), built twice: with the kernel forced on
+//! ([`Choice::Always`]) and off ([`Choice::Never`], oneDNN's direct convolution on pre-packed
+//! weights). Both plans also convert the fp32 NCHW input to channels-last and the output back,
+//! once a pass, so the time per convolution (the pass's over `CHAIN`) carries a share of that
+//! and the ratio understates the kernel's own. The two alternate in rounds; the median pass is
+//! reported. Settings: `ARCHC_BENCH_BATCH` (8),
+//! `ARCHC_BENCH_ROUNDS` (5) and `ARCHC_BENCH_PASSES` (3 per plan and round).
+
+mod common;
+
+use archc_runtime::Network;
+use archc_runtime::fast::{self, Choice, Inference, Options};
+use common::*;
+use std::fmt::Write as _;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// Convolutions per timed network.
+const CHAIN: usize = 4;
+
+/// The 3×3s with stride 1 to time: network, channels (in and out), map size, groups, and how
+/// many the network has.
+const SHAPES: &[(&str, i64, i64, i64, usize)] = &[
+    // resnet50: the 3×3 of every bottleneck but the first of stages 2–4 (stride 2).
+    ("resnet50", 64, 56, 1, 3),
+    ("resnet50", 128, 28, 1, 3),
+    ("resnet50", 256, 14, 1, 5),
+    ("resnet50", 512, 7, 1, 2),
+    // resnext50_32x4d: its grouped 3×3s with 4 and 8 channels per group (the grouped kernel's
+    // on AVX512-BF16), but the one with stride 2, which cannot be chained.
+    ("resnext50_32x4d", 128, 56, 32, 3),
+    ("resnext50_32x4d", 256, 28, 32, 3),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let Some((device, _)) = common::device_from_args() else {
+        return;
+    };
+    if device != Device::Cpu {
+        eprintln!("the kernels bench times CPU kernels: run it with --device cpu");
+        return;
+    }
+    let batch: i64 = env_or("ARCHC_BENCH_BATCH", 8);
+    let rounds: usize = env_or("ARCHC_BENCH_ROUNDS", 5);
+    let passes: usize = env_or("ARCHC_BENCH_PASSES", 3);
+    let threads = tch::get_num_threads();
+    let amx = fast::peak(Kind::BFloat16, 1, 0.05).is_some_and(|p| p.unit.starts_with("AMX"));
+    let mut rows = String::new();
+    for (kind, name) in [(Kind::BFloat16, "bf16"), (Kind::Float, "fp32")] {
+        let mut totals: Vec<(&str, f64, f64)> = Vec::new();
+        for &(net_name, c, hw, groups, count) in SHAPES {
+            if groups > 1 && kind != Kind::BFloat16 {
+                continue; // the grouped kernel is bf16 only
+            }
+            let conv = format!("    conv 3x3 -> {c}, groups {groups}\n");
+            let text = format!(
+                "network k {{\n  input {c}x{hw}x{hw}\n  stem {{\n{}  }}\n  head {{}}\n}}\n",
+                conv.repeat(CHAIN)
+            );
+            let compiled = archc::Spec::from_text("kernel.arch", &text)
+                .and_then(|spec| spec.compile("k", &Default::default()))
+                .expect("the one-convolution spec compiles");
+            tch::manual_seed(0);
+            let vs = VarStore::new(device);
+            let net = Network::new(&vs.root(), &compiled);
+            let plan = |choice: Choice| {
+                Inference::new(
+                    &net,
+                    Options {
+                        kind,
+                        winograd: choice,
+                        grouped_kernel: choice,
+                        ..Options::default()
+                    },
+                )
+            };
+            let (ours, onednn) = (plan(Choice::Always), plan(Choice::Never));
+            let shape = [batch, c, hw, hw];
+            let x = Tensor::randn(shape, (Kind::Float, device));
+            let _ = (ours.forward(&x), onednn.forward(&x));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            // Milliseconds per convolution.
+            let timed = |p: &Inference| {
+                let t = Instant::now();
+                let _ = p.forward(&x);
+                t.elapsed().as_secs_f64() * 1e3 / CHAIN as f64
+            };
+            for _ in 0..rounds {
+                for _ in 0..passes {
+                    a.push(timed(&ours));
+                }
+                for _ in 0..passes {
+                    b.push(timed(&onednn));
+                }
+            }
+            let (ours_ms, onednn_ms) = (median(a), median(b));
+            let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64 / CHAIN as f64;
+            let (kernel, what) = if groups > 1 {
+                ("grouped", format!("{} per group", c / groups))
+            } else {
+                ("Winograd", "dense".to_string())
+            };
+            let _ = writeln!(
+                rows,
+                "| {net_name} | {name} | 3×3, {c} channels, {what}, at {hw}×{hw} | {count} | {kernel} | {ours_ms:.2} ms | {onednn_ms:.2} ms ({:.0} GFLOP/s) | **{:.2}** |",
+                flops / (onednn_ms * 1e-3) / 1e9,
+                ours_ms / onednn_ms,
+            );
+            eprintln!(
+                "{net_name} {name} {c}ch {hw}x{hw} g{groups}: {kernel} {ours_ms:.2} ms, oneDNN {onednn_ms:.2} ms"
+            );
+            match totals.iter_mut().find(|t| t.0 == net_name) {
+                Some(t) => {
+                    t.1 += ours_ms * count as f64;
+                    t.2 += onednn_ms * count as f64;
+                }
+                None => totals.push((net_name, ours_ms * count as f64, onednn_ms * count as f64)),
+            }
+        }
+        for (net, ours, onednn) in totals {
+            let _ = writeln!(
+                rows,
+                "| {net} | {name} | the above, each as often as the network has it | | | {ours:.1} ms | {onednn:.1} ms | **{:.2}** |",
+                ours / onednn
+            );
+        }
+    }
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "Batch {batch}, time per convolution (+ folded batch-norm and ReLU) in a plan of {CHAIN} in a row, which also converts its fp32 NCHW input to channels-last and its output back (both plans); device `Cpu`, {threads} threads, libtorch from torch 2.11.0; median over {rounds} rounds of {passes} passes per plan, the two alternating; {}, {}. Ratio = kernel / oneDNN (below 1.00: the kernel is faster). Rerun: `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`.\n",
+        date(),
+        cpu_name()
+    );
+    body.push_str("| network | precision | convolution | in the network | kernel | kernel forced on | oneDNN (direct) | ratio |\n|---|---|---|---:|---|---:|---:|---:|\n");
+    body.push_str(&rows);
+    write_section(
+        if amx {
+            "kernels-cpu-amx"
+        } else {
+            "kernels-cpu"
+        },
+        &body,
+    );
+}
