@@ -406,6 +406,8 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
     TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),
                 "grouped kernel: unsupported");
     TORCH_CHECK(stride == 1 || stride == 2, "grouped kernel: stride 1 or 2");
+    TORCH_CHECK(x->is_cpu() && packed->is_cpu() && bias->is_cpu(),
+                "grouped kernel: tensors must be on the CPU");
     TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
                     x->is_contiguous(at::MemoryFormat::ChannelsLast),
                 "grouped kernel: input must be bf16 channels-last");

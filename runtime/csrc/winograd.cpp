@@ -29,6 +29,7 @@
 // channels against 16 output channels' pairs of U; in fp32 an FMA one channel), into a small
 // buffer the output transform reads at once.
 
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -57,7 +58,9 @@ using archc::guard;
 // C_out is a multiple of 64 (fewer loads per product: 7 broadcasts and 4 weight vectors for 28
 // products, against 14 and 2); 28 accumulators either way.
 constexpr int kAcc = 28;
-constexpr int64_t kBlockBytes = 128 * 1024;  // a block's transformed input, at most
+// A block's transformed input: at most this, or one register block's worth of tiles where C_in
+// is so large that fewer would not fill one (224 KB in bf16, 448 KB in fp32 at C_in = 512).
+constexpr int64_t kBlockBytes = 128 * 1024;
 
 struct Shape {
   int64_t n, h, w, cin, cout, th, tw;
@@ -96,6 +99,9 @@ struct Bf16 {
   }
 };
 
+// (The fp32 code is compiled with the same target as the bf16 code, AVX512-BF16 included, but
+// uses no bf16 instruction: GCC emits those only for their intrinsics, which it does not call.
+// It runs wherever AVX-512 F, BW and VL are, `supported(false)`.)
 struct F32 {
   using T = float;
   using Step = float;
@@ -260,8 +266,9 @@ void convolve(const at::Tensor &x, const at::Tensor &packed, const float *bias, 
   const auto *up = reinterpret_cast<const T *>(packed.data_ptr());
   auto *yp = reinterpret_cast<T *>(y.data_ptr());
   const T *rp = in_place ? yp : nullptr;
-  // Tiles per block: the transformed input within kBlockBytes, a multiple of the register
-  // block, and at least as many blocks as threads.
+  // Tiles per block: the transformed input within kBlockBytes (but at least a register
+  // block's rows), a multiple of the register block, and at most a thread's share of the tiles
+  // (so every thread gets work; that share need not be a multiple).
   const int64_t tiles = s.tiles(), threads = std::max(1, at::get_num_threads());
   const int64_t per_tile = 16 * s.cin * static_cast<int64_t>(sizeof(T));
   int64_t rows = std::max<int64_t>(reg_rows, kBlockBytes / per_tile / reg_rows * reg_rows);
@@ -305,6 +312,7 @@ bool supported(bool bf16) {
 }
 
 void check_input(const at::Tensor &x, at::ScalarType kind, const char *what) {
+  TORCH_CHECK(x.is_cpu(), "Winograd kernel: ", what, " must be on the CPU");
   TORCH_CHECK(x.scalar_type() == kind && x.dim() == 4 &&
                   x.is_contiguous(at::MemoryFormat::ChannelsLast),
               "Winograd kernel: ", what, " must be ", kind == at::kBFloat16 ? "bf16" : "fp32",
@@ -320,15 +328,15 @@ int archc_winograd_supported(int bf16) { return supported(bf16 != 0) ? 1 : 0; }
 
 // Packs an OIHW 3×3 weight ([C_out, C_in, 3, 3], C_in a multiple of 16, C_out of 32; fp32 for
 // the best rounding) as U = G g Gᵀ, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], computed in double and
-// rounded once to bf16 (`bf16` 1) or fp32, laid out [16 positions][C_out/cols][C_in/step][cols]
+// rounded to fp32 and from there (`bf16` 1) to bf16, laid out [16 positions][C_out/cols][C_in/step][cols]
 // [step]: for each position and register block of `cols` output channels (64 where C_out is a
 // multiple of 64, else 32), one step of input channels after another (a pair in bf16, one in
 // fp32), the block's channels per step.
 char *archc_winograd_pack(const at::Tensor *weight, int bf16, at::Tensor **out) {
   return guard([&] {
     const at::Tensor w = weight->to(at::kDouble).contiguous();
-    TORCH_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && w.size(1) % 16 == 0 &&
-                    w.size(0) % 32 == 0,
+    TORCH_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && w.size(1) > 0 &&
+                    w.size(1) % 16 == 0 && w.size(0) > 0 && w.size(0) % 32 == 0,
                 "Winograd kernel: weight must be [32k, 16m, 3, 3]");
     const int64_t cout = w.size(0), cin = w.size(1), cols = cout % 64 == 0 ? 64 : 32;
     const int64_t blocks = cout / cols, step = bf16 != 0 ? 2 : 1;
@@ -366,6 +374,7 @@ char *archc_winograd_conv(const at::Tensor *x, const at::Tensor *packed, const a
     const at::ScalarType kind = packed->scalar_type();
     const bool bf16 = kind == at::kBFloat16;
     const int64_t step = bf16 ? 2 : 1;
+    TORCH_CHECK(packed->is_cpu() && bias->is_cpu(), "Winograd kernel: weights must be on the CPU");
     TORCH_CHECK((bf16 || kind == at::kFloat) && packed->dim() == 5 && packed->size(0) == 16 &&
                     (packed->size(3) == 32 || packed->size(3) == 64) &&
                     packed->size(4) == step && packed->is_contiguous(),
@@ -376,6 +385,7 @@ char *archc_winograd_conv(const at::Tensor *x, const at::Tensor *packed, const a
     const int64_t cin = x->size(1), cout = packed->size(1) * packed->size(3);
     TORCH_CHECK(packed->size(2) * step == cin, "Winograd kernel: the weight takes ",
                 packed->size(2) * step, " input channels, the input has ", cin);
+    TORCH_CHECK(cin > 0 && cin % 16 == 0, "Winograd kernel: C_in must be a multiple of 16");
     TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous() &&
                     bias->numel() == cout,
                 "Winograd kernel: bias must be contiguous fp32 [C_out]");
@@ -387,6 +397,8 @@ char *archc_winograd_conv(const at::Tensor *x, const at::Tensor *packed, const a
       TORCH_CHECK(res->size(0) == s.n && res->size(1) == cout && res->size(2) == s.h &&
                       res->size(3) == s.w,
                   "Winograd kernel: the residual's shape is not the output's");
+      // Blocks read input tiles that other threads' blocks write as output.
+      at::assert_no_overlap(*x, *res);
       y = *res;
     } else {
       y = at::empty({s.n, s.h, s.w, cout}, x->options()).permute({0, 3, 1, 2});

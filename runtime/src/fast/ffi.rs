@@ -463,8 +463,8 @@ pub(crate) fn winograd_conv(
     bias: &Tensor,
     relu: bool,
 ) -> Result<Tensor, TchError> {
-    // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts and
-    // sizes before reading them; with no residual, `out` is written once on success.
+    // SAFETY: the tensors are borrowed for the call; the kernel checks their devices, dtypes,
+    // layouts and sizes before reading them; with no residual, `out` is written once on success.
     returning(|out| unsafe {
         archc_winograd_conv(
             x.as_ptr(),
@@ -488,8 +488,9 @@ pub(crate) fn winograd_conv_add_(
     relu: bool,
 ) -> Result<(), TchError> {
     let mut unused = std::ptr::null_mut();
-    // SAFETY: as in `winograd_conv`; `res` is borrowed mutably, so no one else reads it while the
-    // kernel writes into it; with a residual the kernel writes nothing into `unused`.
+    // SAFETY: as in `winograd_conv`; `res` is borrowed mutably, and the kernel refuses an `x`
+    // whose memory overlaps it (tch handles may share storage), so nothing it reads is written
+    // under it; with a residual the kernel writes nothing into `unused`.
     check(unsafe {
         archc_winograd_conv(
             x.as_ptr(),

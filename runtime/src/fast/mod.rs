@@ -190,8 +190,8 @@ enum FStep {
 }
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
-/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`) or the Winograd kernel for dense 3×3s
-/// (`csrc/winograd.cpp`), both bf16.
+/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16) or the Winograd kernel for dense 3×3s
+/// (`csrc/winograd.cpp`, bf16 or fp32).
 #[derive(Debug)]
 enum Kernel {
     Grouped {
@@ -1216,6 +1216,7 @@ mod tests {
     /// register block), with and without ReLU: within bf16's rounding of the output; on its AMX
     /// path too where the CPU has AMX.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn grouped_kernel_matches_libtorch() {
         if !ffi::grouped_supported(4) {
             eprintln!("this CPU has no AVX512-BF16: the grouped kernel does not run here");
@@ -1287,6 +1288,7 @@ mod tests {
     /// both round the weight and the output to bf16 once, and the Winograd kernel also rounds
     /// its transformed input, sums of up to four inputs (1.3–1.9 times the direct error here).
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn winograd_kernel_matches_libtorch() {
         tch::manual_seed(4);
         let cpu = (Kind::Float, Device::Cpu);
@@ -1354,7 +1356,8 @@ mod tests {
             return;
         }
         // Refused: another channel count than the weight's, an NCHW input, an input of another
-        // type than the weight's, a C_out that is not a multiple of 32.
+        // type than the weight's, a C_out that is not a multiple of 32, a residual that is the
+        // input.
         let wt = Tensor::randn([32, 16, 3, 3], cpu);
         let packed = ffi::winograd_pack(&wt, true).unwrap();
         let b = Tensor::zeros([32], cpu);
@@ -1367,6 +1370,12 @@ mod tests {
         let err = ffi::winograd_conv(&channels_last(&x), &packed, &b, false).unwrap_err();
         assert!(err.to_string().contains("bf16"), "{err}");
         assert!(ffi::winograd_pack(&Tensor::randn([48, 16, 3, 3], cpu), false).is_err());
+        // A residual that shares the input's memory (threads would write what others still read).
+        let packed = ffi::winograd_pack(&Tensor::randn([32, 32, 3, 3], cpu), true).unwrap();
+        let x = channels_last(&Tensor::randn([1, 32, 4, 4], cpu).to_kind(Kind::BFloat16));
+        let mut same = x.shallow_clone();
+        let err = ffi::winograd_conv_add_(&mut same, &x, &packed, &b, false).unwrap_err();
+        assert!(err.to_string().contains("overlap"), "{err}");
     }
 
     /// The max-pool kernel gives libtorch's `max_pool2d` bit for bit: bf16 and fp32, channel
