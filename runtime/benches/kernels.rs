@@ -1,6 +1,6 @@
 //! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
 //! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
-//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16). Writes its table into BENCHMARKS.md
+//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32). Writes its table into BENCHMARKS.md
 //! (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
 //!
 //! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
@@ -62,9 +62,6 @@ fn main() {
     for (kind, name) in [(Kind::BFloat16, "bf16"), (Kind::Float, "fp32")] {
         let mut totals: Vec<(&str, f64, f64)> = Vec::new();
         for &(net_name, c, hw, groups, count) in SHAPES {
-            if groups > 1 && kind != Kind::BFloat16 {
-                continue; // the grouped kernel is bf16 only
-            }
             // Without the instructions a kernel needs, "Always" would time oneDNN twice.
             if fast::peak(kind, 1, 0.01).is_none() {
                 continue;

@@ -2,7 +2,8 @@
 // on AMX), where oneDNN's direct kernel reaches about a sixth of the machine's bf16 peak
 // (BENCHMARKS.md, "where the time goes"). Channels-last input and output, padding 1, stride 1 or
 // 2, bias and ReLU fused, fp32 accumulation: AVX512-BF16 `vdpbf16ps` below, AMX tile products
-// further down (the AMX section) where the CPU has them.
+// further down (the AMX section) where the CPU has them. The fp32 section at the end runs the
+// same convolution in fp32 on AVX-512 FMA, for 4 or 8 channels per group.
 //
 // Sixteen output channels fill one fp32 accumulator. `vdpbf16ps` multiplies one pair of input
 // channels per lane, so each lane must see a pair of *its own group's* input channels. The 16
@@ -341,6 +342,164 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16"))) void amx_row(
 
 __attribute__((target("amx-tile"))) void amx_release() { _tile_release(); }
 
+// ---- fp32 ----------------------------------------------------------------------------------
+// The same convolution in fp32 (AVX-512 FMA), where oneDNN's direct kernel reaches 15% of the
+// fp32 peak for 4 channels per group and 30–40% for 8 (BENCHMARKS.md). Accumulator lane o is
+// output channel o of its 16-channel block, in channel order; its group's input channels are
+// lanes (o / cpg)·cpg … + cpg - 1 of the block's 16 input channels, so the i-th of them reaches
+// every lane by one permute of the input pixel's 16 channels (`vpermps`, index
+// (o / cpg)·cpg + i), against a weight vector holding each output channel's weight for input
+// channel i of its group. Eight output pixels share every weight vector; for stride 1, away
+// from the edges, each permuted input pixel serves the three output pixels it overlaps.
+
+#define ARCHC_F32 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// The permute indices: sel[i] lane o = (o / cpg)·cpg + i.
+struct F32Select {
+  __m512i sel[8];
+};
+
+ARCHC_F32 F32Select f32_select(int cpg) {
+  F32Select v;
+  alignas(64) int32_t lanes[16];
+  for (int i = 0; i < cpg; ++i) {
+    for (int o = 0; o < 16; ++o) lanes[o] = (o / cpg) * cpg + i;
+    v.sel[i] = _mm512_load_si512(lanes);
+  }
+  return v;
+}
+
+ARCHC_F32 __attribute__((always_inline)) inline void f32_store(const __m512 *acc, int tn,
+                                                               bool relu, float *y, int64_t c) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int t = 0; t < tn; ++t) _mm512_storeu_ps(y + t * c, relu ? _mm512_max_ps(acc[t], zero) : acc[t]);
+}
+
+// Any tile: each output pixel's input pixel per tap, zeros for the padding.
+template <int CPG>
+ARCHC_F32 void f32_tile_any(const float *x, const float *wb, __m512 bias, const F32Select &v,
+                            float *y, const Shape &s, int64_t n, int64_t oh, int64_t ow0, int tn,
+                            int64_t cin0, bool relu) {
+  __m512 acc[kTile];
+  for (int t = 0; t < kTile; ++t) acc[t] = bias;
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t ih = oh * s.stride - 1 + kh;
+    if (ih < 0 || ih >= s.h) continue;
+    const float *xrow = x + (n * s.h + ih) * s.w * s.c + cin0;
+    for (int kw = 0; kw < 3; ++kw) {
+      __m512 in[kTile];
+      for (int t = 0; t < kTile; ++t) {
+        const int64_t iw = (ow0 + t) * s.stride - 1 + kw;
+        const bool inside = t < tn && iw >= 0 && iw < s.w;
+        in[t] = inside ? _mm512_loadu_ps(xrow + iw * s.c) : _mm512_setzero_ps();
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < CPG; ++i) {
+        const __m512 w = _mm512_loadu_ps(wb + ((kh * 3 + kw) * CPG + i) * 16);
+#pragma GCC unroll 8
+        for (int t = 0; t < kTile; ++t)
+          acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v.sel[i], in[t]), w, acc[t]);
+      }
+    }
+  }
+  f32_store(acc, tn, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
+}
+
+// Stride 1, a full tile away from the left and right edges: each of the kTile + 2 input pixels
+// of a kernel row is permuted once per input channel of the group and serves three output
+// pixels.
+template <int CPG>
+ARCHC_F32 void f32_tile_inner(const float *x, const float *wb, __m512 bias, const F32Select &v,
+                              float *y, const Shape &s, int64_t n, int64_t oh, int64_t ow0,
+                              int64_t cin0, bool relu) {
+  constexpr int kInputs = kTile + 2;
+  __m512 acc[kTile];
+  for (int t = 0; t < kTile; ++t) acc[t] = bias;
+  for (int kh = 0; kh < 3; ++kh) {
+    const int64_t ih = oh - 1 + kh;
+    if (ih < 0 || ih >= s.h) continue;
+    const float *base = x + ((n * s.h + ih) * s.w + ow0 - 1) * s.c + cin0;
+#pragma GCC unroll 8
+    for (int i = 0; i < CPG; ++i) {
+      __m512 sel[kInputs];
+#pragma GCC unroll 10
+      for (int k = 0; k < kInputs; ++k)
+        sel[k] = _mm512_permutexvar_ps(v.sel[i], _mm512_loadu_ps(base + k * s.c));
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; ++kw) {
+        const __m512 w = _mm512_loadu_ps(wb + ((kh * 3 + kw) * CPG + i) * 16);
+#pragma GCC unroll 8
+        for (int t = 0; t < kTile; ++t) acc[t] = _mm512_fmadd_ps(sel[t + kw], w, acc[t]);
+      }
+    }
+  }
+  f32_store(acc, kTile, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
+}
+
+// One output row (image n, row oh), every block of 16 channels. `wp`: [C/16][9][cpg][16].
+template <int CPG>
+ARCHC_F32 void f32_row(const float *x, const float *wp, const float *bias, float *y,
+                       const Shape &s, int64_t n, int64_t oh, bool relu) {
+  const F32Select v = f32_select(CPG);
+  for (int64_t b = 0; b < s.c / 16; ++b) {
+    const float *wb = wp + b * 9 * CPG * 16;
+    const __m512 bv = _mm512_loadu_ps(bias + 16 * b);
+    for (int64_t ow0 = 0; ow0 < s.ow; ow0 += kTile) {
+      const int tn = static_cast<int>(std::min<int64_t>(kTile, s.ow - ow0));
+      const bool inner = s.stride == 1 && tn == kTile && ow0 >= 1 && ow0 + kTile < s.w;
+      if (inner)
+        f32_tile_inner<CPG>(x, wb, bv, v, y, s, n, oh, ow0, 16 * b, relu);
+      else
+        f32_tile_any<CPG>(x, wb, bv, v, y, s, n, oh, ow0, tn, 16 * b, relu);
+    }
+  }
+}
+
+using F32RowFn = void (*)(const float *, const float *, const float *, float *, const Shape &,
+                          int64_t, int64_t, bool);
+
+// The fp32 kernel for `cpg` channels per group where this CPU has AVX-512 (F, BW, VL), else null.
+F32RowFn f32_kernel(int64_t cpg) {
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+  }();
+  if (!avx512) return nullptr;
+  switch (cpg) {
+    case 4: return f32_row<4>;
+    case 8: return f32_row<8>;
+    default: return nullptr;
+  }
+}
+
+// The fp32 convolution (archc_grouped_conv with an fp32 packed weight).
+void f32_conv(const at::Tensor &x, const at::Tensor &packed, const at::Tensor &bias,
+              int64_t stride, int64_t cpg, bool relu, at::Tensor **out) {
+  const F32RowFn fn = f32_kernel(cpg);
+  TORCH_CHECK(fn != nullptr, "grouped kernel: fp32 takes 4 or 8 channels per group, on a CPU "
+                             "with AVX-512");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 &&
+                  x.is_contiguous(at::MemoryFormat::ChannelsLast),
+              "grouped kernel: input must be fp32 channels-last (the weight's type)");
+  const Shape s{x.size(0), x.size(2), x.size(3), x.size(1),
+                (x.size(2) - 1) / stride + 1, (x.size(3) - 1) / stride + 1, stride};
+  TORCH_CHECK(packed.dim() == 4 && packed.size(1) == 9 && packed.size(2) == cpg &&
+                  packed.size(3) == 16 && packed.is_contiguous(),
+              "grouped kernel: weight not packed by archc_grouped_pack_f32 for ", cpg,
+              " channels per group");
+  TORCH_CHECK(s.c % 16 == 0 && packed.size(0) * 16 == s.c && bias.numel() == s.c,
+              "grouped kernel: channel count mismatch");
+  at::Tensor y = at::empty({s.n, s.oh, s.ow, s.c}, x.options()).permute({0, 3, 1, 2});
+  const float *xp = x.data_ptr<float>(), *wp = packed.data_ptr<float>();
+  const float *bp = bias.data_ptr<float>();
+  float *yp = y.data_ptr<float>();
+  at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) fn(xp, wp, bp, yp, s, r / s.oh, r % s.oh, relu);
+  });
+  *out = new at::Tensor(std::move(y));
+}
+
 }  // namespace
 
 extern "C" {
@@ -397,10 +556,43 @@ char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, int amx, at::Ten
   });
 }
 
-// relu?(grouped_conv3x3(x) + bias): x bf16 channels-last [N, C, H, W], padding 1.
+// 1 when this CPU runs the fp32 kernel for `cpg` channels per group (4 or 8, AVX-512).
+int archc_grouped_f32_supported(int64_t cpg) { return f32_kernel(cpg) != nullptr ? 1 : 0; }
+
+// Packs an OIHW 3×3 weight (O = C, I = cpg: 4 or 8) for the fp32 kernel: [C/16][9][cpg][16]
+// fp32, for each 16-channel block and tap the weight of input channel i of each output
+// channel's group, the 16 in channel order.
+char *archc_grouped_pack_f32(const at::Tensor *weight, int64_t cpg, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(cpg == 4 || cpg == 8, "grouped kernel: fp32 takes 4 or 8 channels per group");
+    const at::Tensor w = weight->to(at::kFloat).contiguous();
+    TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
+                    w.size(0) % 16 == 0,
+                "grouped kernel: weight must be [16k, cpg, 3, 3]");
+    const int64_t c = w.size(0);
+    at::Tensor packed = at::empty({c / 16, 9, cpg, 16}, w.options());
+    const float *src = w.data_ptr<float>();
+    float *dst = packed.data_ptr<float>();
+    for (int64_t b = 0; b < c / 16; ++b)
+      for (int64_t t = 0; t < 9; ++t)
+        for (int64_t i = 0; i < cpg; ++i)
+          for (int64_t o = 0; o < 16; ++o)
+            dst[((b * 9 + t) * cpg + i) * 16 + o] = src[((16 * b + o) * cpg + i) * 9 + t];
+    *out = new at::Tensor(std::move(packed));
+  });
+}
+
+// relu?(grouped_conv3x3(x) + bias): x channels-last [N, C, H, W] in bf16 (a weight from
+// archc_grouped_pack) or fp32 (from archc_grouped_pack_f32), padding 1.
 char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at::Tensor *bias,
                          int64_t stride, int64_t cpg, int relu, at::Tensor **out) {
   return guard([&] {
+    TORCH_CHECK(stride == 1 || stride == 2, "grouped kernel: stride 1 or 2");
+    TORCH_CHECK(x->is_cpu() && packed->is_cpu() && bias->is_cpu(),
+                "grouped kernel: tensors must be on the CPU");
+    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous(),
+                "grouped kernel: bias must be contiguous fp32");
+    if (packed->scalar_type() == at::kFloat) return f32_conv(*x, *packed, *bias, stride, cpg, relu != 0, out);
     RowFn fn = kernel(cpg);
     const bool amx = packed->dim() == 5 && packed->size(2) == 8;
     TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),

@@ -65,6 +65,14 @@ unsafe extern "C" {
     #[cfg(target_arch = "x86_64")]
     fn archc_grouped_amx() -> c_int;
     #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_f32_supported(cpg: i64) -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_grouped_pack_f32(
+        weight: *const C_tensor,
+        cpg: i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
     fn archc_grouped_pack(
         weight: *const C_tensor,
         cpg: i64,
@@ -384,6 +392,29 @@ pub(crate) fn grouped_supported(cpg: i64) -> bool {
     }
 }
 
+/// Whether this CPU runs `csrc/grouped.cpp`'s fp32 grouped 3×3 kernel for `cpg` channels per
+/// group (4 or 8, AVX-512).
+pub(crate) fn grouped_f32_supported(cpg: i64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_grouped_f32_supported(cpg) != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cpg;
+        false
+    }
+}
+
+/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`: 4 or 8) packed for the fp32 grouped kernel,
+/// which [`grouped_conv`] then runs on fp32 input.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn grouped_pack_f32(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_grouped_pack_f32(weight.as_ptr(), cpg, out) })
+}
+
 /// Whether the grouped kernel runs on AMX tiles here (AMX-BF16, and Linux lent the process the
 /// tile state).
 #[cfg(target_arch = "x86_64")]
@@ -406,7 +437,8 @@ pub(crate) fn grouped_pack_for(weight: &Tensor, cpg: i64, amx: bool) -> Result<T
     returning(|out| unsafe { archc_grouped_pack(weight.as_ptr(), cpg, c_int::from(amx), out) })
 }
 
-/// `relu?(grouped_conv3x3(x) + bias)` with padding 1 on bf16 channels-last `x`; `bias` in fp32.
+/// `relu?(grouped_conv3x3(x) + bias)` with padding 1 on channels-last `x`, bf16 or fp32 as the
+/// weight was packed ([`grouped_pack`] or [`grouped_pack_f32`]); `bias` in fp32.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn grouped_conv(
     x: &Tensor,

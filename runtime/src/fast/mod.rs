@@ -22,6 +22,8 @@
 //! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
 //! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
 //! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group.
+//! In fp32 on a CPU with AVX-512 it takes 4 or 8 channels per group (oneDNN's fp32 kernel
+//! reaches 15% of the fp32 peak at 4).
 //! The dense 3×3 convolutions with stride 1 (ResNet's), bf16 or fp32, can run on the crate's
 //! Winograd F(2×2, 3×3) kernel (`csrc/winograd.cpp`), which does 16 multiply-adds per input
 //! channel for each 2×2 block of outputs where a direct convolution does 36: where oneDNN
@@ -58,8 +60,10 @@ pub struct Options {
     /// the input's conversion to channels-last (libtorch's results bit for bit, NaN payloads
     /// aside; several times faster). Off, every step is a plain libtorch operator.
     pub onednn: bool,
-    /// When the bf16 grouped 3×3s with 4 or 8 channels per group (also 16 with AMX) run on this
-    /// crate's kernel instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16 or AMX).
+    /// When the grouped 3×3s with 4 or 8 channels per group (also 16 in bf16 with AMX) run on
+    /// this crate's kernel instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16 or AMX
+    /// for bf16, AVX-512 for fp32; `Measure`: the faster, timed once per convolution and input
+    /// shape).
     pub grouped_kernel: Choice,
     /// When a convolution followed by ReLU (and a residual add) runs on CUDA as cuDNN's fused
     /// operator instead of the convolution and then the elementwise operators (`Measure`: the
@@ -190,7 +194,7 @@ enum FStep {
 }
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
-/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16) or the Winograd kernel for dense 3×3s
+/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32) or the Winograd kernel for dense 3×3s
 /// (`csrc/winograd.cpp`, bf16 or fp32).
 #[derive(Debug)]
 enum Kernel {
@@ -853,9 +857,10 @@ impl Inference {
 }
 
 /// This crate's own kernel for a convolution, where one applies (`w` and `b` folded, fp32):
-/// - the grouped kernel: bf16 channels-last, 3×3, padding 1, stride 1 or 2, as many input as
-///   output channels (a multiple of 16), 4 or 8 channels per group on a CPU with AVX512-BF16, or
-///   4, 8 or 16 on a CPU with AMX; never with a fused residual add;
+/// - the grouped kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1 or 2, as many
+///   input as output channels (a multiple of 16), 4 or 8 channels per group on a CPU with
+///   AVX512-BF16 (bf16) or AVX-512 (fp32), or 4, 8 or 16 in bf16 on a CPU with AMX; never with
+///   a fused residual add;
 /// - the Winograd kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1, one group,
 ///   C_in a multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (bf16) or AVX-512 (fp32),
 ///   unless [`Options::winograd`] is `Never`.
@@ -876,13 +881,16 @@ fn own_kernel(
         None => Tensor::zeros([spec.cout], (Kind::Float, w.device())),
     };
     let cpg = spec.cin / spec.groups.max(1);
-    let grouped = bf16
-        && !add
+    let grouped = !add
         && spec.groups > 1
         && spec.cin == spec.cout
         && spec.cin % 16 == 0
         && (spec.stride == 1 || spec.stride == 2)
-        && ffi::grouped_supported(cpg);
+        && if bf16 {
+            ffi::grouped_supported(cpg)
+        } else {
+            ffi::grouped_f32_supported(cpg)
+        };
     let winograd = options.winograd != Choice::Never
         && spec.groups == 1
         && spec.stride == 1
@@ -892,7 +900,12 @@ fn own_kernel(
     #[cfg(target_arch = "x86_64")]
     {
         if grouped {
-            let packed = ffi::grouped_pack(&w.to_kind(Kind::BFloat16), cpg).ok()?;
+            let packed = if bf16 {
+                ffi::grouped_pack(&w.to_kind(Kind::BFloat16), cpg)
+            } else {
+                ffi::grouped_pack_f32(w, cpg)
+            }
+            .ok()?;
             return Some(Kernel::Grouped {
                 packed,
                 bias: bias(),
@@ -1278,6 +1291,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The fp32 grouped kernel against libtorch's fp32 grouped convolution: 4 and 8 channels
+    /// per group, both strides, widths that do and do not fill register blocks (edges, the inner
+    /// tiles of stride 1, a one-pixel map), with and without ReLU: within a few units in the
+    /// last place (the same products, summed in another order). Refuses what it does not take.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn grouped_f32_kernel_matches_libtorch() {
+        if !ffi::grouped_f32_supported(4) {
+            eprintln!("this CPU has no AVX-512: the fp32 grouped kernel does not run here");
+            return;
+        }
+        tch::manual_seed(2);
+        let cpu = (Kind::Float, Device::Cpu);
+        for (n, c, cpg, h, w, stride, relu) in [
+            (2, 128, 4, 13, 16, 1, true),
+            (1, 64, 4, 20, 27, 1, false),
+            (3, 64, 4, 12, 9, 2, true),
+            (2, 64, 8, 9, 12, 2, false),
+            (2, 256, 8, 21, 24, 1, true),
+            (1, 32, 8, 1, 1, 1, true),
+            (1, 16, 4, 56, 56, 1, true),
+        ] {
+            let x = Tensor::randn([n, c, h, w], cpu);
+            let wt = Tensor::randn([c, cpg, 3, 3], cpu) / (9.0 * cpg as f64).sqrt();
+            let b = Tensor::randn([c], cpu) * 0.1;
+            let mut reference = x.conv2d(&wt, Some(&b), [stride, stride], [1, 1], [1, 1], c / cpg);
+            if relu {
+                reference = reference.relu();
+            }
+            let packed = ffi::grouped_pack_f32(&wt, cpg).unwrap();
+            let y = ffi::grouped_conv(&channels_last(&x), &packed, &b, stride, cpg, relu).unwrap();
+            assert!(is_channels_last(&y));
+            assert_eq!((y.kind(), y.size()), (Kind::Float, reference.size()));
+            let err =
+                (&y - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
+            println!("fp32 {n}x{c}x{h}x{w} cpg {cpg} stride {stride} relu {relu}: {err:.2e}");
+            assert!(
+                err <= 1e-6,
+                "{n}x{c}x{h}x{w} cpg {cpg} stride {stride}: {err:.2e}"
+            );
+        }
+        // Refused: 16 channels per group, bf16 input to an fp32 weight, an NCHW input, another
+        // channel count than the weight's.
+        let cpu_w = |c: i64, cpg: i64| Tensor::randn([c, cpg, 3, 3], cpu);
+        assert!(ffi::grouped_pack_f32(&cpu_w(64, 16), 16).is_err());
+        let packed = ffi::grouped_pack_f32(&cpu_w(64, 4), 4).unwrap();
+        let b = Tensor::zeros([64], cpu);
+        let x = Tensor::randn([1, 64, 5, 5], cpu);
+        let xb = channels_last(&x.to_kind(Kind::BFloat16));
+        let err = ffi::grouped_conv(&xb, &packed, &b, 1, 4, false).unwrap_err();
+        assert!(err.to_string().contains("fp32 channels-last"), "{err}");
+        let err = ffi::grouped_conv(&x, &packed, &b, 1, 4, false).unwrap_err();
+        assert!(err.to_string().contains("fp32 channels-last"), "{err}");
+        let x = channels_last(&Tensor::randn([1, 32, 5, 5], cpu));
+        let err = ffi::grouped_conv(&x, &packed, &b, 1, 4, false).unwrap_err();
+        assert!(err.to_string().contains("channel count"), "{err}");
     }
 
     /// The Winograd kernel against libtorch's fp32 convolution of the same input and fp32
