@@ -95,7 +95,8 @@ fn three_forms_give_the_same_logits_on_one_checkpoint() {
 }
 
 /// The inference mode against torchvision's eval-mode logits (PyTorch's own numbers): fp32 within
-/// 1e-5 relative, bf16 within 5e-3, with and without oneDNN's fused operators.
+/// 1e-5 relative, bf16 within 5e-3, with and without oneDNN's fused operators, and with this
+/// crate's grouped kernel (bf16 and fp32) and oneDNN's matmul forced on and off.
 #[test]
 fn inference_mode_matches_eval_mode() {
     let c = compile("resnext/resnext50_32x4d.arch", &[]);
@@ -156,6 +157,16 @@ fn inference_mode_matches_eval_mode() {
             assert!(err <= bf16[1] * 1.1, "{options:?}: {err:.3e}");
         }
     }
+    // The fp32 grouped kernel (4 and 8 channels per group, AVX-512) forced on: within 1e-5
+    // like every fp32 plan.
+    let fp32_grouped = Options {
+        kind: Kind::Float,
+        grouped_kernel: Choice::Always,
+        ..Options::default()
+    };
+    let err = rel_l2(&Inference::new(&net, fp32_grouped).forward(x), reference);
+    println!("{fp32_grouped:?}: relative L2 error {err:.3e}");
+    assert!(err <= 1e-5, "{fp32_grouped:?}: {err:.3e}");
     // On CUDA: cuDNN's fused convolution + (add +) ReLU forced on and off.
     if device().is_cuda() {
         for (kind, bound) in [(Kind::Float, 1e-5), (Kind::BFloat16, bf16[1] * 1.1)] {
