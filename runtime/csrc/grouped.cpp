@@ -480,8 +480,10 @@ void f32_conv(const at::Tensor &x, const at::Tensor &packed, const at::Tensor &b
   TORCH_CHECK(fn != nullptr, "grouped kernel: fp32 takes 4 or 8 channels per group, on a CPU "
                              "with AVX-512");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 &&
-                  x.is_contiguous(at::MemoryFormat::ChannelsLast),
+                  (x.size(2) == 0 || x.size(3) == 0 ||
+                   x.is_contiguous(at::MemoryFormat::ChannelsLast)),
               "grouped kernel: input must be fp32 channels-last (the weight's type)");
+  TORCH_CHECK(x.size(2) > 0 && x.size(3) > 0, "grouped kernel: an empty map");
   const Shape s{x.size(0), x.size(2), x.size(3), x.size(1),
                 (x.size(2) - 1) / stride + 1, (x.size(3) - 1) / stride + 1, stride};
   TORCH_CHECK(packed.dim() == 4 && packed.size(1) == 9 && packed.size(2) == cpg &&
@@ -528,6 +530,7 @@ char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, int amx, at::Ten
     TORCH_CHECK(amx != 0 ? amx_takes(cpg) : kernel(cpg) != nullptr,
                 "grouped kernel: 4 or 8 channels per group (also 16 on AMX)");
     TORCH_CHECK(amx == 0 || amx_ready(), "grouped kernel: this CPU or kernel lends no AMX");
+    TORCH_CHECK(weight->is_cpu(), "grouped kernel: the weight must be on the CPU");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
                     w.size(0) % 16 == 0,
@@ -565,6 +568,7 @@ int archc_grouped_f32_supported(int64_t cpg) { return f32_kernel(cpg) != nullptr
 char *archc_grouped_pack_f32(const at::Tensor *weight, int64_t cpg, at::Tensor **out) {
   return guard([&] {
     TORCH_CHECK(cpg == 4 || cpg == 8, "grouped kernel: fp32 takes 4 or 8 channels per group");
+    TORCH_CHECK(weight->is_cpu(), "grouped kernel: the weight must be on the CPU");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
                     w.size(0) % 16 == 0,
@@ -597,14 +601,15 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
     const bool amx = packed->dim() == 5 && packed->size(2) == 8;
     TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),
                 "grouped kernel: unsupported");
-    TORCH_CHECK(stride == 1 || stride == 2, "grouped kernel: stride 1 or 2");
-    TORCH_CHECK(x->is_cpu() && packed->is_cpu() && bias->is_cpu(),
-                "grouped kernel: tensors must be on the CPU");
+    TORCH_CHECK(packed->scalar_type() == at::kBFloat16 && packed->dim() == 5 &&
+                    packed->size(1) == 9 && packed->size(3) == 16 && packed->size(4) == 2 &&
+                    packed->is_contiguous(),
+                "grouped kernel: weight not packed by archc_grouped_pack");
     TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
-                    x->is_contiguous(at::MemoryFormat::ChannelsLast),
+                    (x->size(2) == 0 || x->size(3) == 0 ||
+                     x->is_contiguous(at::MemoryFormat::ChannelsLast)),
                 "grouped kernel: input must be bf16 channels-last");
-    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous(),
-                "grouped kernel: bias must be contiguous fp32");
+    TORCH_CHECK(x->size(2) > 0 && x->size(3) > 0, "grouped kernel: an empty map");
     const Shape s{x->size(0), x->size(2), x->size(3), x->size(1),
                   (x->size(2) - 1) / stride + 1, (x->size(3) - 1) / stride + 1, stride};
 

@@ -79,7 +79,8 @@ pub struct Options {
     /// (`csrc/winograd.cpp`: 16 multiply-adds per input channel for each 2×2 block of outputs
     /// instead of 36) instead of oneDNN's direct convolution (with `onednn` and `channels_last`,
     /// on a CPU with AVX512-BF16 for bf16, AVX-512 for fp32; `Measure`: the faster, timed once
-    /// per convolution and input shape).
+    /// per convolution and input shape, except where the transformed weight has more than
+    /// twice the bytes of the activations, which stays on oneDNN untimed).
     pub winograd: Choice,
 }
 
@@ -219,8 +220,8 @@ impl Kernel {
     }
 
     /// Whether the Winograd kernel's transformed weight (16 positions per input and output
-    /// channel, 16/9 of the direct weight) is more than twice the bytes of the activations it
-    /// reads and writes at input `x`: late stages at small batches, which then stream the
+    /// channel, 16/9 of the direct weight) is more than twice the bytes of the input and
+    /// output activations at input `x` (a fused residual, also read, is not counted): late stages at small batches, which then stream the
     /// weight from memory once a pass. Timed alone, over and over, such a convolution finds its
     /// weight in the cache and the fewer products look faster than they are inside a pass
     /// (resnet50 fp32 at batch 1 on a 2-core Xeon: 31.9 ms with the kernel where it timed
@@ -991,7 +992,8 @@ impl Choosing<'_> {
     }
 
     /// oneDNN (`packed`) or this crate's kernel `k`, as `choice` says: `Always` where the kernel
-    /// takes the input, `Measure` where it is also faster here.
+    /// takes the input, `Measure` where it is also faster here and not weight-bound
+    /// ([`Kernel::weight_bound`]).
     fn kernel_or(&self, packed: Tensor, k: &Kernel, choice: Choice) -> Result<Packed, TchError> {
         let (x, g, relu) = (self.x, self.g, self.relu);
         if choice == Choice::Never {
@@ -1357,7 +1359,7 @@ mod tests {
             );
         }
         // Refused: 16 channels per group, bf16 input to an fp32 weight, an NCHW input, another
-        // channel count than the weight's.
+        // channel count than the weight's, an empty map, a malformed bf16 weight.
         let cpu_w = |c: i64, cpg: i64| Tensor::randn([c, cpg, 3, 3], cpu);
         assert!(ffi::grouped_pack_f32(&cpu_w(64, 16), 16).is_err());
         let packed = ffi::grouped_pack_f32(&cpu_w(64, 4), 4).unwrap();
@@ -1371,6 +1373,17 @@ mod tests {
         let x = channels_last(&Tensor::randn([1, 32, 5, 5], cpu));
         let err = ffi::grouped_conv(&x, &packed, &b, 1, 4, false).unwrap_err();
         assert!(err.to_string().contains("channel count"), "{err}");
+        // An empty map (stride 2 would otherwise make one output row of it), and a bf16 weight
+        // of the wrong layout.
+        let x = channels_last(&Tensor::randn([1, 64, 0, 5], cpu));
+        let err = ffi::grouped_conv(&x, &packed, &b, 2, 4, false).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        if ffi::grouped_supported(4) {
+            let bad = Tensor::zeros([4, 9, 2], (Kind::BFloat16, Device::Cpu));
+            let x = channels_last(&Tensor::randn([1, 64, 5, 5], cpu).to_kind(Kind::BFloat16));
+            let err = ffi::grouped_conv(&x, &bad, &b, 1, 4, false).unwrap_err();
+            assert!(err.to_string().contains("not packed"), "{err}");
+        }
     }
 
     /// The Winograd kernel against libtorch's fp32 convolution of the same input and fp32
