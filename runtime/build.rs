@@ -6,8 +6,8 @@
 //! It also compiles `csrc/`: the oneDNN operators the inference mode calls that tch does not bind
 //! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
 //! the pooling and input-layout kernels (`csrc/layout.cpp`), and the peak-FLOP/s probe
-//! (`csrc/peak.cpp`), on x86-64 the bf16 and fp32 grouped-convolution kernel (`csrc/grouped.cpp`) and the
-//! bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), and
+//! (`csrc/peak.cpp`), on x86-64 the bf16 and fp32 grouped-convolution kernel
+//! (`csrc/grouped.cpp`) and the bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
 use std::path::PathBuf;

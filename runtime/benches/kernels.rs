@@ -1,7 +1,7 @@
 //! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
 //! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
-//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32). Writes its table into BENCHMARKS.md
-//! (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
+//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32). Writes its table into
+//! BENCHMARKS.md (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
 //!
 //! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
 //! network of `CHAIN` such convolutions in a row (stem `conv 3x3`s, each batch-norm and ReLU

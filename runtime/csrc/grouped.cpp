@@ -372,7 +372,8 @@ ARCHC_F32 F32Select f32_select(int cpg) {
 ARCHC_F32 __attribute__((always_inline)) inline void f32_store(const __m512 *acc, int tn,
                                                                bool relu, float *y, int64_t c) {
   const __m512 zero = _mm512_setzero_ps();
-  for (int t = 0; t < tn; ++t) _mm512_storeu_ps(y + t * c, relu ? _mm512_max_ps(acc[t], zero) : acc[t]);
+  for (int t = 0; t < tn; ++t)
+    _mm512_storeu_ps(y + t * c, relu ? _mm512_max_ps(acc[t], zero) : acc[t]);
 }
 
 // Any tile: each output pixel's input pixel per tap, zeros for the padding.
@@ -596,7 +597,8 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
                 "grouped kernel: tensors must be on the CPU");
     TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous(),
                 "grouped kernel: bias must be contiguous fp32");
-    if (packed->scalar_type() == at::kFloat) return f32_conv(*x, *packed, *bias, stride, cpg, relu != 0, out);
+    if (packed->scalar_type() == at::kFloat)
+      return f32_conv(*x, *packed, *bias, stride, cpg, relu != 0, out);
     RowFn fn = kernel(cpg);
     const bool amx = packed->dim() == 5 && packed->size(2) == 8;
     TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),

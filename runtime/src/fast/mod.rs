@@ -195,8 +195,8 @@ enum FStep {
 }
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
-/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32) or the Winograd kernel for dense 3×3s
-/// (`csrc/winograd.cpp`, bf16 or fp32).
+/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32) or the Winograd kernel for
+/// dense 3×3s (`csrc/winograd.cpp`, bf16 or fp32).
 #[derive(Debug)]
 enum Kernel {
     Grouped {
@@ -221,18 +221,18 @@ impl Kernel {
 
     /// Whether the Winograd kernel's transformed weight (16 positions per input and output
     /// channel, 16/9 of the direct weight) is more than twice the bytes of the input and
-    /// output activations at input `x` (a fused residual, also read, is not counted): late stages at small batches, which then stream the
-    /// weight from memory once a pass. Timed alone, over and over, such a convolution finds its
+    /// output activations at input `x` (a fused residual, also read, is not counted): late
+    /// stages at small batches, which then stream the weight from memory once a pass. Timed alone, over and over, such a convolution finds its
     /// weight in the cache and the fewer products look faster than they are inside a pass
     /// (resnet50 fp32 at batch 1 on a 2-core Xeon: 31.9 ms with the kernel where it timed
     /// faster, 31.0 ms without it), so `Measure` leaves these to oneDNN.
     fn weight_bound(&self, x: &Tensor) -> bool {
         match self {
             Kernel::Winograd { packed, .. } => {
-                let size = x.size();
-                let (cin, pixels) = (size[1].max(1), x.numel() as i64 / size[1].max(1));
-                let cout = packed.numel() as i64 / 16 / cin;
-                packed.numel() as i64 > 2 * pixels * (cin + cout)
+                // packed: 16 · C_in · C_out elements; x: pixels · C_in (the same element type).
+                let cin = x.size()[1].max(1);
+                let (weight, pixels) = (packed.numel() as i64, x.numel() as i64 / cin);
+                weight > 2 * pixels * (cin + weight / 16 / cin)
             }
             _ => false,
         }
