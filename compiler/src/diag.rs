@@ -183,12 +183,22 @@ impl miette::SourceCode for Named<'_> {
         after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
         let inner = self.text.read_span(span, before, after)?;
+        // The column in characters, as `SourceMap::line_col` counts it: miette's own count is
+        // off by one for a span at the end of a file whose last line holds a multi-byte
+        // character (found by tests/props.rs).
+        let start = inner.span().offset().min(self.text.len());
+        let before_start = self.text.get(..start).unwrap_or("");
+        let line_start = before_start.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        let column = self
+            .text
+            .get(line_start..start)
+            .map_or(inner.column(), |s| s.chars().count());
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.name.to_string(),
             inner.data(),
             *inner.span(),
             inner.line(),
-            inner.column(),
+            column,
             inner.line_count(),
         )))
     }
