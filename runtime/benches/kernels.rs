@@ -1,6 +1,7 @@
 //! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
 //! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
-//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32). Writes its table into
+//! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32), and on a CPU with AMX
+//! of both networks' stem with its max-pool (the stem kernel, bf16). Writes its table into
 //! BENCHMARKS.md (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
 //!
 //! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
@@ -43,6 +44,34 @@ const SHAPES: &[(&str, i64, i64, i64, usize)] = &[
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The median pass of `ours` and of `theirs` on `x`, in milliseconds over `per`, the two
+/// alternating in `rounds` of `passes` each.
+fn alternate(
+    ours: &Inference,
+    theirs: &Inference,
+    x: &Tensor,
+    rounds: usize,
+    passes: usize,
+    per: usize,
+) -> (f64, f64) {
+    let _ = (ours.forward(x), theirs.forward(x));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let timed = |p: &Inference| {
+        let t = Instant::now();
+        let _ = p.forward(x);
+        t.elapsed().as_secs_f64() * 1e3 / per as f64
+    };
+    for _ in 0..rounds {
+        for _ in 0..passes {
+            a.push(timed(ours));
+        }
+        for _ in 0..passes {
+            b.push(timed(theirs));
+        }
+    }
+    (median(a), median(b))
 }
 
 fn main() {
@@ -89,25 +118,8 @@ fn main() {
                 )
             };
             let (ours, onednn) = (plan(Choice::Always), plan(Choice::Never));
-            let shape = [batch, c, hw, hw];
-            let x = Tensor::randn(shape, (Kind::Float, device));
-            let _ = (ours.forward(&x), onednn.forward(&x));
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            // Milliseconds per convolution.
-            let timed = |p: &Inference| {
-                let t = Instant::now();
-                let _ = p.forward(&x);
-                t.elapsed().as_secs_f64() * 1e3 / CHAIN as f64
-            };
-            for _ in 0..rounds {
-                for _ in 0..passes {
-                    a.push(timed(&ours));
-                }
-                for _ in 0..passes {
-                    b.push(timed(&onednn));
-                }
-            }
-            let (ours_ms, onednn_ms) = (median(a), median(b));
+            let x = Tensor::randn([batch, c, hw, hw], (Kind::Float, device));
+            let (ours_ms, onednn_ms) = alternate(&ours, &onednn, &x, rounds, passes, CHAIN);
             let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64 / CHAIN as f64;
             let (kernel, what) = if groups > 1 {
                 ("grouped", format!("{} per group", c / groups))
@@ -130,6 +142,38 @@ fn main() {
                 }
                 None => totals.push((net_name, ours_ms * count as f64, onednn_ms * count as f64)),
             }
+        }
+        // The stem (7×7/2 on RGB, then the 3×3/2 max-pool): the AMX stem kernel with the pool
+        // fused in, against oneDNN's convolution and this crate's max-pool.
+        if kind == Kind::BFloat16 && amx {
+            let text = "network s {\n  input 3x224x224\n  stem {\n    conv 7x7/2 -> 64\n    maxpool 3x3/2\n  }\n  head {}\n}\n";
+            let compiled = archc::Spec::from_text("stem.arch", text)
+                .and_then(|spec| spec.compile("s", &Default::default()))
+                .expect("the stem spec compiles");
+            tch::manual_seed(0);
+            let vs = VarStore::new(device);
+            let net = Network::new(&vs.root(), &compiled);
+            let plan = |stem_kernel: Choice| {
+                Inference::new(
+                    &net,
+                    Options {
+                        kind,
+                        stem_kernel,
+                        ..Options::default()
+                    },
+                )
+            };
+            let (ours, onednn) = (plan(Choice::Always), plan(Choice::Never));
+            let x = Tensor::randn([batch, 3, 224, 224], (Kind::Float, device));
+            let (ours_ms, onednn_ms) = alternate(&ours, &onednn, &x, rounds, passes, 1);
+            let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64;
+            let _ = writeln!(
+                rows,
+                "| resnet50, resnext50_32x4d | bf16 | the stem: 7×7/2, 3 → 64 channels, at 224×224, and the 3×3/2 max-pool | 1 | stem (pool fused) | {ours_ms:.2} ms | {onednn_ms:.2} ms ({:.0} GFLOP/s, with the pool) | **{:.2}** |",
+                flops / (onednn_ms * 1e-3) / 1e9,
+                ours_ms / onednn_ms,
+            );
+            eprintln!("stem bf16: kernel {ours_ms:.2} ms, oneDNN + pool {onednn_ms:.2} ms");
         }
         for (net, ours, onednn) in totals {
             let _ = writeln!(

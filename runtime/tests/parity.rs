@@ -136,8 +136,9 @@ fn inference_mode_matches_eval_mode() {
         bf16[0],
         bf16[1]
     );
-    // The grouped kernel, and oneDNN's matmul for the bf16 1×1s (with and without the fused
-    // residual add), each forced on and off (measured, they run only where they are faster).
+    // The grouped kernel, oneDNN's matmul for the bf16 1×1s (with and without the fused
+    // residual add) and the stem kernel (with the max-pool fused in, on a CPU with AMX), each
+    // forced on and off (measured, they run only where they are faster).
     let bf16_options = Options {
         kind: Kind::BFloat16,
         ..Options::default()
@@ -151,7 +152,11 @@ fn inference_mode_matches_eval_mode() {
             matmul: choice,
             ..bf16_options
         };
-        for options in [grouped, matmul] {
+        let stem = Options {
+            stem_kernel: choice,
+            ..bf16_options
+        };
+        for options in [grouped, matmul, stem] {
             let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
             println!("{options:?}: relative L2 error {err:.3e}");
             assert!(err <= bf16[1] * 1.1, "{options:?}: {err:.3e}");

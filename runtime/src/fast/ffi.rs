@@ -1,7 +1,7 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
 //! that tch does not bind, called through libtorch's dispatcher), `csrc/peak.cpp` (the
 //! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/winograd.cpp` (the
-//! Winograd kernel for dense 3×3s), `csrc/layout.cpp`
+//! Winograd kernel for dense 3×3s), `csrc/stem.cpp` (the AMX stem kernel), `csrc/layout.cpp`
 //! (max-pooling and the input's conversion to channels-last), `csrc/sgd.cpp` (PyTorch's fused
 //! SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a
 //! pointer to a `torch::Tensor`; the C++ side catches every exception and returns its message, so
@@ -86,6 +86,24 @@ unsafe extern "C" {
         bias: *const C_tensor,
         stride: i64,
         cpg: i64,
+        relu: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_stem_supported(cin: i64, kw: i64) -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_stem_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_stem_conv(
+        x: *const C_tensor,
+        packed: *const C_tensor,
+        bias: *const C_tensor,
+        kh: i64,
+        kw: i64,
+        g: *const Geometry,
+        pool_kernel: *const i64,
+        pool_stride: *const i64,
+        pool_pad: *const i64,
         relu: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
@@ -457,6 +475,75 @@ pub(crate) fn grouped_conv(
             bias.as_ptr(),
             stride,
             cpg,
+            c_int::from(relu),
+            out,
+        )
+    })
+}
+
+/// Whether this CPU runs `csrc/stem.cpp`'s bf16 AMX kernel for a convolution with `cin` input
+/// channels and a kernel `kw` wide (a kernel row's `kw · cin` values, `cin` padded to make them
+/// even, fill at most one 32-value tile row).
+pub(crate) fn stem_supported(cin: i64, kw: i64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_stem_supported(cin, kw) != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (cin, kw);
+        false
+    }
+}
+
+/// An OIHW weight (O a multiple of 32) packed for the stem kernel: one bf16 B tile per
+/// 16-channel block and kernel row.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn stem_pack(weight: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_stem_pack(weight.as_ptr(), out) })
+}
+
+/// The max-pool fused into the stem kernel: kernel, stride and padding (height, width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolGeometry {
+    pub kernel: [i64; 2],
+    pub stride: [i64; 2],
+    pub pad: [i64; 2],
+}
+
+/// `relu?(conv(x) + bias)` on bf16 channels-last `x` with a weight from [`stem_pack`] of
+/// `kernel` (height, width), then, with `pool`, `max_pool2d` over it (dilation 1, floor
+/// rounding); bf16 channels-last, `bias` in fp32.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn stem_conv(
+    x: &Tensor,
+    packed: &Tensor,
+    bias: &Tensor,
+    kernel: [i64; 2],
+    g: &Geometry,
+    pool: Option<&PoolGeometry>,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    let none = std::ptr::null();
+    let (pk, ps, pp) = pool.map_or((none, none, none), |p| {
+        (p.kernel.as_ptr(), p.stride.as_ptr(), p.pad.as_ptr())
+    });
+    // SAFETY: the tensors, the geometry and the pool's arrays are borrowed for the call; the
+    // kernel checks the tensors' devices, dtypes, layouts and sizes before reading them; `out`
+    // is written once on success.
+    returning(|out| unsafe {
+        archc_stem_conv(
+            x.as_ptr(),
+            packed.as_ptr(),
+            bias.as_ptr(),
+            kernel[0],
+            kernel[1],
+            g,
+            pk,
+            ps,
+            pp,
             c_int::from(relu),
             out,
         )

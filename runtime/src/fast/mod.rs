@@ -82,6 +82,13 @@ pub struct Options {
     /// per convolution and input shape, except where the transformed weight has more than
     /// twice the bytes of the activations, which stays on oneDNN untimed).
     pub winograd: Choice,
+    /// When a bf16 convolution with few input channels and a wide kernel (a kernel row's
+    /// width × channels at most 32 values: ResNet's 7×7 stem on RGB) runs on this crate's AMX
+    /// kernel (`csrc/stem.cpp`) instead of oneDNN, with the max-pool that alone consumes its
+    /// output fused in (with `onednn` and `channels_last`, on a CPU with AMX; `Measure`: the
+    /// faster, timed once per input shape against oneDNN's convolution and this crate's
+    /// max-pool).
+    pub stem_kernel: Choice,
 }
 
 /// Which of two implementations runs.
@@ -106,6 +113,7 @@ impl Default for Options {
             cudnn_fused: Choice::Measure,
             matmul: Choice::Measure,
             winograd: Choice::Measure,
+            stem_kernel: Choice::Measure,
         }
     }
 }
@@ -171,6 +179,8 @@ enum FStep {
         add: bool,
         /// This crate's own kernel for it, where one applies.
         kernel: Option<Kernel>,
+        /// The max-pool that alone consumes its output, fused in (with the stem kernel only).
+        pool: Option<crate::MaxPool>,
     },
     Affine {
         scale: Tensor,
@@ -195,8 +205,9 @@ enum FStep {
 }
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
-/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32) or the Winograd kernel for
-/// dense 3×3s (`csrc/winograd.cpp`, bf16 or fp32).
+/// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32), the Winograd kernel for
+/// dense 3×3s (`csrc/winograd.cpp`, bf16 or fp32) or the AMX stem kernel (`csrc/stem.cpp`,
+/// bf16).
 #[derive(Debug)]
 enum Kernel {
     Grouped {
@@ -208,6 +219,12 @@ enum Kernel {
         packed: Tensor,
         bias: Tensor,
     },
+    Stem {
+        packed: Tensor,
+        bias: Tensor,
+        /// The kernel's height and width.
+        size: [i64; 2],
+    },
 }
 
 impl Kernel {
@@ -216,6 +233,7 @@ impl Kernel {
         match self {
             Kernel::Grouped { .. } => options.grouped_kernel,
             Kernel::Winograd { .. } => options.winograd,
+            Kernel::Stem { .. } => options.stem_kernel,
         }
     }
 
@@ -238,18 +256,36 @@ impl Kernel {
         }
     }
 
-    /// `relu?(conv(x) + b)`, a new channels-last tensor.
-    fn run(&self, x: &Tensor, g: &Geometry, relu: bool) -> Result<Tensor, TchError> {
+    /// `relu?(conv(x) + b)`, then `pool` over it (the stem kernel only), a new channels-last
+    /// tensor.
+    fn run(
+        &self,
+        x: &Tensor,
+        g: &Geometry,
+        relu: bool,
+        pool: Option<&crate::MaxPool>,
+    ) -> Result<Tensor, TchError> {
         #[cfg(target_arch = "x86_64")]
-        match self {
-            Kernel::Grouped { packed, bias, cpg } => {
+        match (self, pool) {
+            (Kernel::Grouped { packed, bias, cpg }, None) => {
                 ffi::grouped_conv(x, packed, bias, g.stride[0], *cpg, relu)
             }
-            Kernel::Winograd { packed, bias } => ffi::winograd_conv(x, packed, bias, relu),
+            (Kernel::Winograd { packed, bias }, None) => ffi::winograd_conv(x, packed, bias, relu),
+            (Kernel::Stem { packed, bias, size }, pool) => {
+                let pool = pool.map(|p| ffi::PoolGeometry {
+                    kernel: p.kernel,
+                    stride: [p.stride, p.stride],
+                    pad: p.pad,
+                });
+                ffi::stem_conv(x, packed, bias, *size, g, pool.as_ref(), relu)
+            }
+            (_, Some(_)) => Err(TchError::Torch(
+                "inference plan: only the stem kernel fuses a max-pool".into(),
+            )),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (x, g, relu);
+            let _ = (x, g, relu, pool);
             Err(TchError::Torch(
                 "this crate's kernels are x86-64 only".into(),
             ))
@@ -518,6 +554,15 @@ impl Inference {
                     let kernel = onednn
                         .then(|| own_kernel(&options, spec, &w, b.as_ref(), false))
                         .flatten();
+                    // The stem kernel also takes the max-pool that alone consumes its output.
+                    let next = covers.last().and_then(|&l| only(l));
+                    let pool = match (&kernel, next.map(|p| (p, &net.nodes[p].step))) {
+                        (Some(Kernel::Stem { .. }), Some((p, Step::MaxPool(pool)))) => {
+                            covers.push(p);
+                            Some(*pool)
+                        }
+                        _ => None,
+                    };
                     FStep::Conv {
                         w: prep(&w),
                         b: b.as_ref().map(vec_kind),
@@ -525,6 +570,7 @@ impl Inference {
                         relu,
                         add: false,
                         kernel,
+                        pool,
                     }
                 }
                 Step::Bn(bn) => {
@@ -561,6 +607,7 @@ impl Inference {
                             relu: relu_after(i, &mut covers),
                             add: true,
                             kernel,
+                            pool: None,
                         }
                     }
                     None => FStep::Add {
@@ -736,6 +783,7 @@ impl Inference {
                     relu,
                     add,
                     kernel,
+                    pool,
                 } if self.onednn => {
                     let x = arg(0);
                     if packed[i].is_none() {
@@ -746,11 +794,13 @@ impl Inference {
                             g,
                             relu: *relu,
                             other: add.then(|| arg(1)),
+                            pool: pool.as_ref(),
                         };
                         let k = kernel.as_ref();
                         packed[i] = Some(conv.choose(k, &self.options)?);
                     }
-                    match packed[i].as_ref().expect("chosen above") {
+                    let choice = packed[i].as_ref().expect("chosen above");
+                    let y = match choice {
                         Packed::Kernel => {
                             let k = kernel.as_ref().expect("chosen only where it applies");
                             if *add {
@@ -759,7 +809,7 @@ impl Inference {
                                 k.run_add_(&mut other, x, *relu)?;
                                 other
                             } else {
-                                k.run(x, g, *relu)?
+                                k.run(x, g, *relu, pool.as_ref())?
                             }
                         }
                         Packed::Matmul(w) => {
@@ -779,6 +829,11 @@ impl Inference {
                                 "inference plan: a CUDA choice on the oneDNN path".into(),
                             ));
                         }
+                    };
+                    // A fused max-pool the kernel did not run (oneDNN measured faster).
+                    match pool {
+                        Some(pool) if !matches!(choice, Packed::Kernel) => max_pool(&y, pool)?,
+                        _ => y,
                     }
                 }
                 FStep::Conv {
@@ -788,6 +843,7 @@ impl Inference {
                     relu,
                     add,
                     kernel: _,
+                    pool,
                 } => {
                     let x = arg(0);
                     let other = add.then(|| arg(1));
@@ -802,9 +858,13 @@ impl Inference {
                     if fusable && packed[i].is_none() {
                         packed[i] = Some(conv.choose_cudnn(x, other, self.options.cudnn_fused)?);
                     }
-                    match packed[i] {
+                    let y = match packed[i] {
                         Some(Packed::Cudnn) => conv.cudnn(x, other)?,
                         _ => conv.plain(x, other)?,
+                    };
+                    match pool {
+                        Some(pool) => pool.f_apply(&y)?,
+                        None => y,
                     }
                 }
                 FStep::Affine { scale, shift, relu } => {
@@ -815,16 +875,8 @@ impl Inference {
                     y
                 }
                 FStep::Relu => arg(0).f_relu()?,
-                FStep::MaxPool(pool) => {
-                    let x = arg(0);
-                    let ours = matches!(x.kind(), Kind::Float | Kind::BFloat16);
-                    if self.onednn && ours && is_channels_last(x) {
-                        let s = [pool.stride, pool.stride];
-                        ffi::max_pool_nhwc(x, pool.kernel, s, pool.pad)?
-                    } else {
-                        pool.f_apply(x)?
-                    }
-                }
+                FStep::MaxPool(pool) if self.onednn => max_pool(arg(0), pool)?,
+                FStep::MaxPool(pool) => pool.f_apply(arg(0))?,
                 FStep::AvgPool => arg(0).f_adaptive_avg_pool2d([1, 1])?,
                 FStep::Linear { w, b } => arg(0).f_flatten(1, -1)?.f_linear(w, b.as_ref())?,
                 FStep::Add { relu } => {
@@ -883,7 +935,10 @@ impl Inference {
 ///   a fused residual add;
 /// - the Winograd kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1, one group,
 ///   C_in a multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (bf16) or AVX-512 (fp32),
-///   unless [`Options::winograd`] is `Never`.
+///   unless [`Options::winograd`] is `Never`;
+/// - the stem kernel: bf16 channels-last, one group, C_out a multiple of 32, a kernel row of at
+///   most 32 values (width × C_in, C_in padded to make it even), on a CPU with AMX, unless
+///   [`Options::stem_kernel`] is `Never`; never with a fused residual add.
 fn own_kernel(
     options: &Options,
     spec: &crate::__private::ConvSpec,
@@ -892,14 +947,32 @@ fn own_kernel(
     add: bool,
 ) -> Option<Kernel> {
     let bf16 = options.kind == Kind::BFloat16;
-    let cl_3x3 = options.channels_last && spec.kernel == [3, 3] && spec.pad == [1, 1];
-    if !cl_3x3 || !(bf16 || options.kind == Kind::Float) {
-        return None;
-    }
     let bias = || match b {
         Some(b) => b.to_kind(Kind::Float).contiguous(),
         None => Tensor::zeros([spec.cout], (Kind::Float, w.device())),
     };
+    let stem = bf16
+        && options.channels_last
+        && options.stem_kernel != Choice::Never
+        && !add
+        && spec.groups == 1
+        && spec.cout % 32 == 0
+        && ffi::stem_supported(spec.cin, spec.kernel[1]);
+    #[cfg(target_arch = "x86_64")]
+    if stem {
+        let packed = ffi::stem_pack(w).ok()?;
+        return Some(Kernel::Stem {
+            packed,
+            bias: bias(),
+            size: spec.kernel,
+        });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = stem;
+    let cl_3x3 = options.channels_last && spec.kernel == [3, 3] && spec.pad == [1, 1];
+    if !cl_3x3 || !(bf16 || options.kind == Kind::Float) {
+        return None;
+    }
     let cpg = spec.cin / spec.groups.max(1);
     let grouped = !add
         && spec.groups > 1
@@ -948,6 +1021,16 @@ fn own_kernel(
     }
 }
 
+/// `pool` over `x`: this crate's kernel for channels-last bf16 or fp32 (`csrc/layout.cpp`,
+/// libtorch's result bit for bit), else libtorch's.
+fn max_pool(x: &Tensor, pool: &crate::MaxPool) -> Result<Tensor, TchError> {
+    if matches!(x.kind(), Kind::Float | Kind::BFloat16) && is_channels_last(x) {
+        ffi::max_pool_nhwc(x, pool.kernel, [pool.stride, pool.stride], pool.pad)
+    } else {
+        pool.f_apply(x)
+    }
+}
+
 /// Whether `x` is a dense 4-D tensor in channels-last order (NHWC storage).
 fn is_channels_last(x: &Tensor) -> bool {
     let size = x.size();
@@ -973,6 +1056,8 @@ struct Choosing<'a> {
     relu: bool,
     /// The residual added before the ReLU, where the add is fused in.
     other: Option<&'a Tensor>,
+    /// The max-pool after it, where it is fused in (the stem kernel).
+    pool: Option<&'a crate::MaxPool>,
 }
 
 impl Choosing<'_> {
@@ -995,7 +1080,7 @@ impl Choosing<'_> {
     /// takes the input, `Measure` where it is also faster here and not weight-bound
     /// ([`Kernel::weight_bound`]).
     fn kernel_or(&self, packed: Tensor, k: &Kernel, choice: Choice) -> Result<Packed, TchError> {
-        let (x, g, relu) = (self.x, self.g, self.relu);
+        let (x, g, relu, pool) = (self.x, self.g, self.relu, self.pool);
         if choice == Choice::Never {
             return Ok(Packed::OneDnn(packed));
         }
@@ -1005,7 +1090,7 @@ impl Choosing<'_> {
         // A kernel that refuses this input (a layout it does not take) leaves it to oneDNN.
         let ours = self.time(&mut |scratch| match scratch {
             Some(other) => k.run_add_(other, x, relu).map(|()| Tensor::new()),
-            None => k.run(x, g, relu),
+            None => k.run(x, g, relu, pool),
         });
         let faster = match (choice, ours) {
             (_, Err(_)) => false,
@@ -1035,12 +1120,16 @@ impl Choosing<'_> {
         }
     }
 
-    /// The time of oneDNN's convolution on its packed weight (with the fused add, on a copy).
+    /// The time of oneDNN's convolution on its packed weight (with the fused add, on a copy;
+    /// with the max-pool after it, where that is fused in).
     fn time_onednn(&self, packed: &Tensor) -> Result<f64, TchError> {
         let (x, b, g, relu) = (self.x, self.b, self.g, self.relu);
-        self.time(&mut |scratch| match scratch {
-            Some(other) => ffi::conv_add_(other, x, packed, b, g, relu).map(|()| Tensor::new()),
-            None => ffi::conv_pointwise(x, packed, b, g, relu),
+        self.time(&mut |scratch| match (scratch, self.pool) {
+            (Some(other), _) => {
+                ffi::conv_add_(other, x, packed, b, g, relu).map(|()| Tensor::new())
+            }
+            (None, Some(pool)) => max_pool(&ffi::conv_pointwise(x, packed, b, g, relu)?, pool),
+            (None, None) => ffi::conv_pointwise(x, packed, b, g, relu),
         })
     }
 
@@ -1315,6 +1404,133 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The AMX stem kernel against libtorch's convolution of the same bf16 values (computed in
+    /// fp32): ResNet's 7×7/2 stem on RGB, and other kernels, strides, paddings and channel
+    /// counts (C_in padded to make a kernel row even, maps narrower than one 16-pixel tile),
+    /// with and without ReLU, within bf16's rounding of the output. With a max-pool fused in,
+    /// it equals libtorch's max-pool of its own unfused output bit for bit. Refuses what it
+    /// does not take.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn stem_kernel_matches_libtorch() {
+        if !ffi::stem_supported(3, 7) {
+            eprintln!("this CPU has no AMX: the stem kernel does not run here");
+            return;
+        }
+        assert!(
+            !ffi::stem_supported(5, 7),
+            "35 values do not fit a tile row"
+        );
+        tch::manual_seed(3);
+        let cpu = (Kind::Float, Device::Cpu);
+        let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
+        // ([batch, C_in, C_out, H, W], [kernel, stride, padding], ReLU, the pool's kernel,
+        // stride and padding)
+        type Case = ([i64; 5], [i64; 3], bool, Option<([i64; 2], i64, [i64; 2])>);
+        let cases: [Case; 6] = [
+            (
+                [2, 3, 64, 64, 70],
+                [7, 2, 3],
+                true,
+                Some(([3, 3], 2, [1, 1])),
+            ),
+            (
+                [1, 3, 32, 9, 10],
+                [7, 2, 3],
+                false,
+                Some(([3, 3], 2, [1, 1])),
+            ),
+            (
+                [2, 4, 64, 30, 33],
+                [5, 1, 2],
+                true,
+                Some(([2, 3], 2, [1, 1])),
+            ),
+            ([1, 1, 32, 20, 17], [3, 1, 1], true, None),
+            (
+                [3, 3, 96, 35, 41],
+                [3, 2, 0],
+                false,
+                Some(([3, 2], 3, [0, 1])),
+            ),
+            (
+                [1, 3, 64, 224, 224],
+                [7, 2, 3],
+                true,
+                Some(([3, 3], 2, [1, 1])),
+            ),
+        ];
+        for ([n, cin, cout, h, w], [k, stride, pad], relu, pool) in cases {
+            let x = bf(Tensor::randn([n, cin, h, w], cpu));
+            let wt = bf(Tensor::randn([cout, cin, k, k], cpu) * 0.1);
+            let b = Tensor::randn([cout], cpu);
+            let mut reference = x.to_kind(Kind::Float).conv2d(
+                &wt.to_kind(Kind::Float),
+                Some(&b),
+                [stride, stride],
+                [pad, pad],
+                [1, 1],
+                1,
+            );
+            if relu {
+                reference = reference.relu();
+            }
+            assert!(ffi::stem_supported(cin, k));
+            let packed = ffi::stem_pack(&wt).unwrap();
+            let g = Geometry {
+                padding: [pad, pad],
+                stride: [stride, stride],
+                dilation: [1, 1],
+                groups: 1,
+            };
+            let xs = channels_last(&x);
+            let y = ffi::stem_conv(&xs, &packed, &b, [k, k], &g, None, relu).unwrap();
+            assert_eq!(y.size(), reference.size());
+            assert!(is_channels_last(&y));
+            let err = (&y.to_kind(Kind::Float) - &reference)
+                .norm()
+                .double_value(&[])
+                / reference.norm().double_value(&[]);
+            println!("{n}x{cin}x{h}x{w} -> {cout}, {k}x{k}/{stride} pad {pad}: {err:.2e}");
+            assert!(err < 4e-3, "{n}x{cin}x{h}x{w}, {k}x{k}/{stride}: {err:.2e}");
+            if let Some((kernel, s, p)) = pool {
+                let geometry = ffi::PoolGeometry {
+                    kernel,
+                    stride: [s, s],
+                    pad: p,
+                };
+                let fused =
+                    ffi::stem_conv(&xs, &packed, &b, [k, k], &g, Some(&geometry), relu).unwrap();
+                let pooled = y.max_pool2d(kernel, [s, s], p, [1, 1], false);
+                assert_eq!(fused.size(), pooled.size());
+                assert!(is_channels_last(&fused));
+                assert!(
+                    fused.equal(&pooled),
+                    "{n}x{cin}x{h}x{w}: fused pool differs"
+                );
+            }
+        }
+        // What it refuses: fp32 input, a weight it did not pack, a bias of the wrong length.
+        let x = channels_last(&bf(Tensor::randn([1, 3, 32, 32], cpu)));
+        let wt = Tensor::randn([64, 3, 7, 7], cpu);
+        let packed = ffi::stem_pack(&wt).unwrap();
+        let b = Tensor::zeros([64], cpu);
+        let g = Geometry {
+            padding: [3, 3],
+            stride: [2, 2],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let run = |x: &Tensor, p: &Tensor, b: &Tensor| {
+            ffi::stem_conv(x, p, b, [7, 7], &g, None, true).map(|_| ())
+        };
+        assert!(run(&x, &packed, &b).is_ok());
+        assert!(run(&x.to_kind(Kind::Float), &packed, &b).is_err());
+        assert!(run(&x, &wt, &b).is_err());
+        assert!(run(&x, &packed, &Tensor::zeros([32], cpu)).is_err());
+        assert!(ffi::stem_pack(&Tensor::randn([48, 3, 7, 7], cpu)).is_err());
     }
 
     /// The fp32 grouped kernel against libtorch's fp32 grouped convolution: 4 and 8 channels

@@ -1,0 +1,414 @@
+// A bf16 convolution on AMX tiles for a network's stem: few input channels (RGB), a wide
+// kernel, stride 2 (ResNet's 7×7/2 with 3 → 64 channels), optionally with the max-pool after it
+// fused in. oneDNN runs ResNet's stem at about 1 TFLOP/s on AMX (BENCHMARKS.md, "the stem"),
+// a seventh of the machine's bf16 peak: with 3 input channels its products are mostly padding.
+//
+// Here one kernel row's taps and channels are one product's K: output pixel ox, kernel row r
+// reads input row s·oy − ph + r, pixels s·ox − pw … s·ox − pw + kw − 1, and in channels-last
+// storage those pixels' channels lie side by side, kw·C values. So A[16 output pixels × K] loads
+// straight from a copy of the input row, its rows s·C values apart (they overlap), and B[K ×
+// 16 output channels] holds that kernel row's weights: one `tdpbf16ps` per kernel row and
+// 16-channel block, K = kw·C (21 for 7×3, with C padded to 4 → 28, so that K is even and no
+// product reads a value outside its own window). Each thread copies the input rows it reads
+// into zero-padded slots (pixel p at p + pw, C padded to C', zeros past the row), so every A tile
+// loads from memory without a bounds check. Tiles: 0-3 C (two pixel blocks × two channel
+// blocks), 4-5 A, 6-7 B.
+//
+// The epilogue adds the bias, applies ReLU (NaNs kept, as libtorch's relu does), rounds to bf16
+// (nearest even) and stores. With a fused max-pool, the C tiles go as they are into a ring of
+// the convolution's rows a pooled row reads (fp32 sums, the pool's height, per thread); the pool
+// takes the max over each window (a NaN in it gives NaN, as libtorch's) and only then adds the
+// bias, applies ReLU and rounds, once per pooled value. All three are monotone, so that is the
+// unfused result pooled, bit for bit (NaN payloads aside).
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/BFloat16.h>
+#include <immintrin.h>
+
+#include "amx.h"
+#include "ffi.h"
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#define ARCHC_STEM \
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+namespace {
+
+using archc::guard;
+using archc::TileConfig;
+
+constexpr int64_t kTileElems = 16 * 32;  // one packed B tile: 16 rows of 32 bf16 (1 KB)
+
+struct Geo {
+  int64_t n, h, w, c, cp, kh, kw, sh, sw, ph, pw, oh, ow, cout;
+  int64_t k;  // K of every product: kw · cp (even, at most 32)
+};
+
+struct PoolGeo {
+  int64_t kh, kw, sh, sw, ph, pw, oh, ow;
+};
+
+bool ready() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") &&
+           archc::request_amx();
+  }();
+  return yes;
+}
+
+// The channels each input pixel takes in the slots: the fewest ≥ c with kw · c' even and at
+// most 32 values (0 where none is).
+int64_t padded_channels(int64_t c, int64_t kw) {
+  for (int64_t cp = c; cp * kw <= 32; ++cp)
+    if ((cp * kw) % 2 == 0) return cp;
+  return 0;
+}
+
+ARCHC_STEM void configure(int64_t k) {
+  TileConfig cfg;
+  for (int t = 0; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C: 16 × 16 fp32
+  for (int t = 4; t < 6; ++t)
+    cfg.rows[t] = 16, cfg.colsb[t] = static_cast<uint16_t>(2 * k);  // A: 16 pixels × K bf16
+  for (int t = 6; t < 8; ++t)
+    cfg.rows[t] = static_cast<uint8_t>(k / 2), cfg.colsb[t] = 64;  // B: K/2 × 16 pairs
+  // GCC's _tile_loadconfig says it reads only 8 bytes: keep the stores above.
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+ARCHC_STEM void release() { _tile_release(); }
+
+// The input rows a thread reads, zero-padded: slot r % kh holds input row tag of image `image`,
+// pixel p's C values at (p + pw) · cp, zeros for the padding, the padded channels and past
+// the row (far enough for the last 16-pixel block's A rows).
+struct Slots {
+  int64_t len = 0, image = -1;
+  std::vector<int64_t> tag;
+  std::vector<uint16_t> data;
+
+  explicit Slots(const Geo &g) {
+    const int64_t blocks = (g.ow + 15) / 16 * 16;
+    const int64_t pixels = std::max(g.w + 2 * g.pw, g.sw * (blocks - 1) + g.kw);
+    len = pixels * g.cp + 32;
+    tag.assign(static_cast<size_t>(g.kh), -1);
+    data.assign(static_cast<size_t>(g.kh * len), 0);
+  }
+
+  // Input row iy of image n, padded; nullptr where iy is padding.
+  ARCHC_STEM const uint16_t *row(const uint16_t *x, const Geo &g, int64_t n, int64_t iy) {
+    if (iy < 0 || iy >= g.h) return nullptr;
+    if (n != image) {
+      image = n;
+      std::fill(tag.begin(), tag.end(), -1);
+    }
+    const int64_t k = iy % g.kh;
+    uint16_t *slot = data.data() + k * len;
+    if (tag[k] != iy) {
+      const uint16_t *src = x + (n * g.h + iy) * g.w * g.c;
+      uint16_t *to = slot + g.pw * g.cp;
+      if (g.cp == g.c) {
+        std::memcpy(to, src, static_cast<size_t>(g.w * g.c) * sizeof(uint16_t));
+      } else if (g.c == 3 && g.cp == 4) {
+        // Eight pixels a step: 24 values spread to 32, every fourth lane zero.
+        alignas(64) static const uint16_t spread[32] = {0,  1,  2,  0, 3,  4,  5,  0,
+                                                        6,  7,  8,  0, 9,  10, 11, 0,
+                                                        12, 13, 14, 0, 15, 16, 17, 0,
+                                                        18, 19, 20, 0, 21, 22, 23, 0};
+        const __m512i idx = _mm512_load_si512(spread);
+        const __mmask32 keep = 0x77777777u;
+        for (int64_t p = 0; p < g.w; p += 8) {
+          const int64_t m = std::min<int64_t>(8, g.w - p);
+          const __mmask32 in = (__mmask32(1) << (3 * m)) - 1;
+          const __mmask32 out = m == 8 ? ~__mmask32(0) : (__mmask32(1) << (4 * m)) - 1;
+          const __m512i v = _mm512_maskz_loadu_epi16(in, src + 3 * p);
+          _mm512_mask_storeu_epi16(to + 4 * p, out, _mm512_maskz_permutexvar_epi16(keep, idx, v));
+        }
+      } else {
+        for (int64_t p = 0; p < g.w; ++p)
+          for (int64_t ch = 0; ch < g.c; ++ch) to[p * g.cp + ch] = src[p * g.c + ch];
+      }
+      tag[k] = iy;
+      // GCC's tile load does not tell the compiler that it reads memory: keep these stores.
+      __asm__ __volatile__("" : : "r"(slot) : "memory");
+    }
+    return slot;
+  }
+};
+
+// relu?(sums + bias) for rows 0 … tn-1 of a C tile (16 channels), fp32.
+ARCHC_STEM inline __m512 finish(const float *sums, int r, __m512 bias, bool relu) {
+  const __m512 v = _mm512_add_ps(_mm512_load_ps(sums + 16 * r), bias);
+  // max(0, v) returns v where v is NaN (the second operand), as libtorch's relu.
+  return relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v;
+}
+
+// One output row (image n, row oy): every 16-pixel block and 16-channel block as C tiles
+// (16 pixels × 16 channels, fp32). Each goes to `emit(ox0, tn, cb, sums)` (tn of its rows
+// valid) or, with `raw` non-null, is stored as it is to raw[pixel · ldc + channel]: whole
+// tiles, so `raw` has room for the output row rounded up to 16 pixels.
+template <typename Emit>
+ARCHC_STEM void conv_row(const uint16_t *x, const uint16_t *wp, const Geo &g, int64_t n,
+                         int64_t oy, Slots &slots, float *raw, int64_t ldc, Emit &&emit) {
+  alignas(64) float sums[16 * 16];
+  const uint16_t *in[32];
+  for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, oy * g.sh - g.ph + r);
+  const int64_t step = g.sw * g.cp * 2;  // bytes between two A rows (output pixels)
+  const int64_t raw_step = ldc * 4;      // bytes between two stored C rows
+  for (int64_t ox0 = 0; ox0 < g.ow; ox0 += 32) {
+    const int tn0 = static_cast<int>(std::min<int64_t>(16, g.ow - ox0));
+    const int tn1 = static_cast<int>(std::clamp<int64_t>(g.ow - ox0 - 16, 0, 16));
+    for (int64_t cb = 0; cb < g.cout / 16; cb += 2) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t r = 0; r < g.kh; ++r) {
+        if (in[r] == nullptr) continue;
+        // Output pixel ox reads padded pixels s·ox … s·ox + kw − 1.
+        const uint16_t *a = in[r] + ox0 * g.sw * g.cp;
+        const uint16_t *b = wp + (cb * g.kh + r) * kTileElems;
+        _tile_loadd(6, b, 64);
+        _tile_loadd(7, b + g.kh * kTileElems, 64);
+        _tile_loadd(4, a, step);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (tn1 > 0) {
+          _tile_loadd(5, a + 16 * g.sw * g.cp, step);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      if (raw != nullptr) {
+        float *c = raw + ox0 * ldc + 16 * cb;
+        _tile_stored(0, c, raw_step);
+        _tile_stored(1, c + 16, raw_step);
+        if (tn1 > 0) {
+          _tile_stored(2, c + 16 * ldc, raw_step);
+          _tile_stored(3, c + 16 * ldc + 16, raw_step);
+        }
+        continue;
+      }
+      _tile_stored(0, sums, 64);
+      emit(ox0, tn0, cb, sums);
+      _tile_stored(1, sums, 64);
+      emit(ox0, tn0, cb + 1, sums);
+      if (tn1 > 0) {
+        _tile_stored(2, sums, 64);
+        emit(ox0 + 16, tn1, cb, sums);
+        _tile_stored(3, sums, 64);
+        emit(ox0 + 16, tn1, cb + 1, sums);
+      }
+    }
+  }
+}
+
+// The convolution alone: rows of the output in parallel.
+void run_conv(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y, const Geo &g,
+              bool relu) {
+  at::parallel_for(0, g.n * g.oh, 1, [&](int64_t begin, int64_t end) ARCHC_STEM {
+    configure(g.k);
+    Slots slots(g);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / g.oh, oy = row % g.oh;
+      uint16_t *out = y + row * g.ow * g.cout;
+      auto emit = [&](int64_t ox0, int tn, int64_t cb, const float *sums) ARCHC_STEM {
+        const __m512 bv = _mm512_loadu_ps(bias + 16 * cb);
+        for (int r = 0; r < tn; ++r)
+          _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + (ox0 + r) * g.cout + 16 * cb),
+                              (__m256i)_mm512_cvtneps_pbh(finish(sums, r, bv, relu)));
+      };
+      conv_row(x, wp, g, n, oy, slots, nullptr, 0, emit);
+    }
+    release();
+  });
+}
+
+// max(a, b) over 16 lanes, NaN where either is NaN (vrangeps; vmaxps would drop a NaN a).
+ARCHC_STEM inline __m512 max_nan(__m512 a, __m512 b) { return _mm512_range_ps(a, b, 0x05); }
+
+// The convolution with the max-pool after it: rows of the pooled output in parallel. Bias and
+// ReLU are monotone, so the pool takes the max of the raw sums and applies them once to it
+// (max relu(v + b) = relu(max v + b), exactly, in fp32 as in bf16): the C tiles go straight into
+// each thread's ring of the convolution's rows (the pool's height, fp32), with no epilogue.
+void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y,
+                   const Geo &g, const PoolGeo &p, bool relu) {
+  at::parallel_for(0, g.n * p.oh, 1, [&](int64_t begin, int64_t end) ARCHC_STEM {
+    configure(g.k);
+    Slots slots(g);
+    const int64_t ldc = g.cout, row_len = (g.ow + 15) / 16 * 16 * ldc;
+    // Room for the rows of two pooled rows: the next one's are computed before this one is
+    // pooled, so that no load of the pool waits on tile stores still in flight.
+    const int64_t slots_n = p.kh + p.sh;
+    std::vector<float> ring(static_cast<size_t>(slots_n * row_len));
+    std::vector<float> column(static_cast<size_t>(g.ow * ldc));  // the window rows' max
+    std::vector<int64_t> tag(static_cast<size_t>(slots_n), -1);
+    int64_t image = -1;
+    auto nothing = [](int64_t, int, int64_t, const float *) {};
+    // The convolution's row cy of image n (raw sums), in the ring.
+    auto conv = [&](int64_t n, int64_t cy) ARCHC_STEM -> const float * {
+      if (n != image) {
+        image = n;
+        std::fill(tag.begin(), tag.end(), -1);
+      }
+      const int64_t k = cy % slots_n;
+      float *out = ring.data() + k * row_len;
+      if (tag[k] != cy) {
+        conv_row(x, wp, g, n, cy, slots, out, ldc, nothing);
+        tag[k] = cy;
+      }
+      return out;
+    };
+    const float *rows[32];
+    // The convolution's rows pooled row py reads: [first, last).
+    auto first = [&](int64_t py) { return std::max<int64_t>(py * p.sh - p.ph, 0); };
+    auto last = [&](int64_t py) { return std::min<int64_t>(py * p.sh - p.ph + p.kh, g.oh); };
+    for (int64_t prow = begin; prow < end; ++prow) {
+      const int64_t n = prow / p.oh, py = prow % p.oh;
+      const int64_t y0 = first(py), y1 = last(py);
+      for (int64_t cy = y0; cy < y1; ++cy) rows[cy - y0] = conv(n, cy);
+      if (prow + 1 < end && py + 1 < p.oh)
+        for (int64_t cy = std::max(y1, first(py + 1)); cy < last(py + 1); ++cy) conv(n, cy);
+      // Down the window's rows, every pixel and channel of the convolution's row.
+      float *col = column.data();
+      for (int64_t j = 0; j < g.ow * ldc; j += 16) {
+        __m512 best = _mm512_loadu_ps(rows[0] + j);
+        for (int64_t i = 1; i < y1 - y0; ++i) best = max_nan(best, _mm512_loadu_ps(rows[i] + j));
+        _mm512_storeu_ps(col + j, best);
+      }
+      // Across the window's columns; then bias, ReLU and the rounding, once.
+      uint16_t *out = y + prow * p.ow * g.cout;
+      for (int64_t px = 0; px < p.ow; ++px) {
+        const int64_t x0 = std::max<int64_t>(px * p.sw - p.pw, 0);
+        const int64_t x1 = std::min<int64_t>(px * p.sw - p.pw + p.kw, g.ow);
+        for (int64_t c = 0; c < g.cout; c += 16) {
+          __m512 best = _mm512_loadu_ps(col + x0 * ldc + c);
+          for (int64_t cx = x0 + 1; cx < x1; ++cx)
+            best = max_nan(best, _mm512_loadu_ps(col + cx * ldc + c));
+          best = _mm512_add_ps(best, _mm512_loadu_ps(bias + c));
+          if (relu) best = _mm512_max_ps(_mm512_setzero_ps(), best);  // NaN stays NaN
+          _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + px * g.cout + c),
+                              (__m256i)_mm512_cvtneps_pbh(best));
+        }
+      }
+    }
+    release();
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+// Whether this CPU runs the stem kernel (AMX-BF16 with AVX-512, and Linux lent the tiles) for
+// `cin` input channels and a kernel `kw` wide: kw · cin, with cin padded up to make it even,
+// at most 32.
+int archc_stem_supported(int64_t cin, int64_t kw) {
+  return cin > 0 && kw > 0 && padded_channels(cin, kw) > 0 && ready() ? 1 : 0;
+}
+
+// Packs an OIHW weight (O a multiple of 32) for the kernel: [O/16][kh][16][32] bf16, the B tile
+// of each 16-channel block and kernel row, K pairs × 16 channels × 2 with k = kw·C' + c (zeros
+// for the padded channels and past K).
+char *archc_stem_pack(const at::Tensor *weight, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(weight->dim() == 4 && weight->is_cpu(), "stem kernel: an OIHW CPU weight");
+    const at::Tensor w = weight->to(at::kFloat).contiguous();
+    const int64_t co = w.size(0), c = w.size(1), kh = w.size(2), kw = w.size(3);
+    const int64_t cp = padded_channels(c, kw);
+    TORCH_CHECK(co % 32 == 0 && co > 0, "stem kernel: output channels must be a multiple of 32");
+    TORCH_CHECK(cp > 0 && kh <= 32, "stem kernel: kernel rows must hold at most 32 values");
+    at::Tensor packed = at::zeros({co / 16, kh, 16, 32}, w.options().dtype(at::kBFloat16));
+    const float *src = w.data_ptr<float>();
+    auto *dst = packed.data_ptr<c10::BFloat16>();
+    for (int64_t o = 0; o < co; ++o)
+      for (int64_t r = 0; r < kh; ++r)
+        for (int64_t k = 0; k < kw * cp; ++k) {
+          const int64_t q = k / cp, ch = k % cp;
+          if (ch >= c) continue;
+          const int64_t at = (((o / 16) * kh + r) * 16 + k / 2) * 32 + (o % 16) * 2 + k % 2;
+          dst[at] = c10::BFloat16(src[((o * c + ch) * kh + r) * kw + q]);
+        }
+    *out = new at::Tensor(std::move(packed));
+  });
+}
+
+// relu?(conv(x) + bias), then max_pool2d(pool_kernel, pool_stride, pool_pad) where pool_kernel
+// is non-null: x bf16 channels-last [N, C, H, W], the weight from archc_stem_pack (kh × kw,
+// C channels), bias fp32; the result is bf16 channels-last.
+char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::Tensor *bias,
+                      int64_t kh, int64_t kw, const archc_geometry *geometry,
+                      const int64_t *pool_kernel, const int64_t *pool_stride,
+                      const int64_t *pool_pad, int relu, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(ready(), "stem kernel: this CPU or kernel lends no AMX");
+    TORCH_CHECK(x->is_cpu() && packed->is_cpu() && bias->is_cpu(),
+                "stem kernel: tensors must be on the CPU");
+    TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
+                    x->is_contiguous(at::MemoryFormat::ChannelsLast),
+                "stem kernel: input must be bf16 channels-last");
+    const archc_geometry &gm = *geometry;
+    TORCH_CHECK(gm.groups == 1 && gm.dilation[0] == 1 && gm.dilation[1] == 1,
+                "stem kernel: one group, no dilation");
+    TORCH_CHECK(gm.stride[0] > 0 && gm.stride[1] > 0 && gm.padding[0] >= 0 &&
+                    gm.padding[1] >= 0 && gm.padding[0] < kh && gm.padding[1] < kw,
+                "stem kernel: padding must be smaller than the kernel");
+    Geo g{};
+    g.n = x->size(0), g.c = x->size(1), g.h = x->size(2), g.w = x->size(3);
+    g.kh = kh, g.kw = kw, g.sh = gm.stride[0], g.sw = gm.stride[1];
+    g.ph = gm.padding[0], g.pw = gm.padding[1];
+    g.cp = kw > 0 ? padded_channels(g.c, kw) : 0;
+    g.k = kw * g.cp;
+    TORCH_CHECK(kh > 0 && kh <= 32 && g.cp > 0, "stem kernel: kernel rows must hold at most 32 values");
+    TORCH_CHECK(packed->scalar_type() == at::kBFloat16 && packed->dim() == 4 &&
+                    packed->size(1) == kh && packed->size(2) == 16 && packed->size(3) == 32 &&
+                    packed->size(0) % 2 == 0 && packed->is_contiguous(),
+                "stem kernel: weight not packed by archc_stem_pack");
+    g.cout = packed->size(0) * 16;
+    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous() &&
+                    bias->numel() == g.cout,
+                "stem kernel: bias must be contiguous fp32, one per output channel");
+    TORCH_CHECK(g.h + 2 * g.ph >= kh && g.w + 2 * g.pw >= kw && g.n > 0,
+                "stem kernel: an empty batch or a kernel larger than the padded input");
+    g.oh = (g.h + 2 * g.ph - kh) / g.sh + 1;
+    g.ow = (g.w + 2 * g.pw - kw) / g.sw + 1;
+    const auto *xp = reinterpret_cast<const uint16_t *>(x->data_ptr<c10::BFloat16>());
+    const auto *wp = reinterpret_cast<const uint16_t *>(packed->data_ptr<c10::BFloat16>());
+    const float *bp = bias->data_ptr<float>();
+    if (pool_kernel == nullptr) {
+      at::Tensor y = at::empty({g.n, g.oh, g.ow, g.cout}, x->options()).permute({0, 3, 1, 2});
+      run_conv(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g,
+               relu != 0);
+      *out = new at::Tensor(std::move(y));
+      return;
+    }
+    PoolGeo p{pool_kernel[0], pool_kernel[1], pool_stride[0], pool_stride[1],
+              pool_pad[0],    pool_pad[1],    0,              0};
+    TORCH_CHECK(p.kh > 0 && p.kw > 0 && p.kh <= 32 && p.sh > 0 && p.sw > 0 && p.ph >= 0 &&
+                    p.pw >= 0 && 2 * p.ph <= p.kh && 2 * p.pw <= p.kw,
+                "stem kernel: pool padding must be at most half its window (of at most 32 rows)");
+    TORCH_CHECK(g.oh + 2 * p.ph >= p.kh && g.ow + 2 * p.pw >= p.kw,
+                "stem kernel: pool window larger than the padded convolution output");
+    p.oh = (g.oh + 2 * p.ph - p.kh) / p.sh + 1;
+    p.ow = (g.ow + 2 * p.pw - p.kw) / p.sw + 1;
+    at::Tensor y = at::empty({g.n, p.oh, p.ow, g.cout}, x->options()).permute({0, 3, 1, 2});
+    run_conv_pool(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g, p,
+                  relu != 0);
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
+}  // extern "C"
