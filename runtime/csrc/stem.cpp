@@ -16,7 +16,8 @@
 //
 // The epilogue adds the bias, applies ReLU (NaNs kept, as libtorch's relu does), rounds to bf16
 // (nearest even) and stores. With a fused max-pool, the C tiles go as they are into a ring of
-// the convolution's rows a pooled row reads (fp32 sums, the pool's height, per thread); the pool
+// the convolution's rows a pooled row reads (fp32 sums of one strip of 32 columns and 32
+// channels, the pool's height plus its stride, per thread: 4 KB a row, so it stays in L1); the pool
 // takes the max over each window (a NaN in it gives NaN, as libtorch's) and only then adds the
 // bias, applies ReLU and rounds, once per pooled value. All three are monotone, so that is the
 // unfused result pooled, bit for bit (NaN payloads aside).
@@ -92,7 +93,8 @@ ARCHC_STEM void configure(int64_t k) {
 
 ARCHC_STEM void release() { _tile_release(); }
 
-// The input rows a thread reads, zero-padded: slot r % kh holds input row tag of image `image`,
+// The input rows a thread reads, zero-padded: slot r % capacity (kh by default: the rows of one
+// output row) holds input row tag of image `image`,
 // pixel p's C values at (p + pw) · cp, zeros for the padding, the padded channels and past
 // the row (far enough for the last 16-pixel block's A rows).
 struct Slots {
@@ -100,12 +102,13 @@ struct Slots {
   std::vector<int64_t> tag;
   std::vector<uint16_t> data;
 
-  explicit Slots(const Geo &g) {
+  explicit Slots(const Geo &g, int64_t capacity = 0) {
     const int64_t blocks = (g.ow + 15) / 16 * 16;
     const int64_t pixels = std::max(g.w + 2 * g.pw, g.sw * (blocks - 1) + g.kw);
     len = pixels * g.cp + 32;
-    tag.assign(static_cast<size_t>(g.kh), -1);
-    data.assign(static_cast<size_t>(g.kh * len), 0);
+    capacity = std::max(capacity, g.kh);
+    tag.assign(static_cast<size_t>(capacity), -1);
+    data.assign(static_cast<size_t>(capacity * len), 0);
   }
 
   // Input row iy of image n, padded; nullptr where iy is padding.
@@ -115,7 +118,7 @@ struct Slots {
       image = n;
       std::fill(tag.begin(), tag.end(), -1);
     }
-    const int64_t k = iy % g.kh;
+    const int64_t k = iy % static_cast<int64_t>(tag.size());
     uint16_t *slot = data.data() + k * len;
     if (tag[k] != iy) {
       const uint16_t *src = x + (n * g.h + iy) * g.w * g.c;
@@ -156,52 +159,47 @@ ARCHC_STEM inline __m512 finish(const float *sums, int r, __m512 bias, bool relu
   return relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v;
 }
 
+// The products of one block of the output row whose kernel rows are `in` (nullptr where
+// padding): output pixels ox0 … ox0+31 and channels 16·cb … 16·cb+31, left in C tiles 0-1
+// (pixels ox0 …, channel blocks cb and cb+1) and, where `two`, 2-3 (pixels ox0+16 …).
+ARCHC_STEM inline void conv_block(const uint16_t *const *in, const uint16_t *wp, const Geo &g,
+                                  int64_t ox0, int64_t cb, bool two) {
+  const int64_t step = g.sw * g.cp * 2;  // bytes between two A rows (output pixels)
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t r = 0; r < g.kh; ++r) {
+    if (in[r] == nullptr) continue;
+    // Output pixel ox reads padded pixels s·ox … s·ox + kw − 1.
+    const uint16_t *a = in[r] + ox0 * g.sw * g.cp;
+    const uint16_t *b = wp + (cb * g.kh + r) * kTileElems;
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b + g.kh * kTileElems, 64);
+    _tile_loadd(4, a, step);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if (two) {
+      _tile_loadd(5, a + 16 * g.sw * g.cp, step);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+}
+
 // One output row (image n, row oy): every 16-pixel block and 16-channel block as C tiles
-// (16 pixels × 16 channels, fp32). Each goes to `emit(ox0, tn, cb, sums)` (tn of its rows
-// valid) or, with `raw` non-null, is stored as it is to raw[pixel · ldc + channel]: whole
-// tiles, so `raw` has room for the output row rounded up to 16 pixels.
+// (16 pixels × 16 channels, fp32), each handed to `emit(ox0, tn, cb, sums)` (tn rows valid).
 template <typename Emit>
 ARCHC_STEM void conv_row(const uint16_t *x, const uint16_t *wp, const Geo &g, int64_t n,
-                         int64_t oy, Slots &slots, float *raw, int64_t ldc, Emit &&emit) {
+                         int64_t oy, Slots &slots, Emit &&emit) {
   alignas(64) float sums[16 * 16];
   const uint16_t *in[32];
   for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, oy * g.sh - g.ph + r);
-  const int64_t step = g.sw * g.cp * 2;  // bytes between two A rows (output pixels)
-  const int64_t raw_step = ldc * 4;      // bytes between two stored C rows
   for (int64_t ox0 = 0; ox0 < g.ow; ox0 += 32) {
     const int tn0 = static_cast<int>(std::min<int64_t>(16, g.ow - ox0));
     const int tn1 = static_cast<int>(std::clamp<int64_t>(g.ow - ox0 - 16, 0, 16));
     for (int64_t cb = 0; cb < g.cout / 16; cb += 2) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int64_t r = 0; r < g.kh; ++r) {
-        if (in[r] == nullptr) continue;
-        // Output pixel ox reads padded pixels s·ox … s·ox + kw − 1.
-        const uint16_t *a = in[r] + ox0 * g.sw * g.cp;
-        const uint16_t *b = wp + (cb * g.kh + r) * kTileElems;
-        _tile_loadd(6, b, 64);
-        _tile_loadd(7, b + g.kh * kTileElems, 64);
-        _tile_loadd(4, a, step);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        if (tn1 > 0) {
-          _tile_loadd(5, a + 16 * g.sw * g.cp, step);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-      }
-      if (raw != nullptr) {
-        float *c = raw + ox0 * ldc + 16 * cb;
-        _tile_stored(0, c, raw_step);
-        _tile_stored(1, c + 16, raw_step);
-        if (tn1 > 0) {
-          _tile_stored(2, c + 16 * ldc, raw_step);
-          _tile_stored(3, c + 16 * ldc + 16, raw_step);
-        }
-        continue;
-      }
+      conv_block(in, wp, g, ox0, cb, tn1 > 0);
       _tile_stored(0, sums, 64);
       emit(ox0, tn0, cb, sums);
       _tile_stored(1, sums, 64);
@@ -231,7 +229,7 @@ void run_conv(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t
           _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + (ox0 + r) * g.cout + 16 * cb),
                               (__m256i)_mm512_cvtneps_pbh(finish(sums, r, bv, relu)));
       };
-      conv_row(x, wp, g, n, oy, slots, nullptr, 0, emit);
+      conv_row(x, wp, g, n, oy, slots, emit);
     }
     release();
   });
@@ -243,65 +241,97 @@ ARCHC_STEM inline __m512 max_nan(__m512 a, __m512 b) { return _mm512_range_ps(a,
 // The convolution with the max-pool after it: rows of the pooled output in parallel. Bias and
 // ReLU are monotone, so the pool takes the max of the raw sums and applies them once to it
 // (max relu(v + b) = relu(max v + b), exactly, in fp32 as in bf16): the C tiles go straight into
-// each thread's ring of the convolution's rows (the pool's height, fp32), with no epilogue.
+// a ring of the convolution's rows, with no epilogue. So that the ring stays in L1, each thread
+// works through its range of pooled rows (within one image at a time) once per block of 32
+// channels and strip of 32 columns of the convolution's output: the ring holds that strip's
+// rows (the pool's height plus its stride, 4 KB each), and a pooled pixel is finished in the
+// strip that holds the last column of its window, the window's columns left of the strip kept
+// from the previous strip (their max down the window, per pooled row).
 void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y,
                    const Geo &g, const PoolGeo &p, bool relu) {
   at::parallel_for(0, g.n * p.oh, 1, [&](int64_t begin, int64_t end) ARCHC_STEM {
     configure(g.k);
-    Slots slots(g);
-    const int64_t ldc = g.cout, row_len = (g.ow + 15) / 16 * 16 * ldc;
-    // Room for the rows of two pooled rows: the next one's are computed before this one is
-    // pooled, so that no load of the pool waits on tile stores still in flight.
-    const int64_t slots_n = p.kh + p.sh;
-    std::vector<float> ring(static_cast<size_t>(slots_n * row_len));
-    std::vector<float> column(static_cast<size_t>(g.ow * ldc));  // the window rows' max
-    std::vector<int64_t> tag(static_cast<size_t>(slots_n), -1);
-    int64_t image = -1;
-    auto nothing = [](int64_t, int, int64_t, const float *) {};
-    // The convolution's row cy of image n (raw sums), in the ring.
-    auto conv = [&](int64_t n, int64_t cy) ARCHC_STEM -> const float * {
-      if (n != image) {
-        image = n;
-        std::fill(tag.begin(), tag.end(), -1);
-      }
-      const int64_t k = cy % slots_n;
-      float *out = ring.data() + k * row_len;
-      if (tag[k] != cy) {
-        conv_row(x, wp, g, n, cy, slots, out, ldc, nothing);
-        tag[k] = cy;
-      }
-      return out;
-    };
-    const float *rows[32];
     // The convolution's rows pooled row py reads: [first, last).
     auto first = [&](int64_t py) { return std::max<int64_t>(py * p.sh - p.ph, 0); };
     auto last = [&](int64_t py) { return std::min<int64_t>(py * p.sh - p.ph + p.kh, g.oh); };
-    for (int64_t prow = begin; prow < end; ++prow) {
-      const int64_t n = prow / p.oh, py = prow % p.oh;
-      const int64_t y0 = first(py), y1 = last(py);
-      for (int64_t cy = y0; cy < y1; ++cy) rows[cy - y0] = conv(n, cy);
-      if (prow + 1 < end && py + 1 < p.oh)
-        for (int64_t cy = std::max(y1, first(py + 1)); cy < last(py + 1); ++cy) conv(n, cy);
-      // Down the window's rows, every pixel and channel of the convolution's row.
-      float *col = column.data();
-      for (int64_t j = 0; j < g.ow * ldc; j += 16) {
-        __m512 best = _mm512_loadu_ps(rows[0] + j);
-        for (int64_t i = 1; i < y1 - y0; ++i) best = max_nan(best, _mm512_loadu_ps(rows[i] + j));
-        _mm512_storeu_ps(col + j, best);
-      }
-      // Across the window's columns; then bias, ReLU and the rounding, once.
-      uint16_t *out = y + prow * p.ow * g.cout;
-      for (int64_t px = 0; px < p.ow; ++px) {
-        const int64_t x0 = std::max<int64_t>(px * p.sw - p.pw, 0);
-        const int64_t x1 = std::min<int64_t>(px * p.sw - p.pw + p.kw, g.ow);
-        for (int64_t c = 0; c < g.cout; c += 16) {
-          __m512 best = _mm512_loadu_ps(col + x0 * ldc + c);
-          for (int64_t cx = x0 + 1; cx < x1; ++cx)
-            best = max_nan(best, _mm512_loadu_ps(col + cx * ldc + c));
-          best = _mm512_add_ps(best, _mm512_loadu_ps(bias + c));
-          if (relu) best = _mm512_max_ps(_mm512_setzero_ps(), best);  // NaN stays NaN
-          _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + px * g.cout + c),
-                              (__m256i)_mm512_cvtneps_pbh(best));
+    // Every input row that one image's pooled rows in this range read, copied once: at most
+    // (most − 1)·stride + height rows of the convolution's output, each kh input rows tall.
+    const int64_t most = std::min<int64_t>(end - begin, p.oh);
+    Slots slots(g, ((most - 1) * p.sh + p.kh) * g.sh + g.kh);
+    const int64_t ring_n = p.kh + p.sh, left = p.kw - 1;
+    constexpr int64_t kStrip = 32, kLd = 32;  // columns and channels of a strip
+    std::vector<float> ring_data(static_cast<size_t>(ring_n * kStrip * kLd));
+    float *ring = ring_data.data();
+    std::vector<int64_t> tag(static_cast<size_t>(ring_n));
+    std::vector<float> column(static_cast<size_t>((kStrip + left) * kLd));
+    std::vector<float> edges(static_cast<size_t>(most * std::max<int64_t>(left, 1) * kLd));
+    const uint16_t *in[32];
+    for (int64_t seg = begin; seg < end;) {
+      const int64_t n = seg / p.oh, py0 = seg % p.oh;
+      const int64_t py1 = std::min(p.oh, py0 + (end - seg));
+      seg += py1 - py0;
+      for (int64_t cb = 0; cb < g.cout / 16; cb += 2) {
+        const __m512 b0 = _mm512_loadu_ps(bias + 16 * cb), b1 = _mm512_loadu_ps(bias + 16 * cb + 16);
+        for (int64_t c0 = 0; c0 < g.ow; c0 += kStrip) {
+          const int64_t c1 = std::min(c0 + kStrip, g.ow), width = c1 - c0;
+          std::fill(tag.begin(), tag.end(), -1);
+          for (int64_t py = py0; py < py1; ++py) {
+            const int64_t y0 = first(py), y1 = last(py);
+            const float *rows[32];
+            for (int64_t cy = y0; cy < y1; ++cy) {
+              const int64_t k = cy % ring_n;
+              float *slot = ring + k * kStrip * kLd;
+              if (tag[k] != cy) {
+                for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, cy * g.sh - g.ph + r);
+                conv_block(in, wp, g, c0, cb, width > 16);
+                _tile_stored(0, slot, kLd * 4);
+                _tile_stored(1, slot + 16, kLd * 4);
+                if (width > 16) {
+                  _tile_stored(2, slot + 16 * kLd, kLd * 4);
+                  _tile_stored(3, slot + 16 * kLd + 16, kLd * 4);
+                }
+                tag[k] = cy;
+              }
+              rows[cy - y0] = slot;
+            }
+            // Down the window's rows, this strip's columns, after the kept ones left of it.
+            float *edge = edges.data() + (py - py0) * std::max<int64_t>(left, 1) * kLd;
+            float *col = column.data();
+            if (c0 > 0) std::memcpy(col, edge, static_cast<size_t>(left * kLd) * sizeof(float));
+            for (int64_t j = 0; j < width * kLd; j += 16) {
+              __m512 best = _mm512_loadu_ps(rows[0] + j);
+              for (int64_t i = 1; i < y1 - y0; ++i)
+                best = max_nan(best, _mm512_loadu_ps(rows[i] + j));
+              _mm512_storeu_ps(col + left * kLd + j, best);
+            }
+            if (left > 0 && width >= left)
+              std::memcpy(edge, col + width * kLd, static_cast<size_t>(left * kLd) * sizeof(float));
+            // The pooled pixels whose window ends in this strip; then bias, ReLU, rounding.
+            uint16_t *out = y + ((n * p.oh + py) * p.ow) * g.cout + 16 * cb;
+            const int64_t px0 = std::max<int64_t>((c0 + p.pw - p.kw + 1 + p.sw - 1) / p.sw, 0);
+            for (int64_t px = px0; px < p.ow; ++px) {
+              const int64_t x0 = std::max<int64_t>(px * p.sw - p.pw, 0);
+              const int64_t x1 = std::min<int64_t>(px * p.sw - p.pw + p.kw, g.ow);
+              if (x1 - 1 < c0) continue;
+              if (x1 - 1 >= c1) break;
+              const float *from = col + (x0 - c0 + left) * kLd;
+              __m512 m0 = _mm512_loadu_ps(from), m1 = _mm512_loadu_ps(from + 16);
+              for (int64_t cx = 1; cx < x1 - x0; ++cx) {
+                m0 = max_nan(m0, _mm512_loadu_ps(from + cx * kLd));
+                m1 = max_nan(m1, _mm512_loadu_ps(from + cx * kLd + 16));
+              }
+              m0 = _mm512_add_ps(m0, b0);
+              m1 = _mm512_add_ps(m1, b1);
+              if (relu) {  // max(0, v) keeps a NaN v
+                m0 = _mm512_max_ps(_mm512_setzero_ps(), m0);
+                m1 = _mm512_max_ps(_mm512_setzero_ps(), m1);
+              }
+              _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + px * g.cout),
+                                  (__m256i)_mm512_cvtneps_pbh(m0));
+              _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + px * g.cout + 16),
+                                  (__m256i)_mm512_cvtneps_pbh(m1));
+            }
+          }
         }
       }
     }
