@@ -304,7 +304,9 @@ void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uin
                 best = max_nan(best, _mm512_loadu_ps(rows[i] + j));
               _mm512_storeu_ps(col + left * kLd + j, best);
             }
-            if (left > 0 && width >= left)
+            // (Columns [width, width + left) of `column`: the strip's last `left`, counting
+            // those carried in where the strip is narrower than the window.)
+            if (left > 0)
               std::memcpy(edge, col + width * kLd, static_cast<size_t>(left * kLd) * sizeof(float));
             // The pooled pixels whose window ends in this strip; then bias, ReLU, rounding.
             uint16_t *out = y + ((n * p.oh + py) * p.ow) * g.cout + 16 * cb;
@@ -377,10 +379,11 @@ char *archc_stem_pack(const at::Tensor *weight, at::Tensor **out) {
 }
 
 // relu?(conv(x) + bias), then max_pool2d(pool_kernel, pool_stride, pool_pad) where pool_kernel
-// is non-null: x bf16 channels-last [N, C, H, W], the weight from archc_stem_pack (kh × kw,
-// C channels), bias fp32; the result is bf16 channels-last.
+// is non-null: x bf16 channels-last [N, cin, H, W], the weight from archc_stem_pack (kh × kw,
+// cin input channels: the packed tiles do not record them), bias fp32; the result is bf16
+// channels-last.
 char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::Tensor *bias,
-                      int64_t kh, int64_t kw, const archc_geometry *geometry,
+                      int64_t cin, int64_t kh, int64_t kw, const archc_geometry *geometry,
                       const int64_t *pool_kernel, const int64_t *pool_stride,
                       const int64_t *pool_pad, int relu, at::Tensor **out) {
   return guard([&] {
@@ -393,10 +396,13 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     const archc_geometry &gm = *geometry;
     TORCH_CHECK(gm.groups == 1 && gm.dilation[0] == 1 && gm.dilation[1] == 1,
                 "stem kernel: one group, no dilation");
-    TORCH_CHECK(gm.stride[0] > 0 && gm.stride[1] > 0 && gm.padding[0] >= 0 &&
+    TORCH_CHECK(gm.stride[0] > 0 && gm.stride[1] > 0 && gm.stride[0] <= 64 &&
+                    gm.stride[1] <= 64 && gm.padding[0] >= 0 &&
                     gm.padding[1] >= 0 && gm.padding[0] < kh && gm.padding[1] < kw,
-                "stem kernel: padding must be smaller than the kernel");
+                "stem kernel: a stride of 1 to 64 and padding smaller than the kernel");
     Geo g{};
+    TORCH_CHECK(x->size(1) == cin, "stem kernel: the input has ", x->size(1),
+                " channels, the weight was packed for ", cin);
     g.n = x->size(0), g.c = x->size(1), g.h = x->size(2), g.w = x->size(3);
     g.kh = kh, g.kw = kw, g.sh = gm.stride[0], g.sw = gm.stride[1];
     g.ph = gm.padding[0], g.pw = gm.padding[1];
@@ -427,9 +433,10 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     }
     PoolGeo p{pool_kernel[0], pool_kernel[1], pool_stride[0], pool_stride[1],
               pool_pad[0],    pool_pad[1],    0,              0};
-    TORCH_CHECK(p.kh > 0 && p.kw > 0 && p.kh <= 32 && p.sh > 0 && p.sw > 0 && p.ph >= 0 &&
+    TORCH_CHECK(p.kh > 0 && p.kw > 0 && p.kh <= 32 && p.kw <= 32 && p.sh > 0 && p.sw > 0 &&
+                    p.sh <= 64 && p.sw <= 64 && p.ph >= 0 &&
                     p.pw >= 0 && 2 * p.ph <= p.kh && 2 * p.pw <= p.kw,
-                "stem kernel: pool padding must be at most half its window (of at most 32 rows)");
+                "stem kernel: pool padding must be at most half its window (at most 32 × 32)");
     TORCH_CHECK(g.oh + 2 * p.ph >= p.kh && g.ow + 2 * p.pw >= p.kw,
                 "stem kernel: pool window larger than the padded convolution output");
     p.oh = (g.oh + 2 * p.ph - p.kh) / p.sh + 1;

@@ -98,6 +98,7 @@ unsafe extern "C" {
         x: *const C_tensor,
         packed: *const C_tensor,
         bias: *const C_tensor,
+        cin: i64,
         kh: i64,
         kw: i64,
         g: *const Geometry,
@@ -514,13 +515,16 @@ pub(crate) struct PoolGeometry {
 }
 
 /// `relu?(conv(x) + bias)` on bf16 channels-last `x` with a weight from [`stem_pack`] of
-/// `kernel` (height, width), then, with `pool`, `max_pool2d` over it (dilation 1, floor
-/// rounding); bf16 channels-last, `bias` in fp32.
+/// `cin` input channels and `kernel` (height, width), then, with `pool`, `max_pool2d` over it
+/// (dilation 1, floor rounding); bf16 channels-last, `bias` in fp32. An input with other than
+/// `cin` channels is refused.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stem_conv(
     x: &Tensor,
     packed: &Tensor,
     bias: &Tensor,
+    cin: i64,
     kernel: [i64; 2],
     g: &Geometry,
     pool: Option<&PoolGeometry>,
@@ -538,6 +542,7 @@ pub(crate) fn stem_conv(
             x.as_ptr(),
             packed.as_ptr(),
             bias.as_ptr(),
+            cin,
             kernel[0],
             kernel[1],
             g,

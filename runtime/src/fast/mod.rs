@@ -222,6 +222,8 @@ enum Kernel {
     Stem {
         packed: Tensor,
         bias: Tensor,
+        /// The input channels the weight was packed for.
+        cin: i64,
         /// The kernel's height and width.
         size: [i64; 2],
     },
@@ -271,13 +273,21 @@ impl Kernel {
                 ffi::grouped_conv(x, packed, bias, g.stride[0], *cpg, relu)
             }
             (Kernel::Winograd { packed, bias }, None) => ffi::winograd_conv(x, packed, bias, relu),
-            (Kernel::Stem { packed, bias, size }, pool) => {
+            (
+                Kernel::Stem {
+                    packed,
+                    bias,
+                    cin,
+                    size,
+                },
+                pool,
+            ) => {
                 let pool = pool.map(|p| ffi::PoolGeometry {
                     kernel: p.kernel,
                     stride: [p.stride, p.stride],
                     pad: p.pad,
                 });
-                ffi::stem_conv(x, packed, bias, *size, g, pool.as_ref(), relu)
+                ffi::stem_conv(x, packed, bias, *cin, *size, g, pool.as_ref(), relu)
             }
             (_, Some(_)) => Err(TchError::Torch(
                 "inference plan: only the stem kernel fuses a max-pool".into(),
@@ -937,7 +947,8 @@ impl Inference {
 ///   C_in a multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (bf16) or AVX-512 (fp32),
 ///   unless [`Options::winograd`] is `Never`;
 /// - the stem kernel: bf16 channels-last, one group, C_out a multiple of 32, a kernel row of at
-///   most 32 values (width × C_in, C_in padded to make it even), on a CPU with AMX, unless
+///   most 32 values (width × C_in, C_in padded to make it even; wider than 1, so a narrow 1×1
+///   keeps oneDNN's matmul as its alternative), on a CPU with AMX, unless
 ///   [`Options::stem_kernel`] is `Never`; never with a fused residual add.
 fn own_kernel(
     options: &Options,
@@ -956,6 +967,7 @@ fn own_kernel(
         && options.stem_kernel != Choice::Never
         && !add
         && spec.groups == 1
+        && spec.kernel[1] > 1
         && spec.cout % 32 == 0
         && ffi::stem_supported(spec.cin, spec.kernel[1]);
     #[cfg(target_arch = "x86_64")]
@@ -964,6 +976,7 @@ fn own_kernel(
         return Some(Kernel::Stem {
             packed,
             bias: bias(),
+            cin: spec.cin,
             size: spec.kernel,
         });
     }
@@ -1429,7 +1442,7 @@ mod tests {
         // ([batch, C_in, C_out, H, W], [kernel, stride, padding], ReLU, the pool's kernel,
         // stride and padding)
         type Case = ([i64; 5], [i64; 3], bool, Option<([i64; 2], i64, [i64; 2])>);
-        let cases: [Case; 6] = [
+        let cases: [Case; 8] = [
             (
                 [2, 3, 64, 64, 70],
                 [7, 2, 3],
@@ -1461,6 +1474,20 @@ mod tests {
                 true,
                 Some(([3, 3], 2, [1, 1])),
             ),
+            // Pool windows that reach back across strips of 32 columns (the last strip
+            // narrower than the window).
+            (
+                [1, 3, 32, 40, 150],
+                [7, 2, 3],
+                true,
+                Some(([3, 5], 3, [1, 2])),
+            ),
+            (
+                [2, 3, 32, 12, 68],
+                [7, 2, 3],
+                false,
+                Some(([2, 5], 1, [1, 2])),
+            ),
         ];
         for ([n, cin, cout, h, w], [k, stride, pad], relu, pool) in cases {
             let x = bf(Tensor::randn([n, cin, h, w], cpu));
@@ -1486,7 +1513,7 @@ mod tests {
                 groups: 1,
             };
             let xs = channels_last(&x);
-            let y = ffi::stem_conv(&xs, &packed, &b, [k, k], &g, None, relu).unwrap();
+            let y = ffi::stem_conv(&xs, &packed, &b, cin, [k, k], &g, None, relu).unwrap();
             assert_eq!(y.size(), reference.size());
             assert!(is_channels_last(&y));
             let err = (&y.to_kind(Kind::Float) - &reference)
@@ -1502,7 +1529,8 @@ mod tests {
                     pad: p,
                 };
                 let fused =
-                    ffi::stem_conv(&xs, &packed, &b, [k, k], &g, Some(&geometry), relu).unwrap();
+                    ffi::stem_conv(&xs, &packed, &b, cin, [k, k], &g, Some(&geometry), relu)
+                        .unwrap();
                 let pooled = y.max_pool2d(kernel, [s, s], p, [1, 1], false);
                 assert_eq!(fused.size(), pooled.size());
                 assert!(is_channels_last(&fused));
@@ -1512,7 +1540,8 @@ mod tests {
                 );
             }
         }
-        // What it refuses: fp32 input, a weight it did not pack, a bias of the wrong length.
+        // What it refuses: fp32 input, a weight it did not pack, a bias of the wrong length,
+        // an input with other channels than the weight's, a pool wider than 32.
         let x = channels_last(&bf(Tensor::randn([1, 3, 32, 32], cpu)));
         let wt = Tensor::randn([64, 3, 7, 7], cpu);
         let packed = ffi::stem_pack(&wt).unwrap();
@@ -1524,12 +1553,24 @@ mod tests {
             groups: 1,
         };
         let run = |x: &Tensor, p: &Tensor, b: &Tensor| {
-            ffi::stem_conv(x, p, b, [7, 7], &g, None, true).map(|_| ())
+            ffi::stem_conv(x, p, b, 3, [7, 7], &g, None, true).map(|_| ())
         };
         assert!(run(&x, &packed, &b).is_ok());
         assert!(run(&x.to_kind(Kind::Float), &packed, &b).is_err());
         assert!(run(&x, &wt, &b).is_err());
         assert!(run(&x, &packed, &Tensor::zeros([32], cpu)).is_err());
+        // An input with other channels than the weight's (4 and 3 both pad to 4).
+        let x4 = channels_last(&bf(Tensor::randn([1, 4, 32, 32], cpu)));
+        assert!(run(&x4, &packed, &b).is_err());
+        // A pool wider than its strips' carried columns reach is refused, not misread.
+        let wide = ffi::PoolGeometry {
+            kernel: [3, 40],
+            stride: [2, 2],
+            pad: [1, 1],
+        };
+        let x96 = channels_last(&bf(Tensor::randn([1, 3, 96, 96], cpu)));
+        let pooled = ffi::stem_conv(&x96, &packed, &b, 3, [7, 7], &g, Some(&wide), true);
+        assert!(pooled.is_err());
         assert!(ffi::stem_pack(&Tensor::randn([48, 3, 7, 7], cpu)).is_err());
     }
 
