@@ -1,7 +1,8 @@
 //! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
 //! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
 //! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32), and on a CPU with AMX
-//! of both networks' stem with its max-pool (the stem kernel, bf16). Writes its table into
+//! of resnet50's dense 3×3s on the AMX direct kernel and of both networks' stem with its
+//! max-pool (the stem kernel), in bf16. Writes its table into
 //! BENCHMARKS.md (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
 //!
 //! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
@@ -106,18 +107,20 @@ fn main() {
             tch::manual_seed(0);
             let vs = VarStore::new(device);
             let net = Network::new(&vs.root(), &compiled);
-            let plan = |choice: Choice| {
+            let plan = |choice: Choice, direct_kernel: Choice| {
                 Inference::new(
                     &net,
                     Options {
                         kind,
                         winograd: choice,
                         grouped_kernel: choice,
+                        direct_kernel,
                         ..Options::default()
                     },
                 )
             };
-            let (ours, onednn) = (plan(Choice::Always), plan(Choice::Never));
+            let never = Choice::Never;
+            let (ours, onednn) = (plan(Choice::Always, never), plan(never, never));
             let x = Tensor::randn([batch, c, hw, hw], (Kind::Float, device));
             let (ours_ms, onednn_ms) = alternate(&ours, &onednn, &x, rounds, passes, CHAIN);
             let flops = 2.0 * compiled.report.total.macs as f64 * batch as f64 / CHAIN as f64;
@@ -141,6 +144,20 @@ fn main() {
                     t.2 += onednn_ms * count as f64;
                 }
                 None => totals.push((net_name, ours_ms * count as f64, onednn_ms * count as f64)),
+            }
+            // On AMX the dense bf16 3×3s also have the direct kernel (`csrc/direct.cpp`).
+            if kind == Kind::BFloat16 && amx && groups == 1 {
+                let direct = plan(never, Choice::Always);
+                let (direct_ms, onednn_ms) = alternate(&direct, &onednn, &x, rounds, passes, CHAIN);
+                let _ = writeln!(
+                    rows,
+                    "| {net_name} | {name} | 3×3, {c} channels, dense, at {hw}×{hw} | {count} | direct (AMX) | {direct_ms:.2} ms | {onednn_ms:.2} ms ({:.0} GFLOP/s) | **{:.2}** |",
+                    flops / (onednn_ms * 1e-3) / 1e9,
+                    direct_ms / onednn_ms,
+                );
+                eprintln!(
+                    "{net_name} {name} {c}ch {hw}x{hw}: direct {direct_ms:.2} ms, oneDNN {onednn_ms:.2} ms"
+                );
             }
         }
         // The stem (7×7/2 on RGB, then the 3×3/2 max-pool): the AMX stem kernel with the pool
@@ -195,7 +212,7 @@ fn main() {
         for (net, ours, onednn) in totals {
             let _ = writeln!(
                 rows,
-                "| {net} | {name} | the above at batch {batch}, each as often as the network has it | | | {ours:.1} ms | {onednn:.1} ms | **{:.2}** |",
+                "| {net} | {name} | the above at batch {batch} but the direct (AMX) rows, each as often as the network has it | | | {ours:.1} ms | {onednn:.1} ms | **{:.2}** |",
                 ours / onednn
             );
         }

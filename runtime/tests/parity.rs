@@ -195,8 +195,9 @@ fn inference_mode_matches_eval_mode() {
 /// measured) against torchvision's eval-mode logits, next to the same plan with oneDNN's direct
 /// convolutions. The kernel rounds its transformed input to bf16, one rounding more per 3×3 than
 /// a direct convolution; over the whole network that stays within the spread of bf16's other
-/// roundings: within 1.2 times the direct plan's error. In fp32 it stays within 1e-5, as every
-/// fp32 plan does; ResNet-18 checks the residual add fused into it.
+/// roundings: within 1.2 times the direct plan's error. So does the AMX direct 3×3 kernel forced
+/// on (bf16). In fp32 the Winograd kernel stays within 1e-5, as every fp32 plan does; ResNet-18
+/// checks the residual add fused into it.
 #[test]
 fn winograd_plan_matches_eval_mode() {
     let c = compile("resnet/resnet50.arch", &[]);
@@ -205,10 +206,12 @@ fn winograd_plan_matches_eval_mode() {
     let x = get(&io, "input");
     let reference = get(&io, "head");
     let err = |options: Options| rel_l2(&Inference::new(&net, options).forward(x), reference);
-    // oneDNN's matmul for the 1×1s off, so that only the 3×3s differ between the plans.
+    // oneDNN's matmul for the 1×1s and the AMX direct 3×3 off, so that only the 3×3s differ
+    // between the plans.
     let bf16 = Options {
         kind: Kind::BFloat16,
         matmul: Choice::Never,
+        direct_kernel: Choice::Never,
         ..Options::default()
     };
     let plain = err(Options {
@@ -223,6 +226,13 @@ fn winograd_plan_matches_eval_mode() {
     for options in [
         Options {
             winograd: Choice::Always,
+            ..bf16
+        },
+        // The AMX direct 3×3 kernel (on a CPU with AMX; oneDNN elsewhere): one rounding, as
+        // oneDNN's.
+        Options {
+            winograd: Choice::Never,
+            direct_kernel: Choice::Always,
             ..bf16
         },
         Options {

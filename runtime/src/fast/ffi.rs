@@ -1,7 +1,8 @@
 //! The crate's one foreign-function boundary: `csrc/onednn.cpp` (libtorch's oneDNN operators
 //! that tch does not bind, called through libtorch's dispatcher), `csrc/peak.cpp` (the
 //! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/winograd.cpp` (the
-//! Winograd kernel for dense 3×3s), `csrc/stem.cpp` (the AMX stem kernel), `csrc/layout.cpp`
+//! Winograd kernel for dense 3×3s), `csrc/stem.cpp` (the AMX stem kernel), `csrc/direct.cpp` (the AMX direct 3×3
+//! kernel), `csrc/layout.cpp`
 //! (max-pooling and the input's conversion to channels-last), `csrc/sgd.cpp` (PyTorch's fused
 //! SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a
 //! pointer to a `torch::Tensor`; the C++ side catches every exception and returns its message, so
@@ -86,6 +87,18 @@ unsafe extern "C" {
         bias: *const C_tensor,
         stride: i64,
         cpg: i64,
+        relu: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_direct_supported() -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_direct_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_direct_conv(
+        x: *const C_tensor,
+        packed: *const C_tensor,
+        bias: *const C_tensor,
         relu: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
@@ -476,6 +489,48 @@ pub(crate) fn grouped_conv(
             bias.as_ptr(),
             stride,
             cpg,
+            c_int::from(relu),
+            out,
+        )
+    })
+}
+
+/// Whether this CPU runs `csrc/direct.cpp`'s bf16 AMX 3×3 kernel.
+pub(crate) fn direct_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_direct_supported() != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A 3×3 OIHW weight (channels multiples of 32) packed for the direct kernel.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn direct_pack(weight: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_direct_pack(weight.as_ptr(), out) })
+}
+
+/// `relu?(conv3x3(x) + bias)`, stride 1, padding 1, on bf16 channels-last `x` with a weight from
+/// [`direct_pack`]; bf16 channels-last.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn direct_conv(
+    x: &Tensor,
+    packed: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts
+    // and sizes before reading them; `out` is written once on success.
+    returning(|out| unsafe {
+        archc_direct_conv(
+            x.as_ptr(),
+            packed.as_ptr(),
+            bias.as_ptr(),
             c_int::from(relu),
             out,
         )

@@ -89,6 +89,13 @@ pub struct Options {
     /// faster, timed once per input shape against oneDNN's convolution and this crate's
     /// max-pool).
     pub stem_kernel: Choice,
+    /// When a bf16 dense 3×3 convolution with stride 1 and padding 1 (C_in and C_out multiples
+    /// of 32) runs on this crate's AMX kernel (`csrc/direct.cpp`: an implicit matrix product
+    /// over the zero-padded input, faster than oneDNN's on the late stages' small maps) instead
+    /// of oneDNN (with `onednn` and `channels_last`, on a CPU with AMX, where it replaces the
+    /// Winograd kernel as the alternative unless `winograd` is `Always`; `Measure`: the faster,
+    /// timed once per convolution and input shape).
+    pub direct_kernel: Choice,
 }
 
 /// Which of two implementations runs.
@@ -114,6 +121,7 @@ impl Default for Options {
             matmul: Choice::Measure,
             winograd: Choice::Measure,
             stem_kernel: Choice::Measure,
+            direct_kernel: Choice::Measure,
         }
     }
 }
@@ -206,8 +214,8 @@ enum FStep {
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
 /// 3×3 kernel for narrow groups (`csrc/grouped.cpp`, bf16 or fp32), the Winograd kernel for
-/// dense 3×3s (`csrc/winograd.cpp`, bf16 or fp32) or the AMX stem kernel (`csrc/stem.cpp`,
-/// bf16).
+/// dense 3×3s (`csrc/winograd.cpp`, bf16 or fp32), the AMX direct 3×3 kernel
+/// (`csrc/direct.cpp`, bf16) or the AMX stem kernel (`csrc/stem.cpp`, bf16).
 #[derive(Debug)]
 enum Kernel {
     Grouped {
@@ -216,6 +224,10 @@ enum Kernel {
         cpg: i64,
     },
     Winograd {
+        packed: Tensor,
+        bias: Tensor,
+    },
+    Direct {
         packed: Tensor,
         bias: Tensor,
     },
@@ -236,6 +248,7 @@ impl Kernel {
             Kernel::Grouped { .. } => options.grouped_kernel,
             Kernel::Winograd { .. } => options.winograd,
             Kernel::Stem { .. } => options.stem_kernel,
+            Kernel::Direct { .. } => options.direct_kernel,
         }
     }
 
@@ -273,6 +286,7 @@ impl Kernel {
                 ffi::grouped_conv(x, packed, bias, g.stride[0], *cpg, relu)
             }
             (Kernel::Winograd { packed, bias }, None) => ffi::winograd_conv(x, packed, bias, relu),
+            (Kernel::Direct { packed, bias }, None) => ffi::direct_conv(x, packed, bias, relu),
             (
                 Kernel::Stem {
                     packed,
@@ -946,6 +960,10 @@ impl Inference {
 /// - the Winograd kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1, one group,
 ///   C_in a multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (bf16) or AVX-512 (fp32),
 ///   unless [`Options::winograd`] is `Never`;
+/// - the direct 3×3 kernel, before the Winograd kernel where both apply: bf16 channels-last,
+///   3×3, padding 1, stride 1, one group, C_in and C_out multiples of 32, on a CPU with AMX,
+///   unless [`Options::direct_kernel`] is `Never` or [`Options::winograd`] is `Always`; never
+///   with a fused residual add;
 /// - the stem kernel: bf16 channels-last, one group, C_out a multiple of 32, a kernel row of at
 ///   most 32 values (width × C_in, C_in padded to make it even; wider than 1, so a narrow 1×1
 ///   keeps oneDNN's matmul as its alternative), on a CPU with AMX, unless
@@ -997,6 +1015,14 @@ fn own_kernel(
         } else {
             ffi::grouped_f32_supported(cpg)
         };
+    let dense = spec.groups == 1 && spec.stride == 1 && !add;
+    let direct = bf16
+        && dense
+        && options.direct_kernel != Choice::Never
+        && options.winograd != Choice::Always
+        && spec.cin % 32 == 0
+        && spec.cout % 32 == 0
+        && ffi::direct_supported();
     let winograd = options.winograd != Choice::Never
         && spec.groups == 1
         && spec.stride == 1
@@ -1018,6 +1044,13 @@ fn own_kernel(
                 cpg,
             });
         }
+        if direct {
+            let packed = ffi::direct_pack(w).ok()?;
+            return Some(Kernel::Direct {
+                packed,
+                bias: bias(),
+            });
+        }
         if winograd {
             let packed = ffi::winograd_pack(w, bf16).ok()?;
             return Some(Kernel::Winograd {
@@ -1029,7 +1062,7 @@ fn own_kernel(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (grouped, winograd, bias);
+        let _ = (grouped, winograd, direct, bias);
         None
     }
 }
@@ -1572,6 +1605,68 @@ mod tests {
         let pooled = ffi::stem_conv(&x96, &packed, &b, 3, [7, 7], &g, Some(&wide), true);
         assert!(pooled.is_err());
         assert!(ffi::stem_pack(&Tensor::randn([48, 3, 7, 7], cpu)).is_err());
+    }
+
+    /// The AMX direct 3×3 kernel against libtorch's convolution of the same bf16 values
+    /// (computed in fp32): late-stage and odd shapes (maps narrower than a tile, one pixel, more
+    /// output than input channels), with and without ReLU, within bf16's rounding of the output.
+    /// Refuses what it does not take.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn direct_kernel_matches_libtorch() {
+        if !ffi::direct_supported() {
+            eprintln!("this CPU has no AMX: the direct kernel does not run here");
+            return;
+        }
+        tch::manual_seed(4);
+        let cpu = (Kind::Float, Device::Cpu);
+        let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
+        // [batch, C_in, C_out, H, W], ReLU
+        for ([n, cin, cout, h, w], relu) in [
+            ([2, 512, 512, 7, 7], true),
+            ([1, 256, 256, 14, 14], false),
+            ([3, 32, 64, 5, 9], true),
+            ([1, 64, 32, 1, 1], true),
+            ([2, 96, 64, 13, 11], false),
+        ] {
+            let x = bf(Tensor::randn([n, cin, h, w], cpu));
+            let wt = bf(Tensor::randn([cout, cin, 3, 3], cpu) * 0.05);
+            let b = Tensor::randn([cout], cpu);
+            let mut reference = x.to_kind(Kind::Float).conv2d(
+                &wt.to_kind(Kind::Float),
+                Some(&b),
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+            );
+            if relu {
+                reference = reference.relu();
+            }
+            let packed = ffi::direct_pack(&wt).unwrap();
+            let y = ffi::direct_conv(&channels_last(&x), &packed, &b, relu).unwrap();
+            assert_eq!(y.size(), reference.size());
+            assert!(is_channels_last(&y));
+            let err = (&y.to_kind(Kind::Float) - &reference)
+                .norm()
+                .double_value(&[])
+                / reference.norm().double_value(&[]);
+            println!("{n}x{cin}x{h}x{w} -> {cout}: {err:.2e}");
+            assert!(err < 4e-3, "{n}x{cin}x{h}x{w} -> {cout}: {err:.2e}");
+        }
+        // What it refuses: fp32 input, other channels than the weight's, a foreign weight, a
+        // bias of the wrong length; channels that are not multiples of 32.
+        let x = channels_last(&bf(Tensor::randn([1, 64, 7, 7], cpu)));
+        let wt = Tensor::randn([64, 64, 3, 3], cpu);
+        let packed = ffi::direct_pack(&wt).unwrap();
+        let b = Tensor::zeros([64], cpu);
+        assert!(ffi::direct_conv(&x, &packed, &b, true).is_ok());
+        assert!(ffi::direct_conv(&x.to_kind(Kind::Float), &packed, &b, true).is_err());
+        let x96 = channels_last(&bf(Tensor::randn([1, 96, 7, 7], cpu)));
+        assert!(ffi::direct_conv(&x96, &packed, &b, true).is_err());
+        assert!(ffi::direct_conv(&x, &wt, &b, true).is_err());
+        assert!(ffi::direct_conv(&x, &packed, &Tensor::zeros([32], cpu), true).is_err());
+        assert!(ffi::direct_pack(&Tensor::randn([48, 64, 3, 3], cpu)).is_err());
     }
 
     /// The fp32 grouped kernel against libtorch's fp32 grouped convolution: 4 and 8 channels
