@@ -7,7 +7,8 @@
 //! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
 //! the pooling and input-layout kernels (`csrc/layout.cpp`), and the peak-FLOP/s probe
 //! (`csrc/peak.cpp`), on x86-64 the bf16 and fp32 grouped-convolution kernel
-//! (`csrc/grouped.cpp`) and the bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), the AMX kernels for a network's stem (`csrc/stem.cpp`) and for dense 3×3s (`csrc/direct.cpp`), and
+//! (`csrc/grouped.cpp`) and the bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), the AMX kernels for a network's stem (`csrc/stem.cpp`), for dense 3×3s (`csrc/direct.cpp`) and
+//! for a block's last 1×1 with its projection shortcut (`csrc/pointwise.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/winograd.cpp");
     println!("cargo:rerun-if-changed=csrc/stem.cpp");
     println!("cargo:rerun-if-changed=csrc/direct.cpp");
+    println!("cargo:rerun-if-changed=csrc/pointwise.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
     println!("cargo:rerun-if-changed=csrc/amx.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
@@ -119,6 +121,10 @@ fn main() {
             .flag("-fopenmp")
             .file("csrc/direct.cpp")
             .compile("archc_direct");
+        cpp()
+            .flag("-fopenmp")
+            .file("csrc/pointwise.cpp")
+            .compile("archc_pointwise");
         cpp().file("csrc/peak.cpp").compile("archc_peak");
     }
 }

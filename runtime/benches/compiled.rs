@@ -194,13 +194,15 @@ fn main() {
                     ..options
                 },
             );
-            // oneDNN for every convolution: what our grouped, Winograd, direct and stem kernels add.
+            // oneDNN for every convolution: what our grouped, Winograd, direct, stem and pointwise
+            // kernels add.
             let onednn_only = (!cuda).then(|| {
                 let never = Options {
                     grouped_kernel: Choice::Never,
                     winograd: Choice::Never,
                     stem_kernel: Choice::Never,
                     direct_kernel: Choice::Never,
+                    pointwise_kernel: Choice::Never,
                     ..options
                 };
                 Inference::new(&net, never)
@@ -324,7 +326,7 @@ fn main() {
     body.push_str(if cuda {
         "\n| model | precision | batch | inference mode, one CUDA graph | torch.compile (inductor, frozen, reduce-overhead) | ratio | – | inference mode without the graph | TFLOP/s | of peak | our plan + cuDNN autotuning + capture | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     } else {
-        "\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | ours, oneDNN for every convolution (no grouped, Winograd, direct or stem kernel) | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "\n| model | precision | batch | inference mode | torch.compile (inductor, frozen) | ratio | ours, oneDNN for every convolution (no grouped, Winograd, direct, stem or pointwise kernel) | previous inference mode (no oneDNN fusion) | TFLOP/s | of peak | our plan + packing | inductor compile |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     });
     body.push_str(&rows);
     let kept = std::env::var_os("MALLOC_MMAP_MAX_").is_some();

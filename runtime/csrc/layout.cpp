@@ -246,6 +246,55 @@ char *archc_max_pool_nhwc(const at::Tensor *x, const int64_t *kernel, const int6
   });
 }
 
+// adaptive_avg_pool2d(x, 1) on a channels-last bf16 or fp32 CPU tensor: each channel's mean over
+// the map, summed in fp32 pixel by pixel and divided by the pixel count, as libtorch's
+// channels-last kernel does; the result [N, C, 1, 1] has x's type.
+char *archc_global_avg_pool_nhwc(const at::Tensor *x, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(x->device().is_cpu() && x->dim() == 4 &&
+                    x->is_contiguous(at::MemoryFormat::ChannelsLast),
+                "average-pool kernel: input must be a 4-d channels-last CPU tensor");
+    const bool bf16 = x->scalar_type() == at::kBFloat16;
+    TORCH_CHECK(bf16 || x->scalar_type() == at::kFloat,
+                "average-pool kernel: input must be bf16 or fp32");
+    const int64_t n = x->size(0), c = x->size(1), hw = x->size(2) * x->size(3);
+    TORCH_CHECK(hw > 0, "average-pool kernel: an empty map");
+    at::Tensor y = at::empty({n, c, 1, 1}, x->options());
+    constexpr int64_t kChunk = 256;  // channels per work item
+    const int64_t chunks = (c + kChunk - 1) / kChunk;
+    const float count = static_cast<float>(hw);
+    const c10::BFloat16 *xb = bf16 ? x->data_ptr<c10::BFloat16>() : nullptr;
+    const float *xf = bf16 ? nullptr : x->data_ptr<float>();
+    c10::BFloat16 *yb = bf16 ? y.data_ptr<c10::BFloat16>() : nullptr;
+    float *yf = bf16 ? nullptr : y.data_ptr<float>();
+    at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
+      float acc[kChunk];
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / chunks, c0 = (item % chunks) * kChunk;
+        const int64_t len = std::min(kChunk, c - c0);
+        std::fill(acc, acc + len, 0.f);
+        for (int64_t p = 0; p < hw; ++p) {
+          const int64_t at = (b * hw + p) * c + c0;
+          if (bf16) {
+            const c10::BFloat16 *src = xb + at;
+            for (int64_t k = 0; k < len; ++k) acc[k] += static_cast<float>(src[k]);
+          } else {
+            const float *src = xf + at;
+            for (int64_t k = 0; k < len; ++k) acc[k] += src[k];
+          }
+        }
+        for (int64_t k = 0; k < len; ++k) {
+          if (bf16)
+            yb[b * c + c0 + k] = c10::BFloat16(acc[k] / count);
+          else
+            yf[b * c + c0 + k] = acc[k] / count;
+        }
+      }
+    });
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
 // A contiguous fp32 NCHW CPU tensor converted to `bf16` (else fp32) in channels-last storage:
 // what `empty(N, H, W, C).copy_(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)` gives.
 char *archc_to_channels_last(const at::Tensor *x, int bf16, at::Tensor **out) {

@@ -137,7 +137,8 @@ fn inference_mode_matches_eval_mode() {
         bf16[1]
     );
     // The grouped kernel, oneDNN's matmul for the bf16 1×1s (with and without the fused
-    // residual add) and the stem kernel (with the max-pool fused in, on a CPU with AMX), each
+    // residual add), the stem kernel (with the max-pool fused in, on a CPU with AMX) and the
+    // pointwise kernel (each stage's first block's last 1×1 with its shortcut, AMX), each
     // forced on and off (measured, they run only where they are faster).
     let bf16_options = Options {
         kind: Kind::BFloat16,
@@ -156,7 +157,11 @@ fn inference_mode_matches_eval_mode() {
             stem_kernel: choice,
             ..bf16_options
         };
-        for options in [grouped, matmul, stem] {
+        let pointwise = Options {
+            pointwise_kernel: choice,
+            ..bf16_options
+        };
+        for options in [grouped, matmul, stem, pointwise] {
             let err = rel_l2(&Inference::new(&net, options).forward(x), reference);
             println!("{options:?}: relative L2 error {err:.3e}");
             assert!(err <= bf16[1] * 1.1, "{options:?}: {err:.3e}");
@@ -195,8 +200,8 @@ fn inference_mode_matches_eval_mode() {
 /// measured) against torchvision's eval-mode logits, next to the same plan with oneDNN's direct
 /// convolutions. The kernel rounds its transformed input to bf16, one rounding more per 3×3 than
 /// a direct convolution; over the whole network that stays within the spread of bf16's other
-/// roundings: within 1.2 times the direct plan's error. So does the AMX direct 3×3 kernel forced
-/// on (bf16). In fp32 the Winograd kernel stays within 1e-5, as every fp32 plan does; ResNet-18
+/// roundings: within 1.2 times the direct plan's error. So do the AMX direct 3×3 kernel and the
+/// AMX pointwise kernel (a block's last 1×1 with its projection shortcut) forced on (bf16). In fp32 the Winograd kernel stays within 1e-5, as every fp32 plan does; ResNet-18
 /// checks the residual add fused into it.
 #[test]
 fn winograd_plan_matches_eval_mode() {
@@ -206,12 +211,13 @@ fn winograd_plan_matches_eval_mode() {
     let x = get(&io, "input");
     let reference = get(&io, "head");
     let err = |options: Options| rel_l2(&Inference::new(&net, options).forward(x), reference);
-    // oneDNN's matmul for the 1×1s and the AMX direct 3×3 off, so that only the 3×3s differ
-    // between the plans.
+    // oneDNN's matmul for the 1×1s, the AMX direct 3×3 and the pointwise kernel off, so that
+    // only the 3×3s differ between the plans.
     let bf16 = Options {
         kind: Kind::BFloat16,
         matmul: Choice::Never,
         direct_kernel: Choice::Never,
+        pointwise_kernel: Choice::Never,
         ..Options::default()
     };
     let plain = err(Options {
@@ -233,6 +239,14 @@ fn winograd_plan_matches_eval_mode() {
         Options {
             winograd: Choice::Never,
             direct_kernel: Choice::Always,
+            ..bf16
+        },
+        // The AMX pointwise kernel for each stage's first block (on a CPU with AMX; oneDNN
+        // elsewhere): the shortcut's output is not rounded to bf16 before the add, one rounding
+        // fewer.
+        Options {
+            winograd: Choice::Never,
+            pointwise_kernel: Choice::Always,
             ..bf16
         },
         Options {

@@ -2,7 +2,7 @@
 //! that tch does not bind, called through libtorch's dispatcher), `csrc/peak.cpp` (the
 //! peak-FLOP/s probe), `csrc/grouped.cpp` (the grouped 3×3 kernel), `csrc/winograd.cpp` (the
 //! Winograd kernel for dense 3×3s), `csrc/stem.cpp` (the AMX stem kernel), `csrc/direct.cpp` (the AMX direct 3×3
-//! kernel), `csrc/layout.cpp`
+//! kernel), `csrc/pointwise.cpp` (the AMX 1×1 kernel with a second input), `csrc/layout.cpp`
 //! (max-pooling and the input's conversion to channels-last), `csrc/sgd.cpp` (PyTorch's fused
 //! SGD) and `csrc/cuda_graph.cpp` (PyTorch's CUDA graphs). Tensors cross it as tch passes them, a
 //! pointer to a `torch::Tensor`; the C++ side catches every exception and returns its message, so
@@ -103,6 +103,21 @@ unsafe extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     #[cfg(target_arch = "x86_64")]
+    fn archc_pointwise_supported() -> c_int;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_pointwise_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
+    fn archc_pointwise_conv(
+        x: *const C_tensor,
+        x2: *const C_tensor,
+        stride2: i64,
+        packed: *const C_tensor,
+        bias: *const C_tensor,
+        other: *mut C_tensor,
+        relu: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    #[cfg(target_arch = "x86_64")]
     fn archc_stem_supported(cin: i64, kw: i64) -> c_int;
     #[cfg(target_arch = "x86_64")]
     fn archc_stem_pack(weight: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
@@ -145,6 +160,7 @@ unsafe extern "C" {
     ) -> *mut c_char;
     #[cfg(test)]
     fn archc_layout_vectors(on: c_int) -> c_int;
+    fn archc_global_avg_pool_nhwc(x: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     fn archc_to_channels_last(
         x: *const C_tensor,
         bf16: c_int,
@@ -393,6 +409,15 @@ pub(crate) fn max_pool_nhwc(
     })
 }
 
+/// Each channel's mean over the map of a bf16 or fp32 channels-last CPU tensor, by
+/// `csrc/layout.cpp` (summed in fp32 pixel by pixel, as libtorch's channels-last kernel does):
+/// `adaptive_avg_pool2d(x, 1)`, [N, C, 1, 1] of x's type.
+pub(crate) fn global_avg_pool_nhwc(x: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call and checked on the C++ side; `out` is written
+    // once on success.
+    returning(|out| unsafe { archc_global_avg_pool_nhwc(x.as_ptr(), out) })
+}
+
 /// A contiguous fp32 NCHW CPU batch converted, in one pass, to bf16 (`bf16`) or fp32 in
 /// channels-last storage; bf16 rounds to nearest even, as libtorch does.
 pub(crate) fn to_channels_last(x: &Tensor, bf16: bool) -> Result<Tensor, TchError> {
@@ -531,6 +556,61 @@ pub(crate) fn direct_conv(
             x.as_ptr(),
             packed.as_ptr(),
             bias.as_ptr(),
+            c_int::from(relu),
+            out,
+        )
+    })
+}
+
+/// Whether this CPU runs `csrc/pointwise.cpp`'s bf16 AMX 1×1 kernel.
+pub(crate) fn pointwise_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: takes and returns plain values.
+        unsafe { archc_pointwise_supported() != 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A 1×1 OIHW weight (channels multiples of 32) packed for the pointwise kernel.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn pointwise_pack(weight: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
+    returning(|out| unsafe { archc_pointwise_pack(weight.as_ptr(), out) })
+}
+
+/// `relu?(W · [x | x2 at stride s] + bias (+ other))` on bf16 channels-last inputs, with a
+/// weight from [`pointwise_pack`] over both inputs' channels: `x2` (with its stride) is read at
+/// pixel (s·oy, s·ox) of its map. With `other` the result is written into it (and returned);
+/// else a new bf16 channels-last tensor.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn pointwise_conv(
+    x: &Tensor,
+    x2: Option<(&Tensor, i64)>,
+    packed: &Tensor,
+    bias: &Tensor,
+    other: Option<&mut Tensor>,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    let (x2, stride2) = match x2 {
+        Some((t, s)) => (t.as_ptr(), s),
+        None => (std::ptr::null(), 1),
+    };
+    let other = other.map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
+    // SAFETY: the tensors are borrowed for the call (`other` mutably, so no one else reads it
+    // while the kernel writes it); the kernel checks their dtypes, layouts and sizes before
+    // reading them; `out` is written once on success.
+    returning(|out| unsafe {
+        archc_pointwise_conv(
+            x.as_ptr(),
+            x2,
+            stride2,
+            packed.as_ptr(),
+            bias.as_ptr(),
+            other,
             c_int::from(relu),
             out,
         )

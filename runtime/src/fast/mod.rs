@@ -96,6 +96,13 @@ pub struct Options {
     /// Winograd kernel as the alternative unless `winograd` is `Always`; `Measure`: the faster,
     /// timed once per convolution and input shape).
     pub direct_kernel: Choice,
+    /// When a bottleneck block's last 1×1 convolution and its projection shortcut (a 1×1 with
+    /// stride 1 or 2), both bf16 with channels multiples of 32, run as one matrix product over
+    /// both inputs on this crate's AMX kernel (`csrc/pointwise.cpp`: the shortcut's output is
+    /// never written and read back; the two are summed in fp32 before one rounding to bf16)
+    /// instead of two oneDNN convolutions (with `onednn` and `channels_last`, on a CPU with AMX;
+    /// `Measure`: the faster, timed once per block and input shape).
+    pub pointwise_kernel: Choice,
 }
 
 /// Which of two implementations runs.
@@ -122,6 +129,7 @@ impl Default for Options {
             winograd: Choice::Measure,
             stem_kernel: Choice::Measure,
             direct_kernel: Choice::Measure,
+            pointwise_kernel: Choice::Measure,
         }
     }
 }
@@ -210,6 +218,26 @@ enum FStep {
         index: i64,
         parts: i64,
     },
+    /// `relu?(conv_main(x) + conv_short(x2))` (biases included): a bottleneck block's last 1×1
+    /// convolution (stride 1, on the node's first input) and its projection shortcut (a 1×1 on
+    /// the block's input, the second), built where the pointwise kernel takes them: it runs the
+    /// two as one product (`packed`, over both inputs' channels, with the summed `bias`), or as
+    /// two oneDNN convolutions where that measured faster.
+    Shortcut {
+        main: Part,
+        short: Part,
+        relu: bool,
+        packed: Tensor,
+        bias: Tensor,
+    },
+}
+
+/// A convolution's folded weight (prepared for the plan), bias and geometry.
+#[derive(Debug)]
+struct Part {
+    w: Tensor,
+    b: Option<Tensor>,
+    g: Geometry,
 }
 
 /// A convolution's own kernel in this crate, with its packed weights and fp32 bias: the grouped
@@ -344,6 +372,9 @@ enum Packed {
     Matmul(Tensor),
     /// The step's [`Kernel`].
     Kernel,
+    /// A [`FStep::Shortcut`] as two oneDNN convolutions, the main one's weight packed for the
+    /// shape first (the shortcut's output then takes the main one's result as a fused add).
+    Pair(Tensor, Tensor),
     /// CUDA: cuDNN's fused convolution + bias (+ residual) + ReLU.
     Cudnn,
     /// CUDA: the convolution, then the add and the ReLU as their own operators.
@@ -535,10 +566,24 @@ impl Inference {
         } else {
             HashMap::new()
         };
+        // Adds whose other input is a projection shortcut that joins the block's last 1×1 on the
+        // pointwise kernel: add → (main conv, shortcut conv).
+        let shortcuts: HashMap<usize, (usize, usize)> = fused
+            .iter()
+            .filter_map(|(&add, &(c, other))| {
+                shortcut_fusion(net, &consumers, &options, onednn, add, c, other)
+                    .map(|pair| (add, pair))
+            })
+            .collect();
         // The fused convolutions and their batch-norms: built at their add, not in order.
         let deferred: HashSet<usize> = fused
             .values()
             .flat_map(|&(c, _)| [c, consumers[c][0]])
+            .chain(
+                shortcuts
+                    .values()
+                    .flat_map(|&(m, s)| [m, consumers[m][0], s, consumers[s][0]]),
+            )
             .collect();
         let prep = |t: &Tensor| {
             let t = t.detach().to_kind(options.kind);
@@ -612,6 +657,41 @@ impl Inference {
                     w: vec_kind(&l.ws),
                     b: l.bs.as_ref().map(vec_kind),
                 },
+                Step::Add if shortcuts.contains_key(&i) => {
+                    let (m, s) = shortcuts[&i];
+                    let part = |c: usize| {
+                        let Step::Conv(conv, spec) = &net.nodes[c].step else {
+                            unreachable!("shortcut_fusion picks convolutions")
+                        };
+                        let (w, b, bn) = fold_conv(net, conv, only(c));
+                        (w, b, bn, geometry(spec))
+                    };
+                    let (wm, bm, bnm, gm) = part(m);
+                    let (ws, bs, bns, gs) = part(s);
+                    covers.extend([m, s].into_iter().chain(bnm).chain(bns));
+                    inputs = vec![alias[net.nodes[m].inputs[0]], alias[net.nodes[s].inputs[0]]];
+                    let bias = |b: &Option<Tensor>, w: &Tensor| match b {
+                        Some(b) => b.shallow_clone(),
+                        None => Tensor::zeros([w.size()[0]], (Kind::Float, w.device())),
+                    };
+                    let both = Tensor::cat(&[&wm, &ws], 1);
+                    let packed = pointwise_pack(&both);
+                    FStep::Shortcut {
+                        packed,
+                        bias: (bias(&bm, &wm) + bias(&bs, &ws)).contiguous(),
+                        main: Part {
+                            w: prep(&wm),
+                            b: bm.as_ref().map(vec_kind),
+                            g: gm,
+                        },
+                        short: Part {
+                            w: prep(&ws),
+                            b: bs.as_ref().map(vec_kind),
+                            g: gs,
+                        },
+                        relu: relu_after(i, &mut covers),
+                    }
+                }
                 Step::Add => match fused.get(&i) {
                     // conv → bn → add (→ relu): one convolution with the add as a post-op.
                     Some(&(c, other)) => {
@@ -848,9 +928,9 @@ impl Inference {
                             other
                         }
                         Packed::OneDnn(w) => ffi::conv_pointwise(x, w, b.as_ref(), g, *relu)?,
-                        Packed::Cudnn | Packed::Plain => {
+                        Packed::Cudnn | Packed::Plain | Packed::Pair(..) => {
                             return Err(TchError::Torch(
-                                "inference plan: a CUDA choice on the oneDNN path".into(),
+                                "inference plan: a choice of another step".into(),
                             ));
                         }
                     };
@@ -901,7 +981,29 @@ impl Inference {
                 FStep::Relu => arg(0).f_relu()?,
                 FStep::MaxPool(pool) if self.onednn => max_pool(arg(0), pool)?,
                 FStep::MaxPool(pool) => pool.f_apply(arg(0))?,
+                FStep::AvgPool if self.onednn && is_channels_last(arg(0)) => {
+                    ffi::global_avg_pool_nhwc(arg(0))?
+                }
                 FStep::AvgPool => arg(0).f_adaptive_avg_pool2d([1, 1])?,
+                FStep::Linear { w, b }
+                    if self.onednn
+                        && w.kind() == Kind::BFloat16
+                        && ffi::onednn_linear_available() =>
+                {
+                    // oneDNN's matmul with the weight packed once per batch size (libtorch's
+                    // `linear` reorders it on every call).
+                    let x = arg(0).f_flatten(1, -1)?;
+                    if packed[i].is_none() {
+                        let rows = x.size()[0];
+                        packed[i] = Some(Packed::Matmul(ffi::reorder_linear_weight(w, rows)?));
+                    }
+                    match packed[i].as_ref() {
+                        Some(Packed::Matmul(pw)) => {
+                            ffi::linear_pointwise(&x, pw, b.as_ref(), false)?
+                        }
+                        _ => x.f_linear(w, b.as_ref())?,
+                    }
+                }
                 FStep::Linear { w, b } => arg(0).f_flatten(1, -1)?.f_linear(w, b.as_ref())?,
                 FStep::Add { relu } => {
                     // The branch output dies here: add into it in place.
@@ -919,6 +1021,26 @@ impl Inference {
                     Tensor::f_cat(&parts, 1)?
                 }
                 FStep::Slice { index, parts } => crate::slice_channels(arg(0), *index, *parts),
+                FStep::Shortcut {
+                    main,
+                    short,
+                    relu,
+                    packed: kw,
+                    bias,
+                } => {
+                    let (x, x2) = (arg(0), arg(1));
+                    let stride = short.g.stride[0];
+                    if packed[i].is_none() {
+                        let choice = self.options.pointwise_kernel;
+                        packed[i] = Some(choose_shortcut(
+                            x, x2, main, short, *relu, kw, bias, choice,
+                        )?);
+                    }
+                    match packed[i].as_ref().expect("chosen above") {
+                        Packed::Pair(pm, ps) => shortcut_onednn(x, x2, main, short, *relu, pm, ps)?,
+                        _ => pointwise_conv(x, x2, stride, kw, bias, *relu)?,
+                    }
+                }
             };
             for &f in &node.frees {
                 values[f] = None;
@@ -1065,6 +1187,144 @@ fn own_kernel(
         let _ = (grouped, winograd, direct, bias);
         None
     }
+}
+
+/// The main and shortcut convolutions of add node `add` (fused with conv `c`, its other input
+/// `other`) that the pointwise kernel runs as one product, if it takes them: both inputs of the
+/// add are 1×1 convolutions with one group and no padding, each followed by a batch-norm that
+/// only the add reads, one of them with stride 1 (the main one, on the block's bottleneck), the
+/// other with stride 1 or 2 (the shortcut, on the block's input); bf16, channels-last, channels
+/// multiples of 32, a CPU with AMX, unless [`Options::pointwise_kernel`] is `Never`.
+fn shortcut_fusion(
+    net: &Network,
+    consumers: &[Vec<usize>],
+    options: &Options,
+    onednn: bool,
+    add: usize,
+    c: usize,
+    other: usize,
+) -> Option<(usize, usize)> {
+    if !onednn
+        || options.kind != Kind::BFloat16
+        || !options.channels_last
+        || options.pointwise_kernel == Choice::Never
+        || !ffi::pointwise_supported()
+    {
+        return None;
+    }
+    // `other` must be conv → batch-norm with no other consumer, like `c`.
+    let Step::Bn(_) = &net.nodes[other].step else {
+        return None;
+    };
+    let s = *net.nodes[other].inputs.first()?;
+    if consumers[other].as_slice() != [add] || consumers[s].as_slice() != [other] {
+        return None;
+    }
+    let spec = |k: usize| match &net.nodes[k].step {
+        Step::Conv(_, spec) => Some(spec),
+        _ => None,
+    };
+    let (a, b) = (spec(c)?, spec(s)?);
+    let pointwise = |x: &crate::__private::ConvSpec| {
+        x.kernel == [1, 1]
+            && x.pad == [0, 0]
+            && x.groups == 1
+            && x.cin % 32 == 0
+            && x.cout % 32 == 0
+            && (x.stride == 1 || x.stride == 2)
+    };
+    if !pointwise(a) || !pointwise(b) || a.cout != b.cout {
+        return None;
+    }
+    match (a.stride, b.stride) {
+        (1, _) => Some((c, s)),
+        (_, 1) => Some((s, c)),
+        _ => None,
+    }
+}
+
+/// The pointwise kernel's weight: OIHW `w` over both inputs' channels, packed.
+fn pointwise_pack(w: &Tensor) -> Tensor {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Only built where `shortcut_fusion` found the kernel supported, with 1×1 weights whose
+        // channels are multiples of 32, so packing does not fail.
+        ffi::pointwise_pack(w).expect("pointwise kernel: packing a checked 1×1 weight")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        w.shallow_clone()
+    }
+}
+
+/// A [`FStep::Shortcut`] on the pointwise kernel.
+fn pointwise_conv(
+    x: &Tensor,
+    x2: &Tensor,
+    stride: i64,
+    packed: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> Result<Tensor, TchError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ffi::pointwise_conv(x, Some((x2, stride)), packed, bias, None, relu)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, x2, stride, packed, bias, relu);
+        Err(TchError::Torch(
+            "this crate's kernels are x86-64 only".into(),
+        ))
+    }
+}
+
+/// A [`FStep::Shortcut`] as two oneDNN convolutions: the shortcut's, then the main one with the
+/// shortcut's output as its fused residual add, written into it.
+fn shortcut_onednn(
+    x: &Tensor,
+    x2: &Tensor,
+    main: &Part,
+    short: &Part,
+    relu: bool,
+    pm: &Tensor,
+    ps: &Tensor,
+) -> Result<Tensor, TchError> {
+    let mut y = ffi::conv_pointwise(x2, ps, short.b.as_ref(), &short.g, false)?;
+    ffi::conv_add_(&mut y, x, pm, main.b.as_ref(), &main.g, relu)?;
+    Ok(y)
+}
+
+/// How a [`FStep::Shortcut`] runs at this shape: the pointwise kernel (`Always`, or `Measure`
+/// where it is the faster) or two oneDNN convolutions (where the kernel refuses the input, or is
+/// the slower).
+#[allow(clippy::too_many_arguments)]
+fn choose_shortcut(
+    x: &Tensor,
+    x2: &Tensor,
+    main: &Part,
+    short: &Part,
+    relu: bool,
+    packed: &Tensor,
+    bias: &Tensor,
+    choice: Choice,
+) -> Result<Packed, TchError> {
+    let pm = ffi::reorder_conv_weight(&main.w, &main.g, &x.size())?;
+    let ps = ffi::reorder_conv_weight(&short.w, &short.g, &x2.size())?;
+    let stride = short.g.stride[0];
+    let ours = fastest(&mut || pointwise_conv(x, x2, stride, packed, bias, relu));
+    let faster = match (choice, ours) {
+        (Choice::Never, _) | (_, Err(_)) => false,
+        (Choice::Always, Ok(_)) => true,
+        (Choice::Measure, Ok(ours)) => {
+            ours < fastest(&mut || shortcut_onednn(x, x2, main, short, relu, &pm, &ps))?
+        }
+    };
+    Ok(if faster {
+        Packed::Kernel
+    } else {
+        Packed::Pair(pm, ps)
+    })
 }
 
 /// `pool` over `x`: this crate's kernel for channels-last bf16 or fp32 (`csrc/layout.cpp`,
@@ -1667,6 +1927,134 @@ mod tests {
         assert!(ffi::direct_conv(&x, &wt, &b, true).is_err());
         assert!(ffi::direct_conv(&x, &packed, &Tensor::zeros([32], cpu), true).is_err());
         assert!(ffi::direct_pack(&Tensor::randn([48, 64, 3, 3], cpu)).is_err());
+    }
+
+    /// The global average pool of channels-last maps equals libtorch's `adaptive_avg_pool2d(x,
+    /// 1)`, bit for bit in bf16, to a unit in the last place in fp32 (channel counts that do and do not fill a work
+    /// item, a one-pixel map); NCHW input is refused.
+    #[test]
+    fn global_avg_pool_matches_libtorch() {
+        tch::manual_seed(6);
+        for kind in [Kind::BFloat16, Kind::Float] {
+            for [n, c, h, w] in [[2, 2048, 7, 7], [3, 300, 5, 4], [1, 16, 1, 1]] {
+                let x = channels_last(
+                    &Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_kind(kind),
+                );
+                let ours = ffi::global_avg_pool_nhwc(&x).unwrap();
+                let want = x.adaptive_avg_pool2d([1, 1]);
+                assert_eq!(ours.size(), [n, c, 1, 1]);
+                let diff = (ours.to_kind(Kind::Float) - want.to_kind(Kind::Float))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                // bf16: the same fp32 sums, rounded once: equal. fp32: libtorch sums in
+                // another order, a unit in the last place apart (means of randn are < 1).
+                let bound = if kind == Kind::BFloat16 { 0.0 } else { 1e-6 };
+                assert!(
+                    diff <= bound,
+                    "{kind:?} {n}x{c}x{h}x{w}: max difference {diff}"
+                );
+            }
+        }
+        let nchw = Tensor::randn([2, 64, 7, 7], (Kind::Float, Device::Cpu));
+        assert!(ffi::global_avg_pool_nhwc(&nchw).is_err());
+    }
+
+    /// The AMX pointwise kernel against libtorch's convolutions of the same bf16 values
+    /// (computed in fp32): a block's last 1×1 with its projection shortcut at stride 1 and 2
+    /// (odd maps, pixel counts that do not fill a 32-pixel block, one pixel), one input alone,
+    /// with a residual written in place, with and without ReLU, within bf16's rounding of the
+    /// output. Refuses what it does not take.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn pointwise_kernel_matches_libtorch() {
+        if !ffi::pointwise_supported() {
+            eprintln!("this CPU has no AMX: the pointwise kernel does not run here");
+            return;
+        }
+        tch::manual_seed(5);
+        let cpu = (Kind::Float, Device::Cpu);
+        let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
+        let f = |t: &Tensor| t.to_kind(Kind::Float);
+        // [batch, C_main, C_short (0: none), C_out, H, W], shortcut stride, residual, ReLU
+        for ([n, c1, c2, cout, h, w], stride, residual, relu) in [
+            ([2, 64, 64, 256, 9, 11], 1, false, true),
+            ([1, 128, 256, 512, 7, 5], 2, false, true),
+            ([3, 256, 512, 1024, 3, 3], 2, false, false),
+            ([1, 32, 64, 64, 1, 1], 2, false, true),
+            ([2, 64, 0, 96, 6, 7], 1, true, true),
+            ([1, 512, 0, 2048, 2, 3], 1, false, false),
+        ] {
+            let x = bf(Tensor::randn([n, c1, h, w], cpu));
+            let w1 = bf(Tensor::randn([cout, c1, 1, 1], cpu) * 0.1);
+            let b = Tensor::randn([cout], cpu);
+            let mut reference = f(&x).conv2d(&f(&w1), Some(&b), [1, 1], [0, 0], [1, 1], 1);
+            let mut weight = w1.shallow_clone();
+            let x2 = (c2 > 0).then(|| {
+                let (h2, w2) = ((h - 1) * stride + 1 + stride / 2, (w - 1) * stride + 1);
+                bf(Tensor::randn([n, c2, h2, w2], cpu))
+            });
+            if let Some(x2) = &x2 {
+                let w2 = bf(Tensor::randn([cout, c2, 1, 1], cpu) * 0.1);
+                let short =
+                    f(x2).conv2d::<Tensor>(&f(&w2), None, [stride, stride], [0, 0], [1, 1], 1);
+                reference += short.narrow(2, 0, h).narrow(3, 0, w);
+                weight = Tensor::cat(&[&w1, &w2], 1);
+            }
+            let mut other =
+                residual.then(|| channels_last(&bf(Tensor::randn([n, cout, h, w], cpu))));
+            if let Some(o) = &other {
+                reference += f(o);
+            }
+            if relu {
+                reference = reference.relu();
+            }
+            let packed = ffi::pointwise_pack(&weight).unwrap();
+            let x2s = x2.as_ref().map(channels_last);
+            let y = ffi::pointwise_conv(
+                &channels_last(&x),
+                x2s.as_ref().map(|t| (t, stride)),
+                &packed,
+                &b,
+                other.as_mut(),
+                relu,
+            )
+            .unwrap();
+            assert_eq!(y.size(), reference.size());
+            assert!(is_channels_last(&y));
+            if let Some(o) = &other {
+                assert_eq!(
+                    o.data_ptr(),
+                    y.data_ptr(),
+                    "the residual is written in place"
+                );
+            }
+            let err =
+                (&f(&y) - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
+            println!("{n}x({c1}+{c2})x{h}x{w} -> {cout}, stride {stride}: {err:.2e}");
+            assert!(err < 4e-3, "{n}x({c1}+{c2})x{h}x{w} -> {cout}: {err:.2e}");
+        }
+        // What it refuses: fp32 input, other channels than the weight's, a foreign weight, a
+        // bias of the wrong length, a second input too small for the stride, a residual of
+        // another shape; channels that are not multiples of 32.
+        let x = channels_last(&bf(Tensor::randn([1, 64, 7, 7], cpu)));
+        let x2 = channels_last(&bf(Tensor::randn([1, 64, 14, 14], cpu)));
+        let packed = ffi::pointwise_pack(&Tensor::randn([128, 128, 1, 1], cpu)).unwrap();
+        let b = Tensor::zeros([128], cpu);
+        let run = |x: &Tensor, x2: &Tensor, s: i64, p: &Tensor, b: &Tensor| {
+            ffi::pointwise_conv(x, Some((x2, s)), p, b, None, true)
+        };
+        assert!(run(&x, &x2, 2, &packed, &b).is_ok());
+        assert!(run(&x.to_kind(Kind::Float), &x2, 2, &packed, &b).is_err());
+        assert!(ffi::pointwise_conv(&x, None, &packed, &b, None, true).is_err());
+        assert!(run(&x, &x2, 3, &packed, &b).is_err());
+        assert!(run(&x, &x2, 2, &Tensor::randn([128, 128, 1, 1], cpu), &b).is_err());
+        assert!(run(&x, &x2, 2, &packed, &Tensor::zeros([64], cpu)).is_err());
+        let mut wrong = channels_last(&bf(Tensor::randn([1, 128, 7, 6], cpu)));
+        assert!(
+            ffi::pointwise_conv(&x, Some((&x2, 2)), &packed, &b, Some(&mut wrong), true).is_err()
+        );
+        assert!(ffi::pointwise_pack(&Tensor::randn([48, 64, 1, 1], cpu)).is_err());
     }
 
     /// The fp32 grouped kernel against libtorch's fp32 grouped convolution: 4 and 8 channels
