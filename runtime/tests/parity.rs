@@ -384,3 +384,49 @@ fn cuda_graph_matches_torchvision() {
         .to_string();
     assert!(e.contains("captured for inputs of shape"), "{e}");
 }
+
+/// A profiled pass gives the plain pass's logits and one timed entry for the input's conversion
+/// and for each plan step, in order: ResNet-18's stem convolution (its batch-norm and ReLU
+/// fused in) first, the classifier last, every map's shape as the network has it.
+#[test]
+fn profile_times_every_step_and_matches_forward() {
+    let c = compile("resnet/resnet18.arch", &[]);
+    tch::manual_seed(0);
+    let vs = VarStore::new(device());
+    let net = Network::new(&vs.root(), &c);
+    let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, device()));
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let plan = Inference::new(
+            &net,
+            Options {
+                kind,
+                ..Options::default()
+            },
+        );
+        plan.prepare(&x.size(), device()).unwrap();
+        let (y, steps) = plan.profile(&x).unwrap();
+        assert!(
+            y.equal(&plan.forward(&x)),
+            "{kind:?}: profiled logits differ"
+        );
+        let names: Vec<&str> = steps.iter().map(|s| s.step.as_str()).collect();
+        println!("{kind:?}: {names:#?}");
+        assert!(names[0].starts_with("input: "), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("conv 7×7/2 3→64 + ReLU")),
+            "{names:?}"
+        );
+        // 20 convolutions: the stem, 16 in the blocks, 3 projection shortcuts.
+        assert_eq!(names.iter().filter(|n| n.starts_with("conv ")).count(), 20);
+        assert!(
+            names.last().unwrap().starts_with("linear 512→1000"),
+            "{names:?}"
+        );
+        assert_eq!(steps.last().unwrap().shape, [2, 1000]);
+        assert!(steps.iter().any(|s| s.shape == [2, 512, 2, 2]), "{steps:?}");
+        assert!(steps.iter().all(|s| s.seconds >= 0.0));
+        assert!(steps.iter().map(|s| s.seconds).sum::<f64>() > 0.0);
+    }
+}

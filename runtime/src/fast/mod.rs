@@ -465,6 +465,17 @@ struct FNode {
     frees: Vec<usize>,
 }
 
+/// One step of a profiled pass ([`Inference::profile`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTime {
+    /// What the step computes and what ran it, e.g. `conv 3×3/2 128→128 + ReLU [oneDNN]`.
+    pub step: String,
+    /// Its output's shape (N, C, H, W for maps).
+    pub shape: Vec<i64>,
+    /// Its wall time, in seconds (on CUDA with the device synchronized after it).
+    pub seconds: f64,
+}
+
 /// A folded, channels-last, optionally bf16 copy of a [`Network`] for inference.
 #[derive(Debug)]
 pub struct Inference {
@@ -792,7 +803,36 @@ impl Inference {
 
     /// Runs the plan on a float NCHW batch; returns float logits or libtorch's error.
     pub fn f_forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        tch::no_grad(|| self.run(&self.convert(xs)?, None)?.f_to_kind(Kind::Float))
+    }
+
+    /// Runs the plan on a float NCHW batch as [`Inference::f_forward`] does, timing each step:
+    /// the float logits, and one [`StepTime`] for the input's conversion and for each plan step
+    /// (a step covers what the plan fused into it: a convolution with its batch-norm, ReLU and
+    /// residual add, say), in order. The first pass at a new input shape also packs weights and
+    /// times alternatives; profile a shape the plan has run before ([`Inference::prepare`]).
+    ///
+    /// # Errors
+    /// Where libtorch fails.
+    pub fn profile(&self, xs: &Tensor) -> Result<(Tensor, Vec<StepTime>), TchError> {
         tch::no_grad(|| {
+            let mut steps = Vec::new();
+            let t = std::time::Instant::now();
+            let x = self.convert(xs)?;
+            sync(&x);
+            steps.push(StepTime {
+                step: format!("input: {:?} to {:?}", xs.kind(), self.options.kind),
+                shape: x.size(),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            let y = self.run(&x, Some(&mut steps))?;
+            Ok((y.f_to_kind(Kind::Float)?, steps))
+        })
+    }
+
+    /// A float NCHW batch in the plan's number type and layout.
+    fn convert(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        {
             let x = if self.onednn
                 && self.options.channels_last
                 && xs.dim() == 4
@@ -814,8 +854,8 @@ impl Inference {
             } else {
                 xs.f_to_kind(self.options.kind)?
             };
-            self.run(&x)?.f_to_kind(Kind::Float)
-        })
+            Ok(x)
+        }
     }
 
     /// Whether this build can capture CUDA graphs ([`Inference::capture`]): libtorch had CUDA and
@@ -869,7 +909,12 @@ impl Inference {
         })
     }
 
-    fn run(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+    /// The plan's steps on `xs` (already converted); with `profile`, each step's time.
+    fn run(
+        &self,
+        xs: &Tensor,
+        mut profile: Option<&mut Vec<StepTime>>,
+    ) -> Result<Tensor, TchError> {
         let mut packed = self.packed.borrow_mut();
         let packed = packed
             .entry(xs.size())
@@ -877,6 +922,7 @@ impl Inference {
         let mut values: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut last = None;
         for (i, node) in self.nodes.iter().enumerate() {
+            let started = profile.is_some().then(std::time::Instant::now);
             let arg = |k: usize| computed(&values, node.inputs[k]);
             let y = match &node.step {
                 FStep::Input => xs.shallow_clone(),
@@ -1042,6 +1088,14 @@ impl Inference {
                     }
                 }
             };
+            if let (Some(steps), Some(started)) = (profile.as_deref_mut(), started) {
+                sync(&y);
+                steps.push(StepTime {
+                    step: describe(&node.step, packed[i].as_ref()),
+                    shape: y.size(),
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
             for &f in &node.frees {
                 values[f] = None;
             }
@@ -1071,6 +1125,94 @@ impl Inference {
             copy.f_copy_(x)?;
             Ok(copy)
         }
+    }
+}
+
+/// Waits for the device that holds `t` (CUDA runs asynchronously), so a step's time is its own.
+fn sync(t: &Tensor) {
+    if let Device::Cuda(i) = t.device() {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// A plan step in words, with what ran it (`packed`, where the step made a choice).
+fn describe(step: &FStep, packed: Option<&Packed>) -> String {
+    let conv = |w: &Tensor, g: &Geometry| {
+        let size = w.size();
+        let (cout, cin) = (size[0], size[1] * g.groups);
+        let stride = if g.stride[0] > 1 {
+            format!("/{}", g.stride[0])
+        } else {
+            String::new()
+        };
+        let groups = if g.groups > 1 {
+            format!(", {} groups", g.groups)
+        } else {
+            String::new()
+        };
+        format!("conv {}×{}{stride} {cin}→{cout}{groups}", size[2], size[3])
+    };
+    let relu = |on: bool| if on { " + ReLU" } else { "" };
+    let ran = |kernel: Option<&Kernel>| match (packed, kernel) {
+        (Some(Packed::OneDnn(_)), _) => "oneDNN",
+        (Some(Packed::Matmul(_)), _) => "oneDNN matmul",
+        (Some(Packed::Pair(..)), _) => "oneDNN, two convolutions",
+        (Some(Packed::Cudnn), _) => "cuDNN fused",
+        (Some(Packed::Kernel), Some(Kernel::Grouped { .. })) => "grouped kernel",
+        (Some(Packed::Kernel), Some(Kernel::Winograd { .. })) => "Winograd kernel",
+        (Some(Packed::Kernel), Some(Kernel::Direct { .. })) => "direct 3×3 kernel",
+        (Some(Packed::Kernel), Some(Kernel::Stem { .. })) => "stem kernel",
+        (Some(Packed::Kernel), None) => "pointwise kernel",
+        (Some(Packed::Plain) | None, _) => "libtorch",
+    };
+    match step {
+        FStep::Input => "input".into(),
+        FStep::Conv {
+            w,
+            g,
+            relu: r,
+            add,
+            kernel,
+            pool,
+            ..
+        } => format!(
+            "{}{}{}{} [{}]",
+            conv(w, g),
+            if *add { " + residual" } else { "" },
+            relu(*r),
+            match pool {
+                Some(p) => format!(" + max-pool {}×{}/{}", p.kernel[0], p.kernel[1], p.stride),
+                None => String::new(),
+            },
+            ran(kernel.as_ref())
+        ),
+        FStep::Shortcut {
+            main,
+            short,
+            relu: r,
+            ..
+        } => format!(
+            "{} + shortcut {}{} [{}]",
+            conv(&main.w, &main.g),
+            conv(&short.w, &short.g),
+            relu(*r),
+            ran(None)
+        ),
+        FStep::Affine { relu: r, .. } => format!("batch-norm{}", relu(*r)),
+        FStep::Relu => "ReLU".into(),
+        FStep::MaxPool(p) => format!("max-pool {}×{}/{}", p.kernel[0], p.kernel[1], p.stride),
+        FStep::AvgPool => "global average pool".into(),
+        FStep::Linear { w, .. } => {
+            let size = w.size();
+            let how = match packed {
+                Some(Packed::Matmul(_)) => "oneDNN matmul",
+                _ => "libtorch",
+            };
+            format!("linear {}→{} [{how}]", size[1], size[0])
+        }
+        FStep::Add { relu: r } => format!("add{}", relu(*r)),
+        FStep::Concat => "concat".into(),
+        FStep::Slice { index, parts } => format!("slice {}/{parts}", index + 1),
     }
 }
 
@@ -1312,12 +1454,15 @@ fn choose_shortcut(
     let pm = ffi::reorder_conv_weight(&main.w, &main.g, &x.size())?;
     let ps = ffi::reorder_conv_weight(&short.w, &short.g, &x2.size())?;
     let stride = short.g.stride[0];
-    let ours = fastest(&mut || pointwise_conv(x, x2, stride, packed, bias, relu));
-    let faster = match (choice, ours) {
+    let mut ours = || pointwise_conv(x, x2, stride, packed, bias, relu);
+    let faster = match (choice, ours()) {
         (Choice::Never, _) | (_, Err(_)) => false,
         (Choice::Always, Ok(_)) => true,
-        (Choice::Measure, Ok(ours)) => {
-            ours < fastest(&mut || shortcut_onednn(x, x2, main, short, relu, &pm, &ps))?
+        (Choice::Measure, Ok(_)) => {
+            // The two differ by less than this machine's drift over a few runs: alternate them.
+            let mut theirs = || shortcut_onednn(x, x2, main, short, relu, &pm, &ps);
+            let (ours, theirs) = alternating(&mut ours, &mut theirs, 5)?;
+            ours < theirs
         }
     };
     Ok(if faster {
@@ -1484,6 +1629,26 @@ impl Choosing<'_> {
             Packed::OneDnn(packed)
         })
     }
+}
+
+/// The best of `rounds` timed runs of `a` and of `b`, the two alternating (after one untimed run
+/// each), in seconds: a slow spell of the machine then costs both alike.
+fn alternating(
+    a: &mut dyn FnMut() -> Result<Tensor, TchError>,
+    b: &mut dyn FnMut() -> Result<Tensor, TchError>,
+    rounds: usize,
+) -> Result<(f64, f64), TchError> {
+    let _ = (a()?, b()?);
+    let (mut best_a, mut best_b) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        let _ = a()?;
+        best_a = best_a.min(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let _ = b()?;
+        best_b = best_b.min(t.elapsed().as_secs_f64());
+    }
+    Ok((best_a, best_b))
 }
 
 /// The best of three timed runs of `f`, after one untimed, in seconds.

@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// launch for the whole pass, as torch.compile's "reduce-overhead" mode does).
     #[arg(long)]
     cuda_graph: bool,
+    /// With `--mode fast`: after the timed passes, profile `--repeat` more and print each plan
+    /// step's median time (a step covers what the plan fused into it)
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +100,12 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
     if args.batch < 1 || args.repeat < 1 {
         return Err(Fail::Input(
             "--batch and --repeat must be at least 1".to_string(),
+        ));
+    }
+    if args.profile && (args.mode != Mode::Fast || args.cuda_graph) {
+        return Err(Fail::Input(
+            "--profile needs --mode fast (and times the plan's steps, not a CUDA graph)"
+                .to_string(),
         ));
     }
     if args.cuda_graph && (args.mode != Mode::Fast || !device.is_cuda()) {
@@ -195,5 +205,44 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
         times[0] * 1e3,
         args.batch as f64 / median
     );
+    if let (true, Some(plan)) = (args.profile, &fast) {
+        print_profile(plan, &x, args.repeat)?;
+    }
+    Ok(())
+}
+
+/// Profiles `repeat` passes of `plan` on `x` and prints each step's median time and share.
+fn print_profile(plan: &Inference, x: &Tensor, repeat: usize) -> Result<(), Fail> {
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let (_, steps) = plan
+            .profile(x)
+            .map_err(|e| Fail::Input(format!("profiling the plan: {e}")))?;
+        runs.push(steps);
+    }
+    let median = |i: usize| {
+        let mut t: Vec<f64> = runs.iter().map(|r| r[i].seconds).collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let medians: Vec<f64> = (0..runs[0].len()).map(median).collect();
+    let total: f64 = medians.iter().sum();
+    println!(
+        "\nper step, median of {repeat} profiled passes (sum {:.2} ms):",
+        total * 1e3
+    );
+    println!(
+        "{:>4}  {:>8}  {:>6}  {:<22}  step",
+        "#", "ms", "share", "output"
+    );
+    for (i, (step, t)) in runs[0].iter().zip(&medians).enumerate() {
+        println!(
+            "{i:>4}  {:>8.3}  {:>5.1}%  {:<22}  {}",
+            t * 1e3,
+            100.0 * t / total,
+            format!("{:?}", step.shape),
+            step.step
+        );
+    }
     Ok(())
 }
