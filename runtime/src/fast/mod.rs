@@ -101,7 +101,7 @@ pub struct Options {
     /// both inputs on this crate's AMX kernel (`csrc/pointwise.cpp`: the shortcut's output is
     /// never written and read back; the two are summed in fp32 before one rounding to bf16)
     /// instead of two oneDNN convolutions (with `onednn` and `channels_last`, on a CPU with AMX;
-    /// `Measure`: the faster, timed once per block and input shape).
+    /// `Measure`: the faster, the two timed alternating once per block and input shape).
     pub pointwise_kernel: Choice,
 }
 
