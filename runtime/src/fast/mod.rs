@@ -2095,12 +2095,20 @@ mod tests {
     }
 
     /// The global average pool of channels-last maps equals libtorch's `adaptive_avg_pool2d(x,
-    /// 1)`, bit for bit in bf16, to a unit in the last place in fp32 (channel counts that do and do not fill a work
+    /// 1)`, bit for bit in bf16, to a unit in the last place in fp32, on its AVX-512 and
+    /// portable paths (channel counts that do and do not fill a work
     /// item, a one-pixel map); NCHW input is refused.
     #[test]
     fn global_avg_pool_matches_libtorch() {
         tch::manual_seed(6);
-        for kind in [Kind::BFloat16, Kind::Float] {
+        // The AVX-512 path where the CPU has it, and the portable one.
+        for (kind, vectors) in [
+            (Kind::BFloat16, true),
+            (Kind::Float, true),
+            (Kind::BFloat16, false),
+            (Kind::Float, false),
+        ] {
+            ffi::layout_vectors(vectors);
             for [n, c, h, w] in [[2, 2048, 7, 7], [3, 300, 5, 4], [1, 16, 1, 1]] {
                 let x = channels_last(
                     &Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_kind(kind),
@@ -2121,6 +2129,7 @@ mod tests {
                 );
             }
         }
+        ffi::layout_vectors(true);
         let nchw = Tensor::randn([2, 64, 7, 7], (Kind::Float, Device::Cpu));
         assert!(ffi::global_avg_pool_nhwc(&nchw).is_err());
     }
