@@ -1,8 +1,9 @@
 //! The inference mode's own convolution kernels against oneDNN's, one convolution at a time, on
 //! the shapes of resnet50's dense 3×3s with stride 1 (the Winograd kernel, bf16 and fp32) and of
 //! resnext50_32x4d's grouped 3×3s (the grouped kernel, bf16 and fp32), and on a CPU with AMX
-//! of resnet50's dense 3×3s on the AMX direct kernel and of both networks' stem with its
-//! max-pool (the stem kernel), in bf16. Writes its table into
+//! of resnet50's dense 3×3s on the AMX direct kernel, of both networks' stem with its
+//! max-pool (the stem kernel) and of resnet50's blocks with a projection shortcut (the pointwise
+//! kernel), in bf16. Writes its table into
 //! BENCHMARKS.md (`kernels-cpu`, or `kernels-cpu-amx` on a CPU with AMX).
 //!
 //! Run with `ARCHC_BENCHES=kernels scripts/bench-runtime.sh -- --device cpu`. Each shape is a
@@ -71,6 +72,34 @@ fn alternate(
         for _ in 0..passes {
             b.push(timed(theirs));
         }
+    }
+    (median(a), median(b))
+}
+
+/// The median time, in milliseconds, of a block's last 1×1 and its projection shortcut in
+/// `ours` and in `theirs`: the plan steps that are 1×1 convolutions with `out` output channels
+/// (one step on the pointwise kernel, two on oneDNN), from profiled passes on `x`, the two
+/// plans alternating.
+fn shortcut_step(
+    ours: &Inference,
+    theirs: &Inference,
+    x: &Tensor,
+    out: i64,
+    passes: usize,
+) -> (f64, f64) {
+    let step = |p: &Inference| {
+        let (_, steps) = p.profile(x).expect("the plan runs");
+        steps
+            .iter()
+            .filter(|s| s.step.starts_with("conv 1×1") && s.shape.get(1) == Some(&out))
+            .map(|s| s.seconds * 1e3)
+            .sum::<f64>()
+    };
+    let _ = (step(ours), step(theirs));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..passes {
+        a.push(step(ours));
+        b.push(step(theirs));
     }
     (median(a), median(b))
 }
@@ -206,6 +235,56 @@ fn main() {
                             t.2 += onednn_ms;
                         }
                     }
+                }
+            }
+        }
+        // Each resnet50 stage's first block (1×1 → 3×3 → 1×1, its projection shortcut a 1×1 with
+        // the stage's stride): the pointwise kernel running the last 1×1 and the shortcut as one
+        // product against two oneDNN convolutions; the block's other convolutions are oneDNN's
+        // in both plans, so the difference is the shortcut's.
+        if kind == Kind::BFloat16 && amx {
+            for (cin, width, out, hw, stride) in [
+                (64, 64, 256, 56, 1),
+                (256, 128, 512, 56, 2),
+                (512, 256, 1024, 28, 2),
+                (1024, 512, 2048, 14, 2),
+            ] {
+                let text = format!(
+                    "network b {{\n  input {cin}x{hw}x{hw}\n  stem {{}}\n  block bottleneck(width, out) {{\n    conv 1x1 -> width\n    conv 3x3/stride -> width\n    conv 1x1 -> out\n  }}\n  stages bottleneck(width = {width}, out = {out}) {{\n    s: depth 1, stride {stride}\n  }}\n  head {{}}\n}}\n"
+                );
+                let compiled = archc::Spec::from_text("block.arch", &text)
+                    .and_then(|spec| spec.compile("b", &Default::default()))
+                    .expect("the block spec compiles");
+                tch::manual_seed(0);
+                let vs = VarStore::new(device);
+                let net = Network::new(&vs.root(), &compiled);
+                let plan = |pointwise_kernel: Choice| {
+                    Inference::new(
+                        &net,
+                        Options {
+                            kind,
+                            pointwise_kernel,
+                            ..Options::default()
+                        },
+                    )
+                };
+                let (ours, onednn) = (plan(Choice::Always), plan(Choice::Never));
+                let mut batches = vec![batch];
+                if batch != 32 {
+                    batches.push(32);
+                }
+                for b in batches {
+                    let x = Tensor::randn([b, cin, hw, hw], (Kind::Float, device));
+                    let (ours_ms, onednn_ms) =
+                        shortcut_step(&ours, &onednn, &x, out, rounds * passes);
+                    let _ = writeln!(
+                        rows,
+                        "| resnet50 | bf16 | a stage's first block, {cin} → {out} channels at {hw}×{hw}, stride {stride}: its last 1×1 and the shortcut, timed as the plan's step; batch {b} | 1 | pointwise | {ours_ms:.2} ms | {onednn_ms:.2} ms (two convolutions) | **{:.2}** |",
+                        ours_ms / onednn_ms,
+                    );
+                    eprintln!(
+                        "block {cin}->{out} {hw}x{hw}/{stride} bf16 batch {b}: pointwise {ours_ms:.2} ms, oneDNN {onednn_ms:.2} ms"
+                    );
                 }
             }
         }
