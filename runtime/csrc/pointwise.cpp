@@ -3,9 +3,13 @@
 //   y = relu?(W_main · x + W_short · x2[s·oy, s·ox] + bias (+ other)),
 // with K = C_main + C_short: the shortcut's output is never written to memory and read back,
 // which is what a ResNet's first block of each stage spends most of its time on at large maps
-// (the two convolutions are memory-bound). Pixels are flattened (n, oy, ox); 32 consecutive
-// pixels × 32 channels accumulate in four C tiles; the main input's rows load straight from `x`,
-// the shortcut's are gathered (strided) into a per-thread block first. The sums stay in fp32
+// (the two convolutions are memory-bound). Without x2 it is a plain 1×1 (with the residual add
+// fused in). Pixels are flattened (n, oy, ox); 32 consecutive pixels × 32 channels accumulate in
+// four C tiles. Each block of 32 pixels' rows (of both inputs, the shortcut's gathered at its
+// stride) is packed once into contiguous A tiles; the K steps are taken 8 at a time across a
+// panel of weight columns, so the packed rows stay in L1 and the panel in L2. The threads split
+// the output channels where there are fewer pixels than channels (the small maps of the late
+// stages, whose weights are the larger operand), else the pixel blocks. The sums stay in fp32
 // until the bias, the residual and the ReLU are applied, then round to bf16 once.
 
 #include <ATen/Parallel.h>
@@ -35,9 +39,9 @@ using archc::guard;
 using archc::TileConfig;
 
 constexpr int64_t kTile = 16 * 32;  // one packed B tile: 16 pairs × 16 channels × 2 (1 KB)
-// The weight columns one work item sweeps: at most this many bytes of packed weight, so the
-// panel stays in L2 while a thread's consecutive pixel blocks go by.
-constexpr int64_t kPanelBytes = 256 * 1024;
+// The weight columns one sweep over a thread's pixel blocks takes: at most this many bytes of
+// packed weight, so the panel stays in L2 (2 MB a core on the Xeons with AMX) meanwhile.
+constexpr int64_t kPanelBytes = 1024 * 1024;
 
 bool ready() {
   static const bool yes = [] {
@@ -61,6 +65,122 @@ ARCHC_POINTWISE void release() { _tile_release(); }
 // 16 bf16 values widened to fp32.
 ARCHC_POINTWISE inline __m512 widen(__m256i v) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+// The K steps (32 input channels each) one sweep over a panel's columns covers: the pixel
+// block's packed rows for them (16 KB) stay in L1 while the columns' weights stream from L2.
+constexpr int64_t kChunk = 8;
+
+// One thread's share of a product and what it reads: the pointers and shapes of
+// archc_pointwise_conv's operands.
+struct Unit {
+  const uint16_t *x, *x2, *wt;
+  const float *bias;
+  uint16_t *y;
+  int64_t c1, c2, kc, kc1, co, h, w, h2, w2, stride2, pixels;
+  bool add, relu;
+};
+
+template <typename T>
+T *aligned64(std::vector<T> &v) {
+  return reinterpret_cast<T *>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+}
+
+// Output pixel blocks [b0, b1) × column pairs [j0, j1) of `u`. The weight's columns are taken a
+// panel at a time (at most kPanelBytes, so they stay in L2 while the pixel blocks go by); each
+// pixel block's rows of both inputs are first packed as A tiles ([K step][32 rows][32
+// channels], so every tile load is one contiguous kilobyte whatever the channel count, and the
+// shortcut's strided pixels are gathered on the way); its K steps are then taken kChunk at a
+// time across the panel's columns, the partial sums of all but the last chunk kept in fp32.
+ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
+  if (b0 >= b1 || j0 >= j1) return;
+  configure();
+  const int64_t kc = u.kc, kc2 = kc - u.kc1;
+  std::vector<uint16_t> abuf(static_cast<size_t>(1024 * kc + 32));
+  uint16_t *a = aligned64(abuf);
+  const int64_t per =
+      std::max<int64_t>(1, std::min(j1 - j0, kPanelBytes / (kc * 2 * kTile * 2)));
+  std::vector<float> accbuf(static_cast<size_t>(kc > kChunk ? 1024 * per + 16 : 16));
+  float *acc = aligned64(accbuf);
+  alignas(64) float sums[1024];
+  for (int64_t jc = j0; jc < j1; jc += per) {
+    const int64_t je = std::min(j1, jc + per);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t p0 = blk * 32;
+      const int rows = static_cast<int>(std::min<int64_t>(32, u.pixels - p0));
+      for (int r = 0; r < 32; ++r) {
+        if (r >= rows) {
+          for (int64_t s = 0; s < kc; ++s)
+            _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_setzero_si512());
+          continue;
+        }
+        const uint16_t *src = u.x + (p0 + r) * u.c1;
+        for (int64_t s = 0; s < u.kc1; ++s)
+          _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_loadu_si512(src + 32 * s));
+        if (kc2 == 0) continue;
+        const int64_t p = p0 + r, b = p / (u.h * u.w), oy = (p / u.w) % u.h, ox = p % u.w;
+        const uint16_t *src2 =
+            u.x2 + ((b * u.h2 + oy * u.stride2) * u.w2 + ox * u.stride2) * u.c2;
+        for (int64_t s = 0; s < kc2; ++s)
+          _mm512_store_si512(a + ((u.kc1 + s) * 32 + r) * 32, _mm512_loadu_si512(src2 + 32 * s));
+      }
+      for (int64_t s0 = 0; s0 < kc; s0 += kChunk) {
+        const int64_t s1 = std::min(kc, s0 + kChunk);
+        const bool first = s0 == 0, last = s1 == kc;
+        for (int64_t j = jc; j < je; ++j) {
+          float *part = acc + (j - jc) * 1024;
+          if (first) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+          } else {
+            _tile_loadd(0, part, 128);
+            _tile_loadd(1, part + 16, 128);
+            _tile_loadd(2, part + 512, 128);
+            _tile_loadd(3, part + 528, 128);
+          }
+          const uint16_t *w0 = u.wt + (2 * j) * kc * kTile, *w1 = w0 + kc * kTile;
+          for (int64_t s = s0; s < s1; ++s) {
+            _tile_loadd(4, a + s * 1024, 64);
+            _tile_loadd(5, a + s * 1024 + 512, 64);
+            _tile_loadd(6, w0 + s * kTile, 64);
+            _tile_loadd(7, w1 + s * kTile, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+          // 32 rows of 32 fp32 (C tiles 0 | 1 above 2 | 3).
+          float *out = last ? sums : part;
+          _tile_stored(0, out, 128);
+          _tile_stored(1, out + 16, 128);
+          _tile_stored(2, out + 512, 128);
+          _tile_stored(3, out + 528, 128);
+          if (!last) continue;
+          const __m512 bias0 = _mm512_loadu_ps(u.bias + 32 * j);
+          const __m512 bias1 = _mm512_loadu_ps(u.bias + 32 * j + 16);
+          for (int r = 0; r < rows; ++r) {
+            uint16_t *dst = u.y + (p0 + r) * u.co + 32 * j;
+            __m512 v0 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r), bias0);
+            __m512 v1 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r + 16), bias1);
+            if (u.add) {
+              const __m512i z = _mm512_loadu_si512(dst);
+              v0 = _mm512_add_ps(v0, widen(_mm512_castsi512_si256(z)));
+              v1 = _mm512_add_ps(v1, widen(_mm512_extracti64x4_epi64(z, 1)));
+            }
+            if (u.relu) {
+              // (max(0, v) keeps a NaN, as libtorch's ReLU does.)
+              v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
+              v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
+            }
+            _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+          }
+        }
+      }
+    }
+  }
+  release();
 }
 
 }  // namespace
@@ -150,95 +270,25 @@ char *archc_pointwise_conv(const at::Tensor *x, const at::Tensor *x2, int64_t st
     const float *bp = bias->data_ptr<float>();
     const bool add = other != nullptr, on = relu != 0;
     const int64_t pixels = n * h * w, blocks = (pixels + 31) / 32;
-    const int64_t kc1 = c1 / 32, kc2 = c2 / 32;
-    // Channel pairs (32 output channels) per panel: the most that divide C_out/32 and keep the
-    // panel's packed weight within kPanelBytes.
-    const int64_t pairs = co / 32;
-    int64_t per = std::max<int64_t>(1, std::min(pairs, kPanelBytes / (kc * 2 * kTile * 2)));
-    while (pairs % per != 0) --per;
-    const int64_t panels = pairs / per;
-    at::parallel_for(0, panels * blocks, 1, [&](int64_t begin, int64_t end) ARCHC_POINTWISE {
-      configure();
-      alignas(64) float sums[1024];
-      std::vector<uint16_t> a1(static_cast<size_t>(32 * c1)), a2(static_cast<size_t>(32 * c2));
-      int64_t gathered = -1;  // the pixel block whose rows a1/a2 hold
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t panel = item / blocks, blk = item % blocks;
-        const int64_t p0 = blk * 32;
-        const int rows = static_cast<int>(std::min<int64_t>(32, pixels - p0));
-        // The main input's rows: straight from x, or a zero-padded copy for the last block.
-        const uint16_t *am = xp + p0 * c1;
-        if (rows < 32 || x2p != nullptr) {
-          if (gathered != blk) {
-            if (rows < 32) {
-              std::memcpy(a1.data(), am, static_cast<size_t>(rows * c1) * 2);
-              std::memset(a1.data() + rows * c1, 0, static_cast<size_t>((32 - rows) * c1) * 2);
-            }
-            for (int r = 0; r < 32 && x2p != nullptr; ++r) {
-              uint16_t *dst = a2.data() + r * c2;
-              if (r >= rows) {
-                std::memset(dst, 0, static_cast<size_t>(c2) * 2);
-                continue;
-              }
-              const int64_t p = p0 + r, b = p / (h * w), oy = (p / w) % h, ox = p % w;
-              std::memcpy(dst, x2p + ((b * h2 + oy * stride2) * w2 + ox * stride2) * c2,
-                          static_cast<size_t>(c2) * 2);
-            }
-            gathered = blk;
-          }
-          if (rows < 32) am = a1.data();
+    const int64_t kc1 = c1 / 32, pairs = co / 32;
+    // How the threads share the product: each reads all of one operand and its share of the
+    // other, so they split the output channels where the pixels are fewer (the late stages'
+    // small maps, whose weights are the larger operand) and the pixel blocks elsewhere.
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    const bool split_channels = pixels < co && pairs >= threads;
+    const int64_t units = std::min(threads, split_channels ? pairs : blocks);
+    at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) ARCHC_POINTWISE {
+      for (int64_t unit = begin; unit < end; ++unit) {
+        int64_t b0 = 0, b1 = blocks, j0 = 0, j1 = pairs;
+        if (split_channels) {
+          j0 = pairs * unit / units, j1 = pairs * (unit + 1) / units;
+        } else {
+          b0 = blocks * unit / units, b1 = blocks * (unit + 1) / units;
         }
-        for (int64_t j = panel * per; j < (panel + 1) * per; ++j) {
-          const uint16_t *w0 = wt + (2 * j) * kc * kTile, *w1 = w0 + kc * kTile;
-          _tile_zero(0);
-          _tile_zero(1);
-          _tile_zero(2);
-          _tile_zero(3);
-          for (int64_t c = 0; c < kc1; ++c) {
-            _tile_loadd(4, am + 32 * c, c1 * 2);
-            _tile_loadd(5, am + 16 * c1 + 32 * c, c1 * 2);
-            _tile_loadd(6, w0 + c * kTile, 64);
-            _tile_loadd(7, w1 + c * kTile, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          for (int64_t c = 0; c < kc2; ++c) {
-            _tile_loadd(4, a2.data() + 32 * c, c2 * 2);
-            _tile_loadd(5, a2.data() + 16 * c2 + 32 * c, c2 * 2);
-            _tile_loadd(6, w0 + (kc1 + c) * kTile, 64);
-            _tile_loadd(7, w1 + (kc1 + c) * kTile, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          // sums: 32 rows of 32 fp32 (C tiles 0 | 1 above 2 | 3).
-          _tile_stored(0, sums, 128);
-          _tile_stored(1, sums + 16, 128);
-          _tile_stored(2, sums + 512, 128);
-          _tile_stored(3, sums + 528, 128);
-          const __m512 b0 = _mm512_loadu_ps(bp + 32 * j), b1 = _mm512_loadu_ps(bp + 32 * j + 16);
-          for (int r = 0; r < rows; ++r) {
-            uint16_t *dst = yp + (p0 + r) * co + 32 * j;
-            __m512 v0 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r), b0);
-            __m512 v1 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r + 16), b1);
-            if (add) {
-              const __m512i z = _mm512_loadu_si512(dst);
-              v0 = _mm512_add_ps(v0, widen(_mm512_castsi512_si256(z)));
-              v1 = _mm512_add_ps(v1, widen(_mm512_extracti64x4_epi64(z, 1)));
-            }
-            if (on) {
-              // (max(0, v) keeps a NaN, as libtorch's ReLU does.)
-              v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
-              v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
-            }
-            _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
-          }
-        }
+        run_unit(Unit{xp, x2p, wt, bp, yp, c1, c2, kc, kc1, co, h, w, h2, w2, stride2, pixels,
+                      add, on},
+                 b0, b1, j0, j1);
       }
-      release();
     });
     *out = new at::Tensor(std::move(y));
   });

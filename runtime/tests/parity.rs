@@ -138,8 +138,9 @@ fn inference_mode_matches_eval_mode() {
     );
     // The grouped kernel, oneDNN's matmul for the bf16 1×1s (with and without the fused
     // residual add), the stem kernel (with the max-pool fused in, on a CPU with AMX) and the
-    // pointwise kernel (each stage's first block's last 1×1 with its shortcut, AMX), each
-    // forced on and off (measured, they run only where they are faster).
+    // pointwise kernel (AMX: each stage's first block's last 1×1 with its shortcut, and every
+    // other 1×1 with stride 1, the residual add fused in where it ends a block), each forced on
+    // and off (measured, they run only where they are faster).
     let bf16_options = Options {
         kind: Kind::BFloat16,
         ..Options::default()
@@ -201,7 +202,8 @@ fn inference_mode_matches_eval_mode() {
 /// convolutions. The kernel rounds its transformed input to bf16, one rounding more per 3×3 than
 /// a direct convolution; over the whole network that stays within the spread of bf16's other
 /// roundings: within 1.2 times the direct plan's error. So do the AMX direct 3×3 kernel and the
-/// AMX pointwise kernel (a block's last 1×1 with its projection shortcut) forced on (bf16). In fp32 the Winograd kernel stays within 1e-5, as every fp32 plan does; ResNet-18
+/// AMX pointwise kernel (every 1×1 with stride 1, a block's last with its projection shortcut)
+/// forced on (bf16). In fp32 the Winograd kernel stays within 1e-5, as every fp32 plan does; ResNet-18
 /// checks the residual add fused into it.
 #[test]
 fn winograd_plan_matches_eval_mode() {
@@ -241,9 +243,9 @@ fn winograd_plan_matches_eval_mode() {
             direct_kernel: Choice::Always,
             ..bf16
         },
-        // The AMX pointwise kernel for each stage's first block (on a CPU with AMX; oneDNN
-        // elsewhere): the shortcut's output is not rounded to bf16 before the add, one rounding
-        // fewer.
+        // The AMX pointwise kernel for every 1×1 with stride 1 (on a CPU with AMX; oneDNN
+        // elsewhere): in each stage's first block the shortcut's output is not rounded to bf16
+        // before the add, one rounding fewer.
         Options {
             winograd: Choice::Never,
             pointwise_kernel: Choice::Always,

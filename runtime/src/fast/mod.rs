@@ -96,12 +96,13 @@ pub struct Options {
     /// Winograd kernel as the alternative unless `winograd` is `Always`; `Measure`: the faster,
     /// timed once per convolution and input shape).
     pub direct_kernel: Choice,
-    /// When a bottleneck block's last 1×1 convolution and its projection shortcut (a 1×1 with
-    /// stride 1 or 2), both bf16 with channels multiples of 32, run as one matrix product over
-    /// both inputs on this crate's AMX kernel (`csrc/pointwise.cpp`: the shortcut's output is
-    /// never written and read back; the two are summed in fp32 before one rounding to bf16)
-    /// instead of two oneDNN convolutions (with `onednn` and `channels_last`, on a CPU with AMX;
-    /// `Measure`: the faster, the two timed alternating once per block and input shape).
+    /// When a bf16 1×1 convolution with stride 1 (channels multiples of 32) runs on this crate's
+    /// AMX kernel (`csrc/pointwise.cpp`) instead of oneDNN's convolution or matmul, and when a
+    /// bottleneck block's last 1×1 and its projection shortcut (a 1×1 with stride 1 or 2) run
+    /// on it as one matrix product over both inputs (the shortcut's output is never written and
+    /// read back; the two are summed in fp32 before one rounding to bf16) instead of two oneDNN
+    /// convolutions (with `onednn` and `channels_last`, on a CPU with AMX; `Measure`: the
+    /// faster, the two timed alternating once per convolution and input shape).
     pub pointwise_kernel: Choice,
 }
 
@@ -267,6 +268,12 @@ enum Kernel {
         /// The kernel's height and width.
         size: [i64; 2],
     },
+    /// The AMX 1×1 kernel (`csrc/pointwise.cpp`) on one input, with the residual add fused in
+    /// where the convolution ends a block.
+    Pointwise {
+        packed: Tensor,
+        bias: Tensor,
+    },
 }
 
 impl Kernel {
@@ -277,6 +284,7 @@ impl Kernel {
             Kernel::Winograd { .. } => options.winograd,
             Kernel::Stem { .. } => options.stem_kernel,
             Kernel::Direct { .. } => options.direct_kernel,
+            Kernel::Pointwise { .. } => options.pointwise_kernel,
         }
     }
 
@@ -315,6 +323,9 @@ impl Kernel {
             }
             (Kernel::Winograd { packed, bias }, None) => ffi::winograd_conv(x, packed, bias, relu),
             (Kernel::Direct { packed, bias }, None) => ffi::direct_conv(x, packed, bias, relu),
+            (Kernel::Pointwise { packed, bias }, None) => {
+                ffi::pointwise_conv(x, None, packed, bias, None, relu)
+            }
             (
                 Kernel::Stem {
                     packed,
@@ -344,13 +355,17 @@ impl Kernel {
         }
     }
 
-    /// `other ← relu?(conv(x) + b + other)`, in place (the Winograd kernel only: a grouped 3×3
-    /// never ends a block).
+    /// `other ← relu?(conv(x) + b + other)`, in place (the Winograd and pointwise kernels only:
+    /// a grouped 3×3 never ends a block).
     fn run_add_(&self, other: &mut Tensor, x: &Tensor, relu: bool) -> Result<(), TchError> {
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Winograd { packed, bias } => {
                 ffi::winograd_conv_add_(other, x, packed, bias, relu)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Pointwise { packed, bias } => {
+                ffi::pointwise_conv(x, None, packed, bias, Some(other), relu).map(|_| ())
             }
             _ => {
                 let _ = (other, x, relu);
@@ -1162,6 +1177,7 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
         (Some(Packed::Kernel), Some(Kernel::Winograd { .. })) => "Winograd kernel",
         (Some(Packed::Kernel), Some(Kernel::Direct { .. })) => "direct 3×3 kernel",
         (Some(Packed::Kernel), Some(Kernel::Stem { .. })) => "stem kernel",
+        (Some(Packed::Kernel), Some(Kernel::Pointwise { .. })) => "pointwise kernel",
         (Some(Packed::Kernel), None) => "pointwise kernel",
         (Some(Packed::Plain) | None, _) => "libtorch",
     };
@@ -1231,7 +1247,11 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
 /// - the stem kernel: bf16 channels-last, one group, C_out a multiple of 32, a kernel row of at
 ///   most 32 values (width × C_in, C_in padded to make it even; wider than 1, so a narrow 1×1
 ///   keeps oneDNN's matmul as its alternative), on a CPU with AMX, unless
-///   [`Options::stem_kernel`] is `Never`; never with a fused residual add.
+///   [`Options::stem_kernel`] is `Never`; never with a fused residual add;
+/// - the pointwise kernel: bf16 channels-last, 1×1, stride 1, no padding, one group, C_in and
+///   C_out multiples of 32, on a CPU with AMX, unless [`Options::pointwise_kernel`] is `Never`
+///   (with or without a fused residual add; oneDNN's convolution or matmul, whichever is
+///   faster, is its alternative).
 fn own_kernel(
     options: &Options,
     spec: &crate::__private::ConvSpec,
@@ -1264,6 +1284,26 @@ fn own_kernel(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = stem;
+    let pointwise = bf16
+        && options.channels_last
+        && options.pointwise_kernel != Choice::Never
+        && spec.kernel == [1, 1]
+        && spec.stride == 1
+        && spec.pad == [0, 0]
+        && spec.groups == 1
+        && spec.cin % 32 == 0
+        && spec.cout % 32 == 0
+        && ffi::pointwise_supported();
+    #[cfg(target_arch = "x86_64")]
+    if pointwise {
+        let packed = ffi::pointwise_pack(w).ok()?;
+        return Some(Kernel::Pointwise {
+            packed,
+            bias: bias(),
+        });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pointwise;
     let cl_3x3 = options.channels_last && spec.kernel == [3, 3] && spec.pad == [1, 1];
     if !cl_3x3 || !(bf16 || options.kind == Kind::Float) {
         return None;
@@ -1514,10 +1554,18 @@ struct Choosing<'a> {
 impl Choosing<'_> {
     /// oneDNN's convolution with its weight packed for this shape, or an alternative where one
     /// applies and `options` asks for it (or it measures faster): this crate's kernel for a
-    /// narrow grouped 3×3 or a dense 3×3 with stride 1, oneDNN's matmul for a bf16 1×1 with
-    /// stride 1.
+    /// narrow grouped 3×3 or a dense 3×3 with stride 1, oneDNN's matmul or this crate's
+    /// pointwise kernel for a bf16 1×1 with stride 1.
     fn choose(&self, kernel: Option<&Kernel>, options: &Options) -> Result<Packed, TchError> {
         let packed = ffi::reorder_conv_weight(self.w, self.g, &self.x.size())?;
+        if let Some(k @ Kernel::Pointwise { .. }) = kernel {
+            let best = if self.matmul_applies() {
+                self.matmul_or(packed, options.matmul)?
+            } else {
+                Packed::OneDnn(packed)
+            };
+            return self.pointwise_or(best, k, k.choice(options));
+        }
         if let Some(k) = kernel {
             return self.kernel_or(packed, k, k.choice(options));
         }
@@ -1553,6 +1601,47 @@ impl Choosing<'_> {
         } else {
             Packed::OneDnn(packed)
         })
+    }
+
+    /// oneDNN's convolution or matmul (`best`, the faster of the two) or the pointwise kernel
+    /// `k`, as `choice` says: `Always` where the kernel takes the input, `Measure` where it is
+    /// also faster here, the two timed alternating (they are often within this machine's drift).
+    fn pointwise_or(&self, best: Packed, k: &Kernel, choice: Choice) -> Result<Packed, TchError> {
+        let (x, b, g, relu) = (self.x, self.b, self.g, self.relu);
+        if choice == Choice::Never {
+            return Ok(best);
+        }
+        // Copies of the residual for each to write into.
+        let copy = |other: &Tensor| -> Result<Tensor, TchError> {
+            let mut s = other.f_empty_like()?;
+            s.f_copy_(other)?;
+            Ok(s)
+        };
+        let mut scratch = self.other.map(copy).transpose()?;
+        let mut scratch2 = self.other.map(copy).transpose()?;
+        let mut ours = || match scratch.as_mut() {
+            Some(other) => k.run_add_(other, x, relu).map(|()| Tensor::new()),
+            None => k.run(x, g, relu, None),
+        };
+        let faster = match (choice, ours()) {
+            (_, Err(_)) => false,
+            (Choice::Always, Ok(_)) => true,
+            (_, Ok(_)) => {
+                let mut theirs = || match (&best, scratch2.as_mut()) {
+                    (Packed::Matmul(w), _) => run_matmul(x, w, b, relu, self.other),
+                    (Packed::OneDnn(w), Some(other)) => {
+                        ffi::conv_add_(other, x, w, b, g, relu).map(|()| Tensor::new())
+                    }
+                    (Packed::OneDnn(w), None) => ffi::conv_pointwise(x, w, b, g, relu),
+                    _ => Err(TchError::Torch(
+                        "inference plan: a choice of another step".into(),
+                    )),
+                };
+                let (ours, theirs) = alternating(&mut ours, &mut theirs, 5)?;
+                ours < theirs
+            }
+        };
+        Ok(if faster { Packed::Kernel } else { best })
     }
 
     /// The best of three timed runs of `f` ([`fastest`]), which gets a copy of the residual to
@@ -2138,7 +2227,9 @@ mod tests {
     /// (computed in fp32): a block's last 1×1 with its projection shortcut at stride 1 and 2
     /// (odd maps, pixel counts that do not fill a 32-pixel block, one pixel), one input alone,
     /// with a residual written in place, with and without ReLU, within bf16's rounding of the
-    /// output. Refuses what it does not take.
+    /// output; the threads splitting the pixels (more pixels than output channels) and the
+    /// channels (fewer), K in one chunk of 8 steps or several (also not a multiple of 8), weight
+    /// panels of one or more. Refuses what it does not take.
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn pointwise_kernel_matches_libtorch() {
@@ -2152,7 +2243,8 @@ mod tests {
         let f = |t: &Tensor| t.to_kind(Kind::Float);
         // [batch, C_main, C_short (0: none), C_out, H, W], shortcut stride, residual, ReLU
         for ([n, c1, c2, cout, h, w], stride, residual, relu) in [
-            ([2, 64, 64, 256, 9, 11], 1, false, true),
+            ([2, 64, 64, 256, 15, 11], 1, false, true),
+            ([2, 320, 0, 64, 8, 9], 1, true, false),
             ([1, 128, 256, 512, 7, 5], 2, false, true),
             ([3, 256, 512, 1024, 3, 3], 2, false, false),
             ([1, 32, 64, 64, 1, 1], 2, false, true),
