@@ -31,7 +31,7 @@
 #include <vector>
 
 #define ARCHC_POINTWISE \
-  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,prfchw")))
 
 namespace {
 
@@ -71,6 +71,9 @@ ARCHC_POINTWISE inline __m512 widen(__m256i v) {
 // block's packed rows for them (16 KB) stay in L1 while the columns' weights stream from L2.
 constexpr int64_t kChunk = 8;
 
+// How many pixel blocks ahead the output rows are prefetched.
+constexpr int64_t kPrefetch = 1;
+
 // One thread's share of a product and what it reads: the pointers and shapes of
 // archc_pointwise_conv's operands.
 struct Unit {
@@ -103,6 +106,7 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
   std::vector<float> accbuf(static_cast<size_t>(kc > kChunk ? 1024 * per + 16 : 16));
   float *acc = aligned64(accbuf);
   alignas(64) float sums[1024];
+  const int64_t blocks_end = std::min(u.pixels, b1 * 32);
   for (int64_t jc = j0; jc < j1; jc += per) {
     const int64_t je = std::min(j1, jc + per);
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -158,6 +162,12 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
           _tile_stored(2, out + 512, 128);
           _tile_stored(3, out + 528, 128);
           if (!last) continue;
+          // The rows this thread writes (and, with the residual, reads) kPrefetch blocks on, in
+          // these 32 channels: on large maps they come from memory, and the hardware does not
+          // fetch 64 bytes of each row, a row apart, ahead on its own.
+          const int64_t ahead = p0 + 32 * kPrefetch;
+          for (int64_t r = ahead; r < std::min(ahead + 32, blocks_end); ++r)
+            __builtin_prefetch(u.y + r * u.co + 32 * j, 1, 3);
           const __m512 bias0 = _mm512_loadu_ps(u.bias + 32 * j);
           const __m512 bias1 = _mm512_loadu_ps(u.bias + 32 * j + 16);
           for (int r = 0; r < rows; ++r) {

@@ -99,6 +99,7 @@ unsafe extern "C" {
         x: *const C_tensor,
         packed: *const C_tensor,
         bias: *const C_tensor,
+        stride: i64,
         relu: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
@@ -540,13 +541,14 @@ pub(crate) fn direct_pack(weight: &Tensor) -> Result<Tensor, TchError> {
     returning(|out| unsafe { archc_direct_pack(weight.as_ptr(), out) })
 }
 
-/// `relu?(conv3x3(x) + bias)`, stride 1, padding 1, on bf16 channels-last `x` with a weight from
-/// [`direct_pack`]; bf16 channels-last.
+/// `relu?(conv3x3(x) + bias)`, stride 1 or 2, padding 1, on bf16 channels-last `x` with a weight
+/// from [`direct_pack`]; bf16 channels-last.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn direct_conv(
     x: &Tensor,
     packed: &Tensor,
     bias: &Tensor,
+    stride: i64,
     relu: bool,
 ) -> Result<Tensor, TchError> {
     // SAFETY: the tensors are borrowed for the call; the kernel checks their dtypes, layouts
@@ -556,6 +558,7 @@ pub(crate) fn direct_conv(
             x.as_ptr(),
             packed.as_ptr(),
             bias.as_ptr(),
+            stride,
             c_int::from(relu),
             out,
         )

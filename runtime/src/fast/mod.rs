@@ -322,7 +322,9 @@ impl Kernel {
                 ffi::grouped_conv(x, packed, bias, g.stride[0], *cpg, relu)
             }
             (Kernel::Winograd { packed, bias }, None) => ffi::winograd_conv(x, packed, bias, relu),
-            (Kernel::Direct { packed, bias }, None) => ffi::direct_conv(x, packed, bias, relu),
+            (Kernel::Direct { packed, bias }, None) => {
+                ffi::direct_conv(x, packed, bias, g.stride[0], relu)
+            }
             (Kernel::Pointwise { packed, bias }, None) => {
                 ffi::pointwise_conv(x, None, packed, bias, None, relu)
             }
@@ -1319,9 +1321,10 @@ fn own_kernel(
         } else {
             ffi::grouped_f32_supported(cpg)
         };
-    let dense = spec.groups == 1 && spec.stride == 1 && !add;
     let direct = bf16
-        && dense
+        && spec.groups == 1
+        && (spec.stride == 1 || spec.stride == 2)
+        && !add
         && options.direct_kernel != Choice::Never
         && options.winograd != Choice::Always
         && spec.cin % 32 == 0
@@ -2135,13 +2138,18 @@ mod tests {
         tch::manual_seed(4);
         let cpu = (Kind::Float, Device::Cpu);
         let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
-        // [batch, C_in, C_out, H, W], ReLU
-        for ([n, cin, cout, h, w], relu) in [
-            ([2, 512, 512, 7, 7], true),
-            ([1, 256, 256, 14, 14], false),
-            ([3, 32, 64, 5, 9], true),
-            ([1, 64, 32, 1, 1], true),
-            ([2, 96, 64, 13, 11], false),
+        // [batch, C_in, C_out, H, W, stride], ReLU
+        for ([n, cin, cout, h, w, stride], relu) in [
+            ([2, 512, 512, 7, 7, 1], true),
+            ([1, 256, 256, 14, 14, 1], false),
+            ([3, 32, 64, 5, 9, 1], true),
+            ([1, 64, 32, 1, 1, 1], true),
+            ([2, 96, 64, 13, 11, 1], false),
+            ([2, 512, 512, 14, 14, 2], true),
+            ([1, 256, 256, 28, 28, 2], false),
+            ([3, 32, 64, 7, 10, 2], true),
+            ([1, 64, 32, 1, 1, 2], true),
+            ([2, 96, 64, 13, 11, 2], false),
         ] {
             let x = bf(Tensor::randn([n, cin, h, w], cpu));
             let wt = bf(Tensor::randn([cout, cin, 3, 3], cpu) * 0.05);
@@ -2149,7 +2157,7 @@ mod tests {
             let mut reference = x.to_kind(Kind::Float).conv2d(
                 &wt.to_kind(Kind::Float),
                 Some(&b),
-                [1, 1],
+                [stride, stride],
                 [1, 1],
                 [1, 1],
                 1,
@@ -2158,28 +2166,34 @@ mod tests {
                 reference = reference.relu();
             }
             let packed = ffi::direct_pack(&wt).unwrap();
-            let y = ffi::direct_conv(&channels_last(&x), &packed, &b, relu).unwrap();
+            let y = ffi::direct_conv(&channels_last(&x), &packed, &b, stride, relu).unwrap();
             assert_eq!(y.size(), reference.size());
             assert!(is_channels_last(&y));
             let err = (&y.to_kind(Kind::Float) - &reference)
                 .norm()
                 .double_value(&[])
                 / reference.norm().double_value(&[]);
-            println!("{n}x{cin}x{h}x{w} -> {cout}: {err:.2e}");
-            assert!(err < 4e-3, "{n}x{cin}x{h}x{w} -> {cout}: {err:.2e}");
+            println!("{n}x{cin}x{h}x{w} -> {cout}, stride {stride}: {err:.2e}");
+            assert!(
+                err < 4e-3,
+                "{n}x{cin}x{h}x{w} -> {cout}, stride {stride}: {err:.2e}"
+            );
         }
         // What it refuses: fp32 input, other channels than the weight's, a foreign weight, a
-        // bias of the wrong length; channels that are not multiples of 32.
+        // bias of the wrong length, strides other than 1 and 2; channels that are not multiples
+        // of 32.
         let x = channels_last(&bf(Tensor::randn([1, 64, 7, 7], cpu)));
         let wt = Tensor::randn([64, 64, 3, 3], cpu);
         let packed = ffi::direct_pack(&wt).unwrap();
         let b = Tensor::zeros([64], cpu);
-        assert!(ffi::direct_conv(&x, &packed, &b, true).is_ok());
-        assert!(ffi::direct_conv(&x.to_kind(Kind::Float), &packed, &b, true).is_err());
+        assert!(ffi::direct_conv(&x, &packed, &b, 1, true).is_ok());
+        assert!(ffi::direct_conv(&x.to_kind(Kind::Float), &packed, &b, 1, true).is_err());
         let x96 = channels_last(&bf(Tensor::randn([1, 96, 7, 7], cpu)));
-        assert!(ffi::direct_conv(&x96, &packed, &b, true).is_err());
-        assert!(ffi::direct_conv(&x, &wt, &b, true).is_err());
-        assert!(ffi::direct_conv(&x, &packed, &Tensor::zeros([32], cpu), true).is_err());
+        assert!(ffi::direct_conv(&x96, &packed, &b, 1, true).is_err());
+        assert!(ffi::direct_conv(&x, &wt, &b, 1, true).is_err());
+        assert!(ffi::direct_conv(&x, &packed, &Tensor::zeros([32], cpu), 1, true).is_err());
+        assert!(ffi::direct_conv(&x, &packed, &b, 3, true).is_err());
+        assert!(ffi::direct_conv(&x, &packed, &b, 0, true).is_err());
         assert!(ffi::direct_pack(&Tensor::randn([48, 64, 3, 3], cpu)).is_err());
     }
 
