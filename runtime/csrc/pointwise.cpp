@@ -105,8 +105,30 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
       std::max<int64_t>(1, std::min(j1 - j0, kPanelBytes / (kc * 2 * kTile * 2)));
   std::vector<float> accbuf(static_cast<size_t>(kc > kChunk ? 1024 * per + 16 : 16));
   float *acc = aligned64(accbuf);
-  alignas(64) float sums[1024];
+  alignas(64) float sums[2][1024];
   const int64_t blocks_end = std::min(u.pixels, b1 * 32);
+  // Column pair j of pixel block p0's rows from its fp32 sums: bias (+ residual) (+ ReLU),
+  // rounded to bf16 once.
+  auto finish = [&](int64_t j, const float *sum, int64_t p0, int rows) ARCHC_POINTWISE {
+    const __m512 bias0 = _mm512_loadu_ps(u.bias + 32 * j);
+    const __m512 bias1 = _mm512_loadu_ps(u.bias + 32 * j + 16);
+    for (int r = 0; r < rows; ++r) {
+      uint16_t *dst = u.y + (p0 + r) * u.co + 32 * j;
+      __m512 v0 = _mm512_add_ps(_mm512_load_ps(sum + 32 * r), bias0);
+      __m512 v1 = _mm512_add_ps(_mm512_load_ps(sum + 32 * r + 16), bias1);
+      if (u.add) {
+        const __m512i z = _mm512_loadu_si512(dst);
+        v0 = _mm512_add_ps(v0, widen(_mm512_castsi512_si256(z)));
+        v1 = _mm512_add_ps(v1, widen(_mm512_extracti64x4_epi64(z, 1)));
+      }
+      if (u.relu) {
+        // (max(0, v) keeps a NaN, as libtorch's ReLU does.)
+        v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
+        v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
+      }
+      _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+    }
+  };
   for (int64_t jc = j0; jc < j1; jc += per) {
     const int64_t je = std::min(j1, jc + per);
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -155,8 +177,10 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
           }
-          // 32 rows of 32 fp32 (C tiles 0 | 1 above 2 | 3).
-          float *out = last ? sums : part;
+          // 32 rows of 32 fp32 (C tiles 0 | 1 above 2 | 3); the last chunk's alternate between
+          // two buffers, so that column pair j's epilogue runs while pair j + 1's products do
+          // (the tile unit works on while the vector units round and store).
+          float *out = last ? sums[(j - jc) & 1] : part;
           _tile_stored(0, out, 128);
           _tile_stored(1, out + 16, 128);
           _tile_stored(2, out + 512, 128);
@@ -168,24 +192,8 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
           const int64_t ahead = p0 + 32 * kPrefetch;
           for (int64_t r = ahead; r < std::min(ahead + 32, blocks_end); ++r)
             __builtin_prefetch(u.y + r * u.co + 32 * j, 1, 3);
-          const __m512 bias0 = _mm512_loadu_ps(u.bias + 32 * j);
-          const __m512 bias1 = _mm512_loadu_ps(u.bias + 32 * j + 16);
-          for (int r = 0; r < rows; ++r) {
-            uint16_t *dst = u.y + (p0 + r) * u.co + 32 * j;
-            __m512 v0 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r), bias0);
-            __m512 v1 = _mm512_add_ps(_mm512_load_ps(sums + 32 * r + 16), bias1);
-            if (u.add) {
-              const __m512i z = _mm512_loadu_si512(dst);
-              v0 = _mm512_add_ps(v0, widen(_mm512_castsi512_si256(z)));
-              v1 = _mm512_add_ps(v1, widen(_mm512_extracti64x4_epi64(z, 1)));
-            }
-            if (u.relu) {
-              // (max(0, v) keeps a NaN, as libtorch's ReLU does.)
-              v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
-              v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
-            }
-            _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
-          }
+          if (j > jc) finish(j - 1, sums[(j - 1 - jc) & 1], p0, rows);
+          if (j == je - 1) finish(j, out, p0, rows);
         }
       }
     }
