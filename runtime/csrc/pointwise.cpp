@@ -82,6 +82,43 @@ struct Unit {
   uint16_t *y;
   int64_t c1, c2, kc, kc1, co, h, w, h2, w2, stride2, pixels;
   bool add, relu;
+  // The shortcut's row for output pixel p (flattened n, oy, ox), read at its stride.
+  const uint16_t *row2(int64_t p) const {
+    const int64_t b = p / (h * w), oy = (p / w) % h, ox = p % w;
+    return x2 + ((b * h2 + oy * stride2) * w2 + ox * stride2) * c2;
+  }
+};
+
+// Prefetches the input rows of pixels [p0, p1) (both inputs; the shortcut's at its stride), a
+// share at each of `calls` calls to step(), so that they are spread over a block's products.
+struct Ahead {
+  const Unit &u;
+  int64_t p, p1, line = 0, per = 0;
+  const int64_t lines1, lines2;  // cache lines of one pixel's channels, per input
+  const uint16_t *src1 = nullptr, *src2 = nullptr;
+  ARCHC_POINTWISE Ahead(const Unit &u, int64_t p0, int64_t p1, int64_t calls)
+      : u(u), p(p0), p1(p1), lines1(u.c1 / 32), lines2(u.x2 != nullptr ? u.c2 / 32 : 0) {
+    const int64_t total = std::max<int64_t>(0, p1 - p0) * (lines1 + lines2);
+    per = (total + calls - 1) / calls;
+    if (p < p1) locate();
+  }
+  void locate() {
+    src1 = u.x + p * u.c1;
+    if (lines2 > 0) src2 = u.row2(p);
+  }
+  ARCHC_POINTWISE inline void step() {
+    for (int64_t i = 0; i < per && p < p1; ++i) {
+      if (line < lines1) {
+        __builtin_prefetch(src1 + 32 * line, 0, 3);
+      } else {
+        __builtin_prefetch(src2 + 32 * (line - lines1), 0, 3);
+      }
+      if (++line == lines1 + lines2) {
+        line = 0;
+        if (++p < p1) locate();
+      }
+    }
+  }
 };
 
 template <typename T>
@@ -95,6 +132,7 @@ T *aligned64(std::vector<T> &v) {
 // channels], so every tile load is one contiguous kilobyte whatever the channel count, and the
 // shortcut's strided pixels are gathered on the way); its K steps are then taken kChunk at a
 // time across the panel's columns, the partial sums of all but the last chunk kept in fp32.
+// The next block's input rows are prefetched meanwhile, a share at each K step.
 ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
   if (b0 >= b1 || j0 >= j1) return;
   configure();
@@ -144,12 +182,12 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
         for (int64_t s = 0; s < u.kc1; ++s)
           _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_loadu_si512(src + 32 * s));
         if (kc2 == 0) continue;
-        const int64_t p = p0 + r, b = p / (u.h * u.w), oy = (p / u.w) % u.h, ox = p % u.w;
-        const uint16_t *src2 =
-            u.x2 + ((b * u.h2 + oy * u.stride2) * u.w2 + ox * u.stride2) * u.c2;
+        const uint16_t *src2 = u.row2(p0 + r);
         for (int64_t s = 0; s < kc2; ++s)
           _mm512_store_si512(a + ((u.kc1 + s) * 32 + r) * 32, _mm512_loadu_si512(src2 + 32 * s));
       }
+      Ahead ahead_rows(u, p0 + 32, std::min(p0 + 64, blocks_end),
+                       std::max<int64_t>(1, kc * (je - jc)));
       for (int64_t s0 = 0; s0 < kc; s0 += kChunk) {
         const int64_t s1 = std::min(kc, s0 + kChunk);
         const bool first = s0 == 0, last = s1 == kc;
@@ -168,6 +206,7 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
           }
           const uint16_t *w0 = u.wt + (2 * j) * kc * kTile, *w1 = w0 + kc * kTile;
           for (int64_t s = s0; s < s1; ++s) {
+            ahead_rows.step();
             _tile_loadd(4, a + s * 1024, 64);
             _tile_loadd(5, a + s * 1024 + 512, 64);
             _tile_loadd(6, w0 + s * kTile, 64);

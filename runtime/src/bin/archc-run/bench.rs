@@ -5,7 +5,7 @@
 //! ```
 
 use crate::{Fail, compile, headline};
-use archc_runtime::fast::{Inference, Options};
+use archc_runtime::fast::{Choice, Inference, Options};
 use archc_runtime::{Network, parse_device, weights};
 use clap::{Args, ValueEnum};
 use std::cell::RefCell;
@@ -63,6 +63,42 @@ pub struct BenchArgs {
     /// step's median time (a step covers what the plan fused into it)
     #[arg(long)]
     profile: bool,
+    /// With `--mode fast`: force one of the plan's kernel choices, `NAME=measure|always|never`
+    /// (NAME one of grouped, winograd, stem, direct, pointwise, matmul, cudnn-fused); repeatable.
+    /// `measure` (the default) times the alternative against oneDNN's per convolution.
+    #[arg(long = "kernel", value_name = "NAME=CHOICE")]
+    kernels: Vec<String>,
+}
+
+/// `options` with each `--kernel NAME=CHOICE` applied.
+fn with_kernels(mut options: Options, kernels: &[String]) -> Result<Options, Fail> {
+    for kv in kernels {
+        let bad = || {
+            Fail::Input(format!(
+                "--kernel {kv}: expected NAME=measure|always|never, NAME one of grouped, \
+                 winograd, stem, direct, pointwise, matmul, cudnn-fused"
+            ))
+        };
+        let (name, choice) = kv.split_once('=').ok_or_else(bad)?;
+        let choice = match choice {
+            "measure" => Choice::Measure,
+            "always" => Choice::Always,
+            "never" => Choice::Never,
+            _ => return Err(bad()),
+        };
+        let slot = match name {
+            "grouped" => &mut options.grouped_kernel,
+            "winograd" => &mut options.winograd,
+            "stem" => &mut options.stem_kernel,
+            "direct" => &mut options.direct_kernel,
+            "pointwise" => &mut options.pointwise_kernel,
+            "matmul" => &mut options.matmul,
+            "cudnn-fused" => &mut options.cudnn_fused,
+            _ => return Err(bad()),
+        };
+        *slot = choice;
+    }
+    Ok(options)
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +149,17 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
             "--cuda-graph needs --mode fast and a CUDA --device".to_string(),
         ));
     }
+    if !args.kernels.is_empty() && args.mode != Mode::Fast {
+        return Err(Fail::Input("--kernel needs --mode fast".to_string()));
+    }
+    let options = with_kernels(
+        Options {
+            kind,
+            channels_last: true,
+            ..Options::default()
+        },
+        &args.kernels,
+    )?;
     let compiled = compile(&args.spec, &args.set, args.input.as_deref())?;
     let mut vs = VarStore::new(device);
     let net = Network::new(&vs.root(), &compiled);
@@ -131,16 +178,7 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
         [args.batch, c as i64, h as i64, w as i64],
         (Kind::Float, device),
     );
-    let fast = (args.mode == Mode::Fast).then(|| {
-        Inference::new(
-            &net,
-            Options {
-                kind,
-                channels_last: true,
-                ..Options::default()
-            },
-        )
-    });
+    let fast = (args.mode == Mode::Fast).then(|| Inference::new(&net, options));
     let graph = match (&fast, args.cuda_graph) {
         (Some(f), true) => {
             Some(RefCell::new(f.capture(&x.size(), device).map_err(|e| {
@@ -245,4 +283,29 @@ fn print_profile(plan: &Inference, x: &Tensor, repeat: usize) -> Result<(), Fail
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_choices_are_parsed_and_bad_ones_refused() {
+        let set = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+        let o = with_kernels(
+            Options::default(),
+            &set(&["pointwise=never", "direct=always", "cudnn-fused=never"]),
+        )
+        .unwrap_or_else(|_| panic!("valid choices"));
+        assert_eq!(o.pointwise_kernel, Choice::Never);
+        assert_eq!(o.direct_kernel, Choice::Always);
+        assert_eq!(o.cudnn_fused, Choice::Never);
+        assert_eq!(o.stem_kernel, Choice::Measure);
+        for bad in ["pointwise", "pointwise=sometimes", "fft=always", "=never"] {
+            match with_kernels(Options::default(), &set(&[bad])) {
+                Err(Fail::Input(message)) => assert!(message.contains(bad), "{message}"),
+                _ => panic!("{bad} was accepted"),
+            }
+        }
+    }
 }
