@@ -6,7 +6,8 @@
 // (the two convolutions are memory-bound). Without x2 it is a plain 1×1 (with the residual add
 // fused in). Pixels are flattened (n, oy, ox); 32 consecutive pixels × 32 channels accumulate in
 // four C tiles. Each block of 32 pixels' rows (of both inputs, the shortcut's gathered at its
-// stride) is packed once into contiguous A tiles; the K steps are taken 8 at a time across a
+// stride) is packed once into contiguous A tiles, but for a full block of one input, which the
+// tiles read in place; the next block's rows are prefetched meanwhile. The K steps are taken 8 at a time across a
 // panel of weight columns, so the packed rows stay in L1 and the panel in L2. The threads split
 // the output channels where there are fewer pixels than channels (the small maps of the late
 // stages, whose weights are the larger operand), else the pixel blocks. The sums stay in fp32
@@ -128,9 +129,9 @@ T *aligned64(std::vector<T> &v) {
 
 // Output pixel blocks [b0, b1) × column pairs [j0, j1) of `u`. The weight's columns are taken a
 // panel at a time (at most kPanelBytes, so they stay in L2 while the pixel blocks go by); each
-// pixel block's rows of both inputs are first packed as A tiles ([K step][32 rows][32
-// channels], so every tile load is one contiguous kilobyte whatever the channel count, and the
-// shortcut's strided pixels are gathered on the way); its K steps are then taken kChunk at a
+// pixel block with a shortcut (or the map's last, partial block) has its rows of both inputs
+// first packed as A tiles ([K step][32 rows][32 channels], the shortcut's strided pixels
+// gathered on the way); a full block of one input is read in place; its K steps are then taken kChunk at a
 // time across the panel's columns, the partial sums of all but the last chunk kept in fp32.
 // The next block's input rows are prefetched meanwhile, a share at each K step.
 ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
@@ -172,7 +173,14 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t p0 = blk * 32;
       const int rows = static_cast<int>(std::min<int64_t>(32, u.pixels - p0));
-      for (int r = 0; r < 32; ++r) {
+      // A full block of a single input is read in place, its rows C1 apart (packing it would
+      // copy each row once for the few column pairs that read it: a reduction's 64 or 128
+      // output channels); a partial block or one with a shortcut is packed.
+      const bool in_place = kc2 == 0 && rows == 32;
+      const uint16_t *const ap = in_place ? u.x + p0 * u.c1 : a;
+      const int64_t a_step = in_place ? 32 : 1024, a_half = in_place ? 16 * u.c1 : 512,
+                    a_stride = in_place ? 2 * u.c1 : 64;
+      for (int r = 0; r < 32 && !in_place; ++r) {
         if (r >= rows) {
           for (int64_t s = 0; s < kc; ++s)
             _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_setzero_si512());
@@ -207,8 +215,8 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
           const uint16_t *w0 = u.wt + (2 * j) * kc * kTile, *w1 = w0 + kc * kTile;
           for (int64_t s = s0; s < s1; ++s) {
             ahead_rows.step();
-            _tile_loadd(4, a + s * 1024, 64);
-            _tile_loadd(5, a + s * 1024 + 512, 64);
+            _tile_loadd(4, ap + s * a_step, a_stride);
+            _tile_loadd(5, ap + s * a_step + a_half, a_stride);
             _tile_loadd(6, w0 + s * kTile, 64);
             _tile_loadd(7, w1 + s * kTile, 64);
             _tile_dpbf16ps(0, 4, 6);
