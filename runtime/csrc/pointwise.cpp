@@ -173,27 +173,43 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t p0 = blk * 32;
       const int rows = static_cast<int>(std::min<int64_t>(32, u.pixels - p0));
-      // A full block of a single input is read in place, its rows C1 apart (packing it would
-      // copy each row once for the few column pairs that read it: a reduction's 64 or 128
-      // output channels); a partial block or one with a shortcut is packed.
-      const bool in_place = kc2 == 0 && rows == 32;
-      const uint16_t *const ap = in_place ? u.x + p0 * u.c1 : a;
-      const int64_t a_step = in_place ? 32 : 1024, a_half = in_place ? 16 * u.c1 : 512,
-                    a_stride = in_place ? 2 * u.c1 : 64;
-      for (int r = 0; r < 32 && !in_place; ++r) {
-        if (r >= rows) {
-          for (int64_t s = 0; s < kc; ++s)
-            _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_setzero_si512());
-          continue;
+      // A full block is read in place, its rows C1 apart (packing would copy each row once
+      // for the few column pairs that read it: a reduction's 64 or 128 output channels), and so
+      // is a shortcut with stride 1 on the same map; a partial block, or one with a strided
+      // shortcut (timed: packing both inputs is then the faster), is packed.
+      const bool in2 = rows == 32 && kc2 > 0 && u.stride2 == 1 && u.h2 == u.h && u.w2 == u.w;
+      const bool full = rows == 32 && (kc2 == 0 || in2);
+      if (!full) {
+        for (int r = 0; r < 32; ++r) {
+          const bool real = r < rows;
+          const uint16_t *src = real ? u.x + (p0 + r) * u.c1 : nullptr;
+          for (int64_t s = 0; s < u.kc1; ++s)
+            _mm512_store_si512(a + (s * 32 + r) * 32, real ? _mm512_loadu_si512(src + 32 * s)
+                                                            : _mm512_setzero_si512());
         }
-        const uint16_t *src = u.x + (p0 + r) * u.c1;
-        for (int64_t s = 0; s < u.kc1; ++s)
-          _mm512_store_si512(a + (s * 32 + r) * 32, _mm512_loadu_si512(src + 32 * s));
-        if (kc2 == 0) continue;
-        const uint16_t *src2 = u.row2(p0 + r);
-        for (int64_t s = 0; s < kc2; ++s)
-          _mm512_store_si512(a + ((u.kc1 + s) * 32 + r) * 32, _mm512_loadu_si512(src2 + 32 * s));
       }
+      if (kc2 > 0 && !in2) {
+        for (int r = 0; r < 32; ++r) {
+          const bool real = r < rows;
+          const uint16_t *src2 = real ? u.row2(p0 + r) : nullptr;
+          for (int64_t s = 0; s < kc2; ++s)
+            _mm512_store_si512(a + ((u.kc1 + s) * 32 + r) * 32,
+                               real ? _mm512_loadu_si512(src2 + 32 * s) : _mm512_setzero_si512());
+        }
+      }
+      // Where K step s's A tiles are: the top one at step(s), the bottom one `half` on, rows
+      // `stride` bytes apart.
+      const uint16_t *const x_rows = u.x + p0 * u.c1;
+      const uint16_t *const x2_rows = in2 ? u.x2 + p0 * u.c2 : nullptr;
+      auto a_tiles = [&](int64_t s, const uint16_t *&top, int64_t &half, int64_t &stride) {
+        if (s < u.kc1 && full) {
+          top = x_rows + 32 * s, half = 16 * u.c1, stride = 2 * u.c1;
+        } else if (s >= u.kc1 && in2) {
+          top = x2_rows + 32 * (s - u.kc1), half = 16 * u.c2, stride = 2 * u.c2;
+        } else {
+          top = a + s * 1024, half = 512, stride = 64;
+        }
+      };
       Ahead ahead_rows(u, p0 + 32, std::min(p0 + 64, blocks_end),
                        std::max<int64_t>(1, kc * (je - jc)));
       for (int64_t s0 = 0; s0 < kc; s0 += kChunk) {
@@ -215,8 +231,11 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
           const uint16_t *w0 = u.wt + (2 * j) * kc * kTile, *w1 = w0 + kc * kTile;
           for (int64_t s = s0; s < s1; ++s) {
             ahead_rows.step();
-            _tile_loadd(4, ap + s * a_step, a_stride);
-            _tile_loadd(5, ap + s * a_step + a_half, a_stride);
+            const uint16_t *top;
+            int64_t half, stride;
+            a_tiles(s, top, half, stride);
+            _tile_loadd(4, top, stride);
+            _tile_loadd(5, top + half, stride);
             _tile_loadd(6, w0 + s * kTile, 64);
             _tile_loadd(7, w1 + s * kTile, 64);
             _tile_dpbf16ps(0, 4, 6);
