@@ -395,3 +395,29 @@ fn summary_as_csv() {
     assert_eq!((sum(4), sum(6)), (25_028_904, 4_230_479_872));
     assert_eq!(sum(5), num(total[5]), "buffers add up");
 }
+
+/// A reader that is gone (`archc ... | head` once head has its lines) ends the tool by SIGPIPE,
+/// as Unix tools end, not by a panic in `print!`: here stdout is a pipe whose reading end is
+/// closed before archc starts, so its first write meets the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["codegen", R50X])
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .stdout(writer)
+        .output()
+        .expect("archc runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        o.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        o.status
+    );
+}

@@ -79,6 +79,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SIGPIPE back to its default action (Rust ignores it, and `print!` would panic once the
+    // reader of stdout is gone, as with `| head`): the tool then ends quietly, as Unix tools do.
+    sigpipe::reset();
     let exit = match Cli::parse().command {
         Command::Check(a) => check::run(&a),
         Command::Summary(a) => summary::run(&a),

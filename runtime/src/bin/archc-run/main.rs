@@ -104,6 +104,9 @@ pub fn threads(n: Option<i32>) {
 }
 
 fn main() -> ExitCode {
+    // SIGPIPE back to its default action (Rust ignores it, and `print!` would panic once the
+    // reader of stdout is gone, as with `| head`): the tool then ends quietly, as Unix tools do.
+    sigpipe::reset();
     let cli = Cli::parse();
     let out = match cli.command {
         Command::Bench(a) => bench::run(a),
