@@ -5,12 +5,13 @@
 // which is what a ResNet's first block of each stage spends most of its time on at large maps
 // (the two convolutions are memory-bound). Without x2 it is a plain 1×1 (with the residual add
 // fused in). Pixels are flattened (n, oy, ox); 32 consecutive pixels × 32 channels accumulate in
-// four C tiles. Each block of 32 pixels' rows (of both inputs, the shortcut's gathered at its
-// stride) is packed once into contiguous A tiles, but for a full block of one input, which the
-// tiles read in place; the next block's rows are prefetched meanwhile. The K steps are taken 8 at a time across a
-// panel of weight columns, so the packed rows stay in L1 and the panel in L2. The threads split
-// the output channels where there are fewer pixels than channels (the small maps of the late
-// stages, whose weights are the larger operand), else the pixel blocks. The sums stay in fp32
+// four C tiles. A full block of 32 pixels is read in place by the tile loads (its rows C_in
+// apart), with its shortcut where that has stride 1 on the same map; a partial block, or a
+// strided shortcut's pixels (gathered), is packed once into contiguous A tiles; the next block's
+// rows are prefetched meanwhile. The K steps are taken 8 at a time across a panel of weight
+// columns, so a block's rows stay in L1 and the panel in L2. The threads split the output
+// channels where there are fewer pixels than channels (the small maps of the late stages, whose
+// weights are the larger operand), else the pixel blocks. The sums stay in fp32
 // until the bias, the residual and the ReLU are applied, then round to bf16 once.
 
 #include <ATen/Parallel.h>
@@ -128,12 +129,12 @@ T *aligned64(std::vector<T> &v) {
 }
 
 // Output pixel blocks [b0, b1) × column pairs [j0, j1) of `u`. The weight's columns are taken a
-// panel at a time (at most kPanelBytes, so they stay in L2 while the pixel blocks go by); each
-// pixel block with a shortcut (or the map's last, partial block) has its rows of both inputs
-// first packed as A tiles ([K step][32 rows][32 channels], the shortcut's strided pixels
-// gathered on the way); a full block of one input is read in place; its K steps are then taken kChunk at a
-// time across the panel's columns, the partial sums of all but the last chunk kept in fp32.
-// The next block's input rows are prefetched meanwhile, a share at each K step.
+// panel at a time (at most kPanelBytes, so they stay in L2 while the pixel blocks go by). A full
+// pixel block is read in place by the tile loads, and so is its shortcut where that has stride
+// 1 on the same map; a partial block, or a strided shortcut's pixels (gathered on the way), is
+// first packed as A tiles ([K step][32 rows][32 channels]). The block's K steps are then taken
+// kChunk at a time across the panel's columns, the partial sums of all but the last chunk kept
+// in fp32, while the next block's input rows are prefetched, a share at each K step.
 ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
   if (b0 >= b1 || j0 >= j1) return;
   configure();
