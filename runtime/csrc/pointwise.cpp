@@ -179,8 +179,8 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
       // is a shortcut with stride 1 on the same map; a partial block, or one with a strided
       // shortcut (timed: packing both inputs is then the faster), is packed.
       const bool in2 = rows == 32 && kc2 > 0 && u.stride2 == 1 && u.h2 == u.h && u.w2 == u.w;
-      const bool full = rows == 32 && (kc2 == 0 || in2);
-      if (!full) {
+      const bool in1 = rows == 32 && (kc2 == 0 || in2);
+      if (!in1) {
         for (int r = 0; r < 32; ++r) {
           const bool real = r < rows;
           const uint16_t *src = real ? u.x + (p0 + r) * u.c1 : nullptr;
@@ -203,7 +203,7 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
       const uint16_t *const x_rows = u.x + p0 * u.c1;
       const uint16_t *const x2_rows = in2 ? u.x2 + p0 * u.c2 : nullptr;
       auto a_tiles = [&](int64_t s, const uint16_t *&top, int64_t &half, int64_t &stride) {
-        if (s < u.kc1 && full) {
+        if (s < u.kc1 && in1) {
           top = x_rows + 32 * s, half = 16 * u.c1, stride = 2 * u.c1;
         } else if (s >= u.kc1 && in2) {
           top = x2_rows + 32 * (s - u.kc1), half = 16 * u.c2, stride = 2 * u.c2;

@@ -2264,10 +2264,11 @@ mod tests {
             ([1, 32, 64, 64, 1, 1], 2, false, true),
             ([2, 64, 0, 96, 6, 7], 1, true, true),
             ([1, 512, 0, 2048, 2, 3], 1, false, false),
-            // Several panels of 16 column pairs, split by pixel blocks (the last one partial)
-            // and by channels.
-            ([1, 64, 0, 1024, 40, 30], 1, true, true),
-            ([2, 32, 32, 1088, 9, 10], 1, false, true),
+            // Several 1 MB weight panels a thread (K = 1024: 16 column pairs each), split by
+            // pixel blocks (read in place, the last one partial) and by channels (a stride-1
+            // shortcut).
+            ([1, 1024, 0, 1024, 40, 30], 1, true, true),
+            ([2, 512, 512, 2048, 9, 10], 1, false, true),
         ] {
             let x = bf(Tensor::randn([n, c1, h, w], cpu));
             let w1 = bf(Tensor::randn([cout, c1, 1, 1], cpu) * 0.1);

@@ -70,13 +70,25 @@ pub struct BenchArgs {
     kernels: Vec<String>,
 }
 
+/// The kernel choices `--kernel NAME=CHOICE` can force: each name and its field of [`Options`].
+const KERNELS: [(&str, fn(&mut Options) -> &mut Choice); 7] = [
+    ("grouped", |o| &mut o.grouped_kernel),
+    ("winograd", |o| &mut o.winograd),
+    ("stem", |o| &mut o.stem_kernel),
+    ("direct", |o| &mut o.direct_kernel),
+    ("pointwise", |o| &mut o.pointwise_kernel),
+    ("matmul", |o| &mut o.matmul),
+    ("cudnn-fused", |o| &mut o.cudnn_fused),
+];
+
 /// `options` with each `--kernel NAME=CHOICE` applied.
 fn with_kernels(mut options: Options, kernels: &[String]) -> Result<Options, Fail> {
     for kv in kernels {
         let bad = || {
+            let names: Vec<&str> = KERNELS.iter().map(|(name, _)| *name).collect();
             Fail::Input(format!(
-                "--kernel {kv}: expected NAME=measure|always|never, NAME one of grouped, \
-                 winograd, stem, direct, pointwise, matmul, cudnn-fused"
+                "--kernel {kv}: expected NAME=measure|always|never, NAME one of {}",
+                names.join(", ")
             ))
         };
         let (name, choice) = kv.split_once('=').ok_or_else(bad)?;
@@ -86,17 +98,8 @@ fn with_kernels(mut options: Options, kernels: &[String]) -> Result<Options, Fai
             "never" => Choice::Never,
             _ => return Err(bad()),
         };
-        let slot = match name {
-            "grouped" => &mut options.grouped_kernel,
-            "winograd" => &mut options.winograd,
-            "stem" => &mut options.stem_kernel,
-            "direct" => &mut options.direct_kernel,
-            "pointwise" => &mut options.pointwise_kernel,
-            "matmul" => &mut options.matmul,
-            "cudnn-fused" => &mut options.cudnn_fused,
-            _ => return Err(bad()),
-        };
-        *slot = choice;
+        let (_, field) = KERNELS.iter().find(|(n, _)| *n == name).ok_or_else(bad)?;
+        *field(&mut options) = choice;
     }
     Ok(options)
 }
