@@ -70,8 +70,11 @@ pub struct BenchArgs {
     kernels: Vec<String>,
 }
 
+/// One of [`Options`]' kernel choices.
+type Field = fn(&mut Options) -> &mut Choice;
+
 /// The kernel choices `--kernel NAME=CHOICE` can force: each name and its field of [`Options`].
-const KERNELS: [(&str, fn(&mut Options) -> &mut Choice); 7] = [
+const KERNELS: [(&str, Field); 7] = [
     ("grouped", |o| &mut o.grouped_kernel),
     ("winograd", |o| &mut o.winograd),
     ("stem", |o| &mut o.stem_kernel),
