@@ -493,6 +493,67 @@ pub struct StepTime {
     pub seconds: f64,
 }
 
+/// What ran a plan step that chose how to run ([`Inference::runners`]): a convolution, a block's
+/// last 1×1 with its shortcut, or the classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runner {
+    /// oneDNN's convolution, its weight pre-packed.
+    OneDnn,
+    /// oneDNN's matmul (a 1×1 convolution over rows of pixels, or the classifier).
+    OneDnnMatmul,
+    /// Two oneDNN convolutions (a block's last 1×1 and its projection shortcut).
+    OneDnnPair,
+    /// cuDNN's fused convolution + bias (+ residual) + ReLU.
+    CudnnFused,
+    /// libtorch's own operators.
+    Libtorch,
+    /// This crate's grouped 3×3 kernel (`csrc/grouped.cpp`).
+    Grouped,
+    /// This crate's Winograd kernel (`csrc/winograd.cpp`).
+    Winograd,
+    /// This crate's direct 3×3 kernel (`csrc/direct.cpp`).
+    Direct,
+    /// This crate's stem kernel (`csrc/stem.cpp`).
+    Stem,
+    /// This crate's pointwise kernel (`csrc/pointwise.cpp`).
+    Pointwise,
+}
+
+impl Runner {
+    /// The name the profile prints, e.g. `"oneDNN matmul"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Runner::OneDnn => "oneDNN",
+            Runner::OneDnnMatmul => "oneDNN matmul",
+            Runner::OneDnnPair => "oneDNN, two convolutions",
+            Runner::CudnnFused => "cuDNN fused",
+            Runner::Libtorch => "libtorch",
+            Runner::Grouped => "grouped kernel",
+            Runner::Winograd => "Winograd kernel",
+            Runner::Direct => "direct 3×3 kernel",
+            Runner::Stem => "stem kernel",
+            Runner::Pointwise => "pointwise kernel",
+        }
+    }
+
+    /// What ran a step, from the way it was packed and the step's own kernel, if any (a
+    /// [`FStep::Shortcut`] packed as [`Packed::Kernel`] has none: it is the pointwise kernel's).
+    fn of(packed: Option<&Packed>, kernel: Option<&Kernel>) -> Runner {
+        match (packed, kernel) {
+            (Some(Packed::OneDnn(_)), _) => Runner::OneDnn,
+            (Some(Packed::Matmul(_)), _) => Runner::OneDnnMatmul,
+            (Some(Packed::Pair(..)), _) => Runner::OneDnnPair,
+            (Some(Packed::Cudnn), _) => Runner::CudnnFused,
+            (Some(Packed::Kernel), Some(Kernel::Grouped { .. })) => Runner::Grouped,
+            (Some(Packed::Kernel), Some(Kernel::Winograd { .. })) => Runner::Winograd,
+            (Some(Packed::Kernel), Some(Kernel::Direct { .. })) => Runner::Direct,
+            (Some(Packed::Kernel), Some(Kernel::Stem { .. })) => Runner::Stem,
+            (Some(Packed::Kernel), Some(Kernel::Pointwise { .. }) | None) => Runner::Pointwise,
+            (Some(Packed::Plain) | None, _) => Runner::Libtorch,
+        }
+    }
+}
+
 /// A folded, channels-last, optionally bf16 copy of a [`Network`] for inference.
 #[derive(Debug)]
 pub struct Inference {
@@ -847,6 +908,32 @@ impl Inference {
         })
     }
 
+    /// What ran each step that chose how to run (convolutions, shortcuts, the classifier), in
+    /// plan order, for inputs of `shape` (N, C, H, W); `None` before the plan has run at that
+    /// shape ([`Inference::prepare`]). A kernel forced with [`Choice::Always`] that this CPU or
+    /// these shapes do not allow shows up nowhere.
+    pub fn runners(&self, shape: &[i64]) -> Option<Vec<Runner>> {
+        let packed = self.packed.borrow();
+        let packed = packed.get(shape)?;
+        let runners = self
+            .nodes
+            .iter()
+            .zip(packed)
+            .filter_map(|(node, p)| {
+                let p = p.as_ref()?;
+                Some(match &node.step {
+                    FStep::Conv { kernel, .. } => Runner::of(Some(p), kernel.as_ref()),
+                    FStep::Linear { .. } => match p {
+                        Packed::Matmul(_) => Runner::OneDnnMatmul,
+                        _ => Runner::Libtorch,
+                    },
+                    _ => Runner::of(Some(p), None),
+                })
+            })
+            .collect();
+        Some(runners)
+    }
+
     /// A float NCHW batch in the plan's number type and layout.
     fn convert(&self, xs: &Tensor) -> Result<Tensor, TchError> {
         {
@@ -1170,19 +1257,7 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
         format!("conv {}×{}{stride} {cin}→{cout}{groups}", size[2], size[3])
     };
     let relu = |on: bool| if on { " + ReLU" } else { "" };
-    let ran = |kernel: Option<&Kernel>| match (packed, kernel) {
-        (Some(Packed::OneDnn(_)), _) => "oneDNN",
-        (Some(Packed::Matmul(_)), _) => "oneDNN matmul",
-        (Some(Packed::Pair(..)), _) => "oneDNN, two convolutions",
-        (Some(Packed::Cudnn), _) => "cuDNN fused",
-        (Some(Packed::Kernel), Some(Kernel::Grouped { .. })) => "grouped kernel",
-        (Some(Packed::Kernel), Some(Kernel::Winograd { .. })) => "Winograd kernel",
-        (Some(Packed::Kernel), Some(Kernel::Direct { .. })) => "direct 3×3 kernel",
-        (Some(Packed::Kernel), Some(Kernel::Stem { .. })) => "stem kernel",
-        (Some(Packed::Kernel), Some(Kernel::Pointwise { .. })) => "pointwise kernel",
-        (Some(Packed::Kernel), None) => "pointwise kernel",
-        (Some(Packed::Plain) | None, _) => "libtorch",
-    };
+    let ran = |kernel: Option<&Kernel>| Runner::of(packed, kernel).label();
     match step {
         FStep::Input => "input".into(),
         FStep::Conv {
@@ -1223,10 +1298,10 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
         FStep::Linear { w, .. } => {
             let size = w.size();
             let how = match packed {
-                Some(Packed::Matmul(_)) => "oneDNN matmul",
-                _ => "libtorch",
+                Some(Packed::Matmul(_)) => Runner::OneDnnMatmul,
+                _ => Runner::Libtorch,
             };
-            format!("linear {}→{} [{how}]", size[1], size[0])
+            format!("linear {}→{} [{}]", size[1], size[0], how.label())
         }
         FStep::Add { relu: r } => format!("add{}", relu(*r)),
         FStep::Concat => "concat".into(),

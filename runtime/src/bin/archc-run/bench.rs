@@ -5,7 +5,7 @@
 //! ```
 
 use crate::{Fail, compile, headline};
-use archc_runtime::fast::{Choice, Inference, Options};
+use archc_runtime::fast::{Choice, Inference, Options, Runner};
 use archc_runtime::{Network, parse_device, weights};
 use clap::{Args, ValueEnum};
 use std::cell::RefCell;
@@ -73,22 +73,23 @@ pub struct BenchArgs {
 /// One of [`Options`]' kernel choices.
 type Field = fn(&mut Options) -> &mut Choice;
 
-/// The kernel choices `--kernel NAME=CHOICE` can force: each name and its field of [`Options`].
-const KERNELS: [(&str, Field); 7] = [
-    ("grouped", |o| &mut o.grouped_kernel),
-    ("winograd", |o| &mut o.winograd),
-    ("stem", |o| &mut o.stem_kernel),
-    ("direct", |o| &mut o.direct_kernel),
-    ("pointwise", |o| &mut o.pointwise_kernel),
-    ("matmul", |o| &mut o.matmul),
-    ("cudnn-fused", |o| &mut o.cudnn_fused),
+/// The kernel choices `--kernel NAME=CHOICE` can force: each name, its field of [`Options`] and
+/// what runs a step that takes it.
+const KERNELS: [(&str, Field, Runner); 7] = [
+    ("grouped", |o| &mut o.grouped_kernel, Runner::Grouped),
+    ("winograd", |o| &mut o.winograd, Runner::Winograd),
+    ("stem", |o| &mut o.stem_kernel, Runner::Stem),
+    ("direct", |o| &mut o.direct_kernel, Runner::Direct),
+    ("pointwise", |o| &mut o.pointwise_kernel, Runner::Pointwise),
+    ("matmul", |o| &mut o.matmul, Runner::OneDnnMatmul),
+    ("cudnn-fused", |o| &mut o.cudnn_fused, Runner::CudnnFused),
 ];
 
 /// `options` with each `--kernel NAME=CHOICE` applied.
 fn with_kernels(mut options: Options, kernels: &[String]) -> Result<Options, Fail> {
     for kv in kernels {
         let bad = || {
-            let names: Vec<&str> = KERNELS.iter().map(|(name, _)| *name).collect();
+            let names: Vec<&str> = KERNELS.iter().map(|(name, ..)| *name).collect();
             Fail::Input(format!(
                 "--kernel {kv}: expected NAME=measure|always|never, NAME one of {}",
                 names.join(", ")
@@ -101,7 +102,7 @@ fn with_kernels(mut options: Options, kernels: &[String]) -> Result<Options, Fai
             "never" => Choice::Never,
             _ => return Err(bad()),
         };
-        let (_, field) = KERNELS.iter().find(|(n, _)| *n == name).ok_or_else(bad)?;
+        let (_, field, _) = KERNELS.iter().find(|(n, ..)| *n == name).ok_or_else(bad)?;
         *field(&mut options) = choice;
     }
     Ok(options)
@@ -249,10 +250,42 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
         times[0] * 1e3,
         args.batch as f64 / median
     );
+    if let Some(plan) = &fast {
+        warn_unused_kernels(plan, &x.size(), &args.kernels);
+    }
     if let (true, Some(plan)) = (args.profile, &fast) {
         print_profile(plan, &x, args.repeat)?;
     }
     Ok(())
+}
+
+/// The kernels forced with `--kernel NAME=always` that no step of `plan` ran at `shape`: this
+/// CPU lacks what they need (AMX, AVX512-BF16, CUDA), or no convolution has a shape they take.
+fn unused_kernels(plan: &Inference, shape: &[i64], kernels: &[String]) -> Vec<&'static str> {
+    let Some(ran) = plan.runners(shape) else {
+        return Vec::new();
+    };
+    KERNELS
+        .iter()
+        .filter(|(name, _, runner)| {
+            kernels
+                .iter()
+                .any(|kv| kv.split_once('=') == Some((name, "always")))
+                && !ran.contains(runner)
+        })
+        .map(|(name, ..)| *name)
+        .collect()
+}
+
+/// Says on stderr which kernels forced with `--kernel NAME=always` ran nowhere.
+fn warn_unused_kernels(plan: &Inference, shape: &[i64], kernels: &[String]) {
+    for name in unused_kernels(plan, shape, kernels) {
+        eprintln!(
+            "warning: --kernel {name}=always: no step of this plan ran the {name} kernel (this \
+             CPU or device lacks what it needs, or no convolution has a shape it takes), so the \
+             times are the plan's without it"
+        );
+    }
 }
 
 /// Profiles `repeat` passes of `plan` on `x` and prints each step's median time and share.
@@ -312,6 +345,58 @@ mod tests {
                 Err(Fail::Input(message)) => assert!(message.contains(bad), "{message}"),
                 _ => panic!("{bad} was accepted"),
             }
+        }
+    }
+
+    /// A kernel forced on where it cannot run is reported; one that ran, or one not forced, is
+    /// not. cuDNN never runs on the CPU; oneDNN's convolution runs every fp32 convolution of a
+    /// plan whose kernels are all off.
+    #[test]
+    fn a_forced_kernel_that_ran_nowhere_is_named() {
+        let spec =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/resnet/resnet18.arch");
+        let compiled = compile(&spec, &[], Some("3x32x32")).unwrap_or_else(|_| panic!("resnet18"));
+        let vs = VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), &compiled);
+        let kernels: Vec<String> = [
+            "cudnn-fused=always",
+            "grouped=never",
+            "winograd=never",
+            "matmul=never",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let options = with_kernels(
+            Options {
+                kind: Kind::Float,
+                channels_last: true,
+                ..Options::default()
+            },
+            &kernels,
+        )
+        .unwrap_or_else(|_| panic!("valid choices"));
+        let plan = Inference::new(&net, options);
+        let shape = [2, 3, 32, 32];
+        assert_eq!(
+            plan.runners(&shape),
+            None,
+            "nothing packed before the first pass"
+        );
+        assert!(unused_kernels(&plan, &shape, &kernels).is_empty());
+        plan.prepare(&shape, Device::Cpu).unwrap();
+        let ran = plan.runners(&shape).unwrap();
+        // resnet18: the stem, 16 3×3s and 3 projection shortcuts (the fp32 classifier is
+        // libtorch's linear, not a choice)
+        assert_eq!(ran.len(), 1 + 16 + 3, "{ran:?}");
+        assert!(!ran.contains(&Runner::CudnnFused));
+        assert_eq!(unused_kernels(&plan, &shape, &kernels), vec!["cudnn-fused"]);
+        if plan.uses_onednn() {
+            assert_eq!(
+                ran.iter().filter(|r| **r == Runner::OneDnn).count(),
+                20,
+                "{ran:?}"
+            );
         }
     }
 }
