@@ -25,6 +25,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/pointwise.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi.h");
     println!("cargo:rerun-if-changed=csrc/amx.h");
+    println!("cargo:rerun-if-changed=csrc/pool.h");
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
     println!("cargo:rerun-if-changed=csrc/sgd.cpp");
     println!("cargo:rerun-if-changed=csrc/layout.cpp");

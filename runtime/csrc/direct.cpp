@@ -17,6 +17,7 @@
 
 #include "amx.h"
 #include "ffi.h"
+#include "pool.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -154,7 +155,7 @@ char *archc_direct_conv(const at::Tensor *x, const at::Tensor *packed, const at:
         }
       }
     });
-    at::Tensor y = at::empty({n, oh, ow, co}, x->options()).permute({0, 3, 1, 2});
+    at::Tensor y = archc::empty_channels_last(n, co, oh, ow, x->scalar_type());
     auto *yp = reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>());
     const auto *wt = reinterpret_cast<const uint16_t *>(packed->data_ptr<c10::BFloat16>());
     const float *bp = bias->data_ptr<float>();

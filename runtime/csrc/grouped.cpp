@@ -24,6 +24,7 @@
 
 #include "amx.h"
 #include "ffi.h"
+#include "pool.h"
 
 // GCC 12 warns that `_mm512_undefined_ps()`, which its own AVX-512 intrinsics use for unmasked
 // operations, "may be used uninitialized" once they are inlined here: a false positive (the
@@ -493,7 +494,7 @@ void f32_conv(const at::Tensor &x, const at::Tensor &packed, const at::Tensor &b
               " channels per group");
   TORCH_CHECK(s.c % 16 == 0 && packed.size(0) * 16 == s.c && bias.numel() == s.c,
               "grouped kernel: channel count mismatch");
-  at::Tensor y = at::empty({s.n, s.oh, s.ow, s.c}, x.options()).permute({0, 3, 1, 2});
+  at::Tensor y = archc::empty_channels_last(s.n, s.c, s.oh, s.ow, x.scalar_type());
   const float *xp = x.data_ptr<float>(), *wp = packed.data_ptr<float>();
   const float *bp = bias.data_ptr<float>();
   float *yp = y.data_ptr<float>();
@@ -618,7 +619,7 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
     TORCH_CHECK(s.c % 16 == 0 && packed->size(0) * 16 == s.c &&
                     (amx || packed->size(2) == cpg / 2) && bias->numel() == s.c,
                 "grouped kernel: channel count mismatch");
-    at::Tensor y = at::empty({s.n, s.oh, s.ow, s.c}, x->options()).permute({0, 3, 1, 2});
+    at::Tensor y = archc::empty_channels_last(s.n, s.c, s.oh, s.ow, x->scalar_type());
     const auto *xp = reinterpret_cast<const uint16_t *>(x->data_ptr<c10::BFloat16>());
     const auto *wp = reinterpret_cast<const uint32_t *>(packed->data_ptr<c10::BFloat16>());
     const float *bp = bias->data_ptr<float>();

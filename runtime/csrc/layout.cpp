@@ -18,6 +18,7 @@
 #endif
 
 #include "ffi.h"
+#include "pool.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -255,7 +256,7 @@ char *archc_max_pool_nhwc(const at::Tensor *x, const int64_t *kernel, const int6
                 "max-pool kernel: window larger than the padded input");
     p.oh = (p.h + 2 * p.ph - p.kh) / p.sh + 1;
     p.ow = (p.w + 2 * p.pw - p.kw) / p.sw + 1;
-    at::Tensor y = at::empty({p.n, p.oh, p.ow, p.c}, x->options()).permute({0, 3, 1, 2});
+    at::Tensor y = archc::empty_channels_last(p.n, p.c, p.oh, p.ow, x->scalar_type());
     if (x->scalar_type() == at::kBFloat16)
       max_pool(x->data_ptr<c10::BFloat16>(), y.data_ptr<c10::BFloat16>(), p);
     else
@@ -332,7 +333,7 @@ char *archc_to_channels_last(const at::Tensor *x, int bf16, at::Tensor **out) {
                 "input conversion: input must be a contiguous 4-d fp32 CPU tensor");
     const int64_t n = x->size(0), c = x->size(1), h = x->size(2), w = x->size(3);
     const auto type = bf16 != 0 ? at::kBFloat16 : at::kFloat;
-    at::Tensor y = at::empty({n, h, w, c}, x->options().dtype(type)).permute({0, 3, 1, 2});
+    at::Tensor y = archc::empty_channels_last(n, c, h, w, type);
     const float *xp = x->data_ptr<float>();
     auto *yb = bf16 != 0 ? y.data_ptr<c10::BFloat16>() : nullptr;
     auto *yf = bf16 != 0 ? nullptr : y.data_ptr<float>();
@@ -358,6 +359,22 @@ char *archc_to_channels_last(const at::Tensor *x, int bf16, at::Tensor **out) {
     (void)vec;
     *out = new at::Tensor(std::move(y));
   });
+}
+
+// Enters (1) or leaves (0) a pass during which every CPU allocation comes from the cache.
+void archc_pool_scope(int enter) {
+  if (enter != 0)
+    archc::pool_scope_enter();
+  else
+    archc::pool_scope_exit();
+}
+
+// Gives every cached buffer back to the system.
+void archc_pool_clear() { archc::activation_pool().clear(); }
+
+// Bytes of freed activations the kernels' buffer cache holds now (pool.h).
+int64_t archc_pool_cached_bytes() {
+  return static_cast<int64_t>(archc::activation_pool().cached());
 }
 
 }  // extern "C"

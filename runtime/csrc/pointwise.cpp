@@ -23,6 +23,7 @@
 
 #include "amx.h"
 #include "ffi.h"
+#include "pool.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -345,7 +346,7 @@ char *archc_pointwise_conv(const at::Tensor *x, const at::Tensor *x2, int64_t st
                   "shape");
     }
     at::Tensor y = other != nullptr ? *other
-                                    : at::empty({n, h, w, co}, x->options()).permute({0, 3, 1, 2});
+                                    : archc::empty_channels_last(n, co, h, w, x->scalar_type());
     auto *yp = reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>());
     const auto *xp = reinterpret_cast<const uint16_t *>(x->data_ptr<c10::BFloat16>());
     const auto *x2p =

@@ -31,6 +31,7 @@
 
 #include "amx.h"
 #include "ffi.h"
+#include "pool.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -425,7 +426,7 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     const auto *wp = reinterpret_cast<const uint16_t *>(packed->data_ptr<c10::BFloat16>());
     const float *bp = bias->data_ptr<float>();
     if (pool_kernel == nullptr) {
-      at::Tensor y = at::empty({g.n, g.oh, g.ow, g.cout}, x->options()).permute({0, 3, 1, 2});
+      at::Tensor y = archc::empty_channels_last(g.n, g.cout, g.oh, g.ow, x->scalar_type());
       run_conv(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g,
                relu != 0);
       *out = new at::Tensor(std::move(y));
@@ -441,7 +442,7 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
                 "stem kernel: pool window larger than the padded convolution output");
     p.oh = (g.oh + 2 * p.ph - p.kh) / p.sh + 1;
     p.ow = (g.ow + 2 * p.pw - p.kw) / p.sw + 1;
-    at::Tensor y = at::empty({g.n, p.oh, p.ow, g.cout}, x->options()).permute({0, 3, 1, 2});
+    at::Tensor y = archc::empty_channels_last(g.n, g.cout, p.oh, p.ow, x->scalar_type());
     run_conv_pool(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g, p,
                   relu != 0);
     *out = new at::Tensor(std::move(y));

@@ -37,6 +37,7 @@
 #include <immintrin.h>
 
 #include "ffi.h"
+#include "pool.h"
 
 // GCC 12's false "may be used uninitialized" in its own AVX-512 intrinsics (as in grouped.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -401,7 +402,7 @@ char *archc_winograd_conv(const at::Tensor *x, const at::Tensor *packed, const a
       at::assert_no_overlap(*x, *res);
       y = *res;
     } else {
-      y = at::empty({s.n, s.h, s.w, cout}, x->options()).permute({0, 3, 1, 2});
+      y = archc::empty_channels_last(s.n, cout, s.h, s.w, x->scalar_type());
     }
     const float *bp = bias->data_ptr<float>();
     if (bf16)

@@ -161,6 +161,9 @@ unsafe extern "C" {
     ) -> *mut c_char;
     #[cfg(test)]
     fn archc_layout_vectors(on: c_int) -> c_int;
+    fn archc_pool_cached_bytes() -> i64;
+    fn archc_pool_scope(enter: c_int);
+    fn archc_pool_clear();
     fn archc_global_avg_pool_nhwc(x: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     fn archc_to_channels_last(
         x: *const C_tensor,
@@ -429,6 +432,37 @@ pub(crate) fn to_channels_last(x: &Tensor, bf16: bool) -> Result<Tensor, TchErro
 
 /// Lets `csrc/layout.cpp`'s kernels use AVX-512 (the default) or only their portable paths,
 /// which give the same bits: tests check both on one machine. Returns the previous setting.
+/// Bytes of freed activations that the kernels' buffer cache (`csrc/pool.h`) holds now.
+pub(crate) fn pool_cached_bytes() -> i64 {
+    // SAFETY: takes nothing, returns a plain value.
+    unsafe { archc_pool_cached_bytes() }
+}
+
+/// Gives the buffer cache's memory back to the system.
+pub(crate) fn pool_clear() {
+    // SAFETY: takes nothing; cached buffers are owned by the cache alone.
+    unsafe { archc_pool_clear() }
+}
+
+/// While alive, every CPU allocation of libtorch's comes from the buffer cache (`csrc/pool.h`,
+/// `pool_scope_enter`); scopes nest.
+pub(crate) struct PoolScope(());
+
+impl PoolScope {
+    pub(crate) fn enter() -> PoolScope {
+        // SAFETY: takes and returns plain values; the C++ side counts nested scopes.
+        unsafe { archc_pool_scope(1) };
+        PoolScope(())
+    }
+}
+
+impl Drop for PoolScope {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`; one exit per enter.
+        unsafe { archc_pool_scope(0) };
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn layout_vectors(on: bool) -> bool {
     // SAFETY: takes and returns plain values.

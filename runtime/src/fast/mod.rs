@@ -104,6 +104,17 @@ pub struct Options {
     /// convolutions (with `onednn` and `channels_last`, on a CPU with AMX; `Measure`: the
     /// faster, the two timed alternating once per convolution and input shape).
     pub pointwise_kernel: Choice,
+    /// Whether, on the CPU, a pass takes all its memory from a cache of the buffers earlier
+    /// passes freed (`csrc/pool.h`: by exact size, the latest freed first, at most 2 GiB kept),
+    /// libtorch's and oneDNN's allocations included (c10's CPU allocator is swapped for the
+    /// cache's while the pass runs), instead of from the C library each time; this crate's own
+    /// kernels write into the cache's buffers either way.
+    /// With glibc's defaults a freed activation of tens of MB goes back to the system and
+    /// returns as page faults on the next pass, 0.1–0.2 of the pass at batch 32 on a 2-core
+    /// machine (BENCHMARKS.md); the cache removes them without [`keep_freed_memory`]'s
+    /// process-wide setting. What it keeps: [`cached_bytes`]; given back by
+    /// [`release_cached_memory`].
+    pub buffer_cache: bool,
 }
 
 /// Which of two implementations runs.
@@ -131,8 +142,21 @@ impl Default for Options {
             stem_kernel: Choice::Measure,
             direct_kernel: Choice::Measure,
             pointwise_kernel: Choice::Measure,
+            buffer_cache: true,
         }
     }
+}
+
+/// Bytes of freed buffers the CPU buffer cache holds for the next pass
+/// ([`Options::buffer_cache`]).
+pub fn cached_bytes() -> u64 {
+    u64::try_from(ffi::pool_cached_bytes()).unwrap_or(0)
+}
+
+/// Gives the CPU buffer cache's memory back to the system ([`Options::buffer_cache`]); the next
+/// pass allocates afresh. Buffers still in use are untouched.
+pub fn release_cached_memory() {
+    ffi::pool_clear();
 }
 
 /// Makes the C library keep freed memory in the process, for the rest of its life: glibc then
@@ -552,6 +576,14 @@ impl Runner {
             (Some(Packed::Plain) | None, _) => Runner::Libtorch,
         }
     }
+
+    /// What ran the classifier: oneDNN's matmul where its weight was packed, else libtorch.
+    fn of_linear(packed: Option<&Packed>) -> Runner {
+        match packed {
+            Some(Packed::Matmul(_)) => Runner::OneDnnMatmul,
+            _ => Runner::Libtorch,
+        }
+    }
 }
 
 /// A folded, channels-last, optionally bf16 copy of a [`Network`] for inference.
@@ -923,10 +955,7 @@ impl Inference {
                 let p = p.as_ref()?;
                 Some(match &node.step {
                     FStep::Conv { kernel, .. } => Runner::of(Some(p), kernel.as_ref()),
-                    FStep::Linear { .. } => match p {
-                        Packed::Matmul(_) => Runner::OneDnnMatmul,
-                        _ => Runner::Libtorch,
-                    },
+                    FStep::Linear { .. } => Runner::of_linear(Some(p)),
                     _ => Runner::of(Some(p), None),
                 })
             })
@@ -1019,6 +1048,8 @@ impl Inference {
         xs: &Tensor,
         mut profile: Option<&mut Vec<StepTime>>,
     ) -> Result<Tensor, TchError> {
+        let _cache =
+            (self.options.buffer_cache && xs.device() == Device::Cpu).then(ffi::PoolScope::enter);
         let mut packed = self.packed.borrow_mut();
         let packed = packed
             .entry(xs.size())
@@ -1297,11 +1328,8 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
         FStep::AvgPool => "global average pool".into(),
         FStep::Linear { w, .. } => {
             let size = w.size();
-            let how = match packed {
-                Some(Packed::Matmul(_)) => Runner::OneDnnMatmul,
-                _ => Runner::Libtorch,
-            };
-            format!("linear {}→{} [{}]", size[1], size[0], how.label())
+            let how = Runner::of_linear(packed).label();
+            format!("linear {}→{} [{how}]", size[1], size[0])
         }
         FStep::Add { relu: r } => format!("add{}", relu(*r)),
         FStep::Concat => "concat".into(),
@@ -2694,6 +2722,26 @@ mod tests {
         let nhwc = channels_last(&Tensor::zeros([1, 3, 4, 5], (Kind::Float, Device::Cpu)));
         let err = ffi::to_channels_last(&nhwc, true).unwrap_err();
         assert!(err.to_string().contains("contiguous"), "{err}");
+    }
+
+    /// A kernel's output comes from the buffer cache (`csrc/pool.h`): once dropped, the next
+    /// output of the same size reuses its memory, and holds the new values. (The size is one no
+    /// other test allocates, as the tests share the process's cache.)
+    #[test]
+    fn a_freed_kernel_output_is_reused() {
+        let x = Tensor::randn([1, 3, 37, 41], (Kind::Float, Device::Cpu));
+        let first = ffi::to_channels_last(&x, true).unwrap();
+        let ptr = first.data_ptr();
+        drop(first);
+        assert!(ffi::pool_cached_bytes() >= 3 * 37 * 41 * 2);
+        let y = Tensor::randn([1, 3, 37, 41], (Kind::Float, Device::Cpu));
+        let second = ffi::to_channels_last(&y, true).unwrap();
+        assert_eq!(second.data_ptr(), ptr, "the freed buffer was not reused");
+        let want = y.permute([0, 2, 3, 1]).to_kind(Kind::BFloat16).contiguous();
+        assert!(second.permute([0, 2, 3, 1]).equal(&want));
+        // A buffer still in use is not handed out twice.
+        let third = ffi::to_channels_last(&y, true).unwrap();
+        assert_ne!(third.data_ptr(), second.data_ptr());
     }
 
     /// A 1×1 convolution as oneDNN's matmul gives the convolution's result: with and without

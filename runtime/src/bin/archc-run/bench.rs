@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// the previous pass's pages: faster at large batches, resident memory stays at its peak.
     #[arg(long)]
     keep_freed_memory: bool,
+    /// With `--mode fast` on the CPU: allocate each pass's memory afresh instead of from the
+    /// cache of the buffers earlier passes freed (`Options::buffer_cache`, on by default).
+    #[arg(long)]
+    no_buffer_cache: bool,
     /// With `--mode fast` on CUDA: capture the pass as one CUDA graph and time its replays (one
     /// launch for the whole pass, as torch.compile's "reduce-overhead" mode does).
     #[arg(long)]
@@ -159,10 +163,16 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
     if !args.kernels.is_empty() && args.mode != Mode::Fast {
         return Err(Fail::Input("--kernel needs --mode fast".to_string()));
     }
+    if args.no_buffer_cache && args.mode != Mode::Fast {
+        return Err(Fail::Input(
+            "--no-buffer-cache needs --mode fast".to_string(),
+        ));
+    }
     let options = with_kernels(
         Options {
             kind,
             channels_last: true,
+            buffer_cache: !args.no_buffer_cache,
             ..Options::default()
         },
         &args.kernels,
