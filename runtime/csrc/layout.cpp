@@ -361,20 +361,31 @@ char *archc_to_channels_last(const at::Tensor *x, int bf16, at::Tensor **out) {
   });
 }
 
-// Enters (1) or leaves (0) a pass during which every CPU allocation comes from the cache.
+// Enters (1) or leaves (0), on the calling thread, a pass during which its CPU allocations come
+// from the cache (pool.h); entering installs the cache first, once. Never throws.
 void archc_pool_scope(int enter) {
-  if (enter != 0)
-    archc::pool_scope_enter();
-  else
-    archc::pool_scope_exit();
+  if (enter != 0) {
+    ++archc::ActivationPool::depth();
+    try {
+      archc::activation_pool().install();
+    } catch (...) {  // not installed: the pass allocates as before
+    }
+  } else if (archc::ActivationPool::depth() > 0) {
+    --archc::ActivationPool::depth();
+  }
 }
 
 // Gives every cached buffer back to the system.
 void archc_pool_clear() { archc::activation_pool().clear(); }
 
-// Bytes of freed activations the kernels' buffer cache holds now (pool.h).
+// Bytes of freed activations the buffer cache holds now (pool.h).
 int64_t archc_pool_cached_bytes() {
   return static_cast<int64_t>(archc::activation_pool().cached());
+}
+
+// 1 when `t`'s data is a block the cache handed out (and that is in use), else 0.
+int archc_pool_owns(const at::Tensor *t) {
+  return archc::activation_pool().owns(t->data_ptr()) ? 1 : 0;
 }
 
 }  // extern "C"

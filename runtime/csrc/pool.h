@@ -1,12 +1,21 @@
-// The activations this crate's kernels write (a convolution's output, a pooled map, the input in
-// channels-last) come from a small cache of freed buffers instead of a fresh allocation each:
-// with glibc's defaults, a buffer of more than the mmap threshold goes back to the system when
-// freed and its pages come back as page faults on the next pass (about 1 µs per 4 KB page:
-// 25 ms for a 100 MB map), which torch.compile's generated code avoids by reusing its buffers
-// within a pass. A freed buffer is kept by its exact size, the most recently freed handed out
-// first, up to kCachedBytes in all; beyond that, or for a size never freed, the memory comes
-// from and goes back to c10's CPU allocator functions. Header-only: every kernel's translation
-// unit shares the one cache (an inline function's static).
+// A cache of freed CPU buffers for the inference plan. With glibc's defaults a buffer larger
+// than the mmap threshold goes back to the system when freed, and its pages come back as page
+// faults on the next pass (about 1 µs per 4 KB page: 25 ms for a 100 MB map); torch.compile's
+// generated code avoids that for its own kernels' buffers by reusing them within a pass.
+//
+// The cache is a c10::Allocator, installed as c10's CPU allocator once (at priority 0, the
+// default's; where another allocator was installed with a higher priority, it is not) and
+// never taken out again, so that whatever libtorch allocates through it is freed through it:
+// oneDNN's scratch memory pairs `raw_allocate` with `raw_deallocate`, each looking up the
+// current allocator, so swapping allocators back and forth would hand a block to the wrong one.
+// It caches only on a thread inside a plan's pass (`CacheScope`, nested scopes counted per
+// thread) and for this crate's kernels' outputs (`empty_channels_last`); every other
+// allocation, on other threads or outside a pass, goes to the allocator it replaced, untouched.
+// A cached block is kept, when freed, by its exact size, the latest freed handed out first;
+// when keeping one would pass kCachedBytes, the blocks of every other size are given back first
+// (a new input shape), and if it still does not fit it is given back itself.
+// Header-only: every kernel's translation unit shares the one cache (leaked on purpose, so
+// tensors freed during exit still find it).
 #pragma once
 
 #include <ATen/EmptyTensor.h>
@@ -28,7 +37,19 @@ class ActivationPool final : public c10::Allocator {
   // The most freed memory the cache keeps.
   static constexpr size_t kCachedBytes = size_t{2} << 30;
 
+  // How deep the calling thread is in cached work (plan passes, kernel outputs).
+  static int &depth() {
+    static thread_local int d = 0;
+    return d;
+  }
+
   c10::DataPtr allocate(size_t n) override {
+    if (depth() == 0 && previous_ != nullptr) return previous_->allocate(n);
+    return allocate_cached(n);
+  }
+
+  // Always from the cache (this crate's kernels' outputs).
+  c10::DataPtr allocate_cached(size_t n) {
     void *p = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -39,13 +60,17 @@ class ActivationPool final : public c10::Allocator {
         cached_ -= n;
       }
     }
-    if (p == nullptr) p = c10::alloc_cpu(n);  // 64-byte aligned; throws when out of memory
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_[p] = n;
+    if (p == nullptr) p = c10::alloc_cpu(n);  // 64-byte aligned; nullptr for 0 bytes; throws
+    if (p != nullptr) {
+      try {
+        std::lock_guard<std::mutex> lock(mu_);
+        live_[p] = n;
+      } catch (...) {
+        c10::free_cpu(p);
+        throw;
+      }
     }
-    // The context is the data pointer itself, as libtorch's raw_allocate (oneDNN's scratch
-    // memory, say) requires.
+    // The context is the data pointer itself, as libtorch's raw_allocate requires.
     return {p, p, &ActivationPool::release, c10::Device(c10::DeviceType::CPU)};
   }
 
@@ -55,28 +80,58 @@ class ActivationPool final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
+  // Installs the cache as c10's CPU allocator, once; whether it is c10's CPU allocator now.
+  bool install() {
+    std::call_once(installed_, [this] {
+      c10::Allocator *current = c10::GetCPUAllocator();
+      if (current == this) return;
+      previous_ = current;
+      c10::SetCPUAllocator(this, 0);
+    });
+    return c10::GetCPUAllocator() == this;
+  }
+
   // Bytes the cache holds now (freed buffers waiting for reuse).
   size_t cached() {
     std::lock_guard<std::mutex> lock(mu_);
     return cached_;
   }
 
-  // Gives every cached buffer back.
+  // Whether `p` is a block the cache handed out and that is still in use.
+  bool owns(const void *p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_.count(const_cast<void *>(p)) != 0;
+  }
+
+  // Gives every cached buffer back (blocks in use are untouched).
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto &[bytes, blocks] : free_)
-      for (void *b : blocks) c10::free_cpu(b);
-    free_.clear();
-    cached_ = 0;
+    drop_cached_except(0, /*keep_all_of_size=*/false);
   }
 
  private:
   static void release(void *p);
 
+  // Frees the cached blocks of every size but `keep` (all of them unless keep_all_of_size).
+  // Called with mu_ held.
+  void drop_cached_except(size_t keep, bool keep_all_of_size) {
+    for (auto it = free_.begin(); it != free_.end();) {
+      if (keep_all_of_size && it->first == keep) {
+        ++it;
+        continue;
+      }
+      for (void *b : it->second) c10::free_cpu(b);
+      cached_ -= it->first * it->second.size();
+      it = free_.erase(it);
+    }
+  }
+
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void *>> free_;  // by size, the latest freed last
   std::unordered_map<void *, size_t> live_;                // handed out: their sizes
   size_t cached_ = 0;
+  std::once_flag installed_;
+  c10::Allocator *previous_ = nullptr;  // the allocator the cache replaced, once installed
 };
 
 // The process's one cache (never destroyed: tensors may be freed during exit).
@@ -91,57 +146,46 @@ inline void ActivationPool::release(void *p) {
   {
     std::lock_guard<std::mutex> lock(pool.mu_);
     auto it = pool.live_.find(p);
-    if (it == pool.live_.end()) {  // not the cache's: cannot happen, but never leak or crash
+    if (it != pool.live_.end()) {
+      const size_t n = it->second;
+      pool.live_.erase(it);
+      if (pool.cached_ + n > kCachedBytes) pool.drop_cached_except(n, true);
+      if (pool.cached_ + n <= kCachedBytes) {
+        try {
+          pool.free_[n].push_back(p);
+          pool.cached_ += n;
+          return;
+        } catch (...) {  // no memory for the bookkeeping: give the block back instead
+        }
+      }
       c10::free_cpu(p);
       return;
     }
-    const size_t n = it->second;
-    pool.live_.erase(it);
-    if (pool.cached_ + n <= kCachedBytes) {
-      pool.free_[n].push_back(p);
-      pool.cached_ += n;
-      return;
-    }
   }
-  c10::free_cpu(p);
+  // Not the cache's: a raw allocation the replaced allocator made (through the cache's
+  // pass-through, or before the cache was installed), given back to it.
+  c10::Allocator *previous = pool.previous_;
+  c10::DeleterFnPtr deleter = previous != nullptr ? previous->raw_deleter() : nullptr;
+  if (deleter != nullptr)
+    deleter(p);
+  else
+    c10::free_cpu(p);
 }
 
-// While a plan's pass runs (between enter and exit, which nest), every CPU allocation of
-// libtorch's (oneDNN's outputs included) comes from the cache too: c10's CPU allocator is
-// swapped for the cache's at priority 0, the default's, and swapped back after (where another
-// allocator was installed with a higher priority, the swap does nothing). A tensor keeps the
-// allocator that made it, so one allocated inside and freed outside goes back to the cache.
-struct PoolScope {
-  std::mutex mu;
-  int depth = 0;
-  c10::Allocator *saved = nullptr;
+// While alive on a thread, that thread's CPU allocations (libtorch's and oneDNN's included) come
+// from the cache. Scopes nest.
+struct CacheScope {
+  CacheScope() { ++ActivationPool::depth(); }
+  ~CacheScope() { --ActivationPool::depth(); }
+  CacheScope(const CacheScope &) = delete;
+  CacheScope &operator=(const CacheScope &) = delete;
 };
-
-inline PoolScope &pool_scope() {
-  static PoolScope *scope = new PoolScope();
-  return *scope;
-}
-
-inline void pool_scope_enter() {
-  PoolScope &s = pool_scope();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (s.depth++ == 0) {
-    s.saved = c10::GetCPUAllocator();
-    c10::SetCPUAllocator(&activation_pool(), 0);
-  }
-}
-
-inline void pool_scope_exit() {
-  PoolScope &s = pool_scope();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (s.depth > 0 && --s.depth == 0 && c10::GetCPUAllocator() == &activation_pool())
-    c10::SetCPUAllocator(s.saved, 0);
-}
 
 // A CPU tensor of NHWC storage `[n, h, w, c]` seen with NCHW sizes (PyTorch's channels-last),
 // of `type`, from the cache.
 inline at::Tensor empty_channels_last(int64_t n, int64_t c, int64_t h, int64_t w,
                                       c10::ScalarType type) {
+  CacheScope scope;
   at::Tensor t = at::detail::empty_generic({n, h, w, c}, &activation_pool(),
                                            c10::DispatchKeySet(c10::DispatchKey::CPU), type,
                                            std::nullopt);

@@ -434,8 +434,8 @@ fn profile_times_every_step_and_matches_forward() {
 }
 
 /// The CPU buffer cache changes no result: passes that reuse the previous passes' buffers (on
-/// other inputs in between, at two batch sizes) give the logits of a plan without the cache
-/// bit for bit, in fp32 and bf16; after a pass the cache holds its freed buffers, and
+/// other inputs in between, at two batch sizes) give the logits of the same plan without the
+/// cache bit for bit, in fp32 and bf16; after a pass the cache holds its freed buffers, and
 /// `release_cached_memory` empties it.
 #[test]
 fn buffer_cache_keeps_every_result() {
@@ -444,19 +444,25 @@ fn buffer_cache_keeps_every_result() {
     let vs = VarStore::new(Device::Cpu);
     let net = Network::new(&vs.root(), &c);
     for kind in [Kind::Float, Kind::BFloat16] {
-        let cached = Inference::new(
-            &net,
-            Options {
-                kind,
-                ..Options::default()
-            },
-        );
+        // Every kernel choice fixed, so that the two plans run the same kernels (timed choices
+        // could differ between them); the grouped kernel's outputs come from the cache too.
+        let fixed = Options {
+            kind,
+            grouped_kernel: Choice::Always,
+            cudnn_fused: Choice::Never,
+            matmul: Choice::Never,
+            winograd: Choice::Never,
+            stem_kernel: Choice::Never,
+            direct_kernel: Choice::Never,
+            pointwise_kernel: Choice::Never,
+            ..Options::default()
+        };
+        let cached = Inference::new(&net, fixed);
         let plain = Inference::new(
             &net,
             Options {
-                kind,
                 buffer_cache: false,
-                ..Options::default()
+                ..fixed
             },
         );
         for batch in [3, 2, 3] {

@@ -164,6 +164,8 @@ unsafe extern "C" {
     fn archc_pool_cached_bytes() -> i64;
     fn archc_pool_scope(enter: c_int);
     fn archc_pool_clear();
+    #[cfg(test)]
+    fn archc_pool_owns(t: *const C_tensor) -> c_int;
     fn archc_global_avg_pool_nhwc(x: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     fn archc_to_channels_last(
         x: *const C_tensor,
@@ -430,9 +432,7 @@ pub(crate) fn to_channels_last(x: &Tensor, bf16: bool) -> Result<Tensor, TchErro
     returning(|out| unsafe { archc_to_channels_last(x.as_ptr(), c_int::from(bf16), out) })
 }
 
-/// Lets `csrc/layout.cpp`'s kernels use AVX-512 (the default) or only their portable paths,
-/// which give the same bits: tests check both on one machine. Returns the previous setting.
-/// Bytes of freed activations that the kernels' buffer cache (`csrc/pool.h`) holds now.
+/// Bytes of freed buffers that the buffer cache (`csrc/pool.h`) holds now.
 pub(crate) fn pool_cached_bytes() -> i64 {
     // SAFETY: takes nothing, returns a plain value.
     unsafe { archc_pool_cached_bytes() }
@@ -444,15 +444,23 @@ pub(crate) fn pool_clear() {
     unsafe { archc_pool_clear() }
 }
 
-/// While alive, every CPU allocation of libtorch's comes from the buffer cache (`csrc/pool.h`,
-/// `pool_scope_enter`); scopes nest.
-pub(crate) struct PoolScope(());
+/// Whether `t`'s data is a block the buffer cache handed out (and that is in use).
+#[cfg(test)]
+pub(crate) fn pool_owns(t: &Tensor) -> bool {
+    // SAFETY: the tensor is borrowed for the call, which only reads its data pointer.
+    unsafe { archc_pool_owns(t.as_ptr()) != 0 }
+}
+
+/// While alive, the calling thread's CPU allocations (libtorch's and oneDNN's included) come
+/// from the buffer cache (`csrc/pool.h`, installed as c10's CPU allocator on first use); scopes
+/// nest. Not `Send`: the scope belongs to the thread that entered it.
+pub(crate) struct PoolScope(std::marker::PhantomData<*const ()>);
 
 impl PoolScope {
     pub(crate) fn enter() -> PoolScope {
         // SAFETY: takes and returns plain values; the C++ side counts nested scopes.
         unsafe { archc_pool_scope(1) };
-        PoolScope(())
+        PoolScope(std::marker::PhantomData)
     }
 }
 
@@ -463,6 +471,8 @@ impl Drop for PoolScope {
     }
 }
 
+/// Lets `csrc/layout.cpp`'s kernels use AVX-512 (the default) or only their portable paths,
+/// which give the same bits: tests check both on one machine. Returns the previous setting.
 #[cfg(test)]
 pub(crate) fn layout_vectors(on: bool) -> bool {
     // SAFETY: takes and returns plain values.

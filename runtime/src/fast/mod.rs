@@ -106,9 +106,10 @@ pub struct Options {
     pub pointwise_kernel: Choice,
     /// Whether, on the CPU, a pass takes all its memory from a cache of the buffers earlier
     /// passes freed (`csrc/pool.h`: by exact size, the latest freed first, at most 2 GiB kept),
-    /// libtorch's and oneDNN's allocations included (c10's CPU allocator is swapped for the
-    /// cache's while the pass runs), instead of from the C library each time; this crate's own
-    /// kernels write into the cache's buffers either way.
+    /// libtorch's and oneDNN's allocations included (the cache is installed as c10's CPU
+    /// allocator on first use and caches only for a thread inside a pass; everything else passes
+    /// through to the allocator it replaced), instead of from the C library each time. This
+    /// crate's own kernels write into the cache's buffers whether this is on or not.
     /// With glibc's defaults a freed activation of tens of MB goes back to the system and
     /// returns as page faults on the next pass, 0.1–0.2 of the pass at batch 32 on a 2-core
     /// machine (BENCHMARKS.md); the cache removes them without [`keep_freed_memory`]'s
@@ -940,7 +941,7 @@ impl Inference {
         })
     }
 
-    /// What ran each step that chose how to run (convolutions, shortcuts, the classifier), in
+    /// What ran each convolution step (a block's last 1×1 with its shortcut counts as one), in
     /// plan order, for inputs of `shape` (N, C, H, W); `None` before the plan has run at that
     /// shape ([`Inference::prepare`]). A kernel forced with [`Choice::Always`] that this CPU or
     /// these shapes do not allow shows up nowhere.
@@ -953,11 +954,11 @@ impl Inference {
             .zip(packed)
             .filter_map(|(node, p)| {
                 let p = p.as_ref()?;
-                Some(match &node.step {
-                    FStep::Conv { kernel, .. } => Runner::of(Some(p), kernel.as_ref()),
-                    FStep::Linear { .. } => Runner::of_linear(Some(p)),
-                    _ => Runner::of(Some(p), None),
-                })
+                match &node.step {
+                    FStep::Conv { kernel, .. } => Some(Runner::of(Some(p), kernel.as_ref())),
+                    FStep::Shortcut { .. } => Some(Runner::of(Some(p), None)),
+                    _ => None,
+                }
             })
             .collect();
         Some(runners)
@@ -2724,24 +2725,49 @@ mod tests {
         assert!(err.to_string().contains("contiguous"), "{err}");
     }
 
-    /// A kernel's output comes from the buffer cache (`csrc/pool.h`): once dropped, the next
-    /// output of the same size reuses its memory, and holds the new values. (The size is one no
-    /// other test allocates, as the tests share the process's cache.)
+    /// The buffer cache (`csrc/pool.h`): a kernel's output is the cache's, and once dropped the
+    /// next output of its size reuses its memory, with the new values; a buffer in use is never
+    /// handed out again. Inside a pass's scope libtorch's own allocations come from the cache
+    /// too (and are reused), outside it they do not. (Sizes no other test allocates: the tests
+    /// share the process's cache.)
     #[test]
-    fn a_freed_kernel_output_is_reused() {
+    fn the_buffer_cache_reuses_freed_buffers_inside_a_pass_only() {
         let x = Tensor::randn([1, 3, 37, 41], (Kind::Float, Device::Cpu));
         let first = ffi::to_channels_last(&x, true).unwrap();
+        assert!(ffi::pool_owns(&first));
         let ptr = first.data_ptr();
         drop(first);
-        assert!(ffi::pool_cached_bytes() >= 3 * 37 * 41 * 2);
+        assert!(!ffi::pool_owns(&x));
         let y = Tensor::randn([1, 3, 37, 41], (Kind::Float, Device::Cpu));
         let second = ffi::to_channels_last(&y, true).unwrap();
         assert_eq!(second.data_ptr(), ptr, "the freed buffer was not reused");
         let want = y.permute([0, 2, 3, 1]).to_kind(Kind::BFloat16).contiguous();
         assert!(second.permute([0, 2, 3, 1]).equal(&want));
-        // A buffer still in use is not handed out twice.
         let third = ffi::to_channels_last(&y, true).unwrap();
-        assert_ne!(third.data_ptr(), second.data_ptr());
+        assert_ne!(
+            third.data_ptr(),
+            second.data_ptr(),
+            "a buffer in use was handed out"
+        );
+
+        let outside = Tensor::empty([12_347], (Kind::Float, Device::Cpu));
+        assert!(!ffi::pool_owns(&outside), "cached outside a pass");
+        drop(outside);
+        {
+            let _scope = ffi::PoolScope::enter();
+            let inside = Tensor::empty([12_347], (Kind::Float, Device::Cpu));
+            assert!(
+                ffi::pool_owns(&inside),
+                "libtorch's allocation inside a pass not cached"
+            );
+            let p = inside.data_ptr();
+            drop(inside);
+            let again = Tensor::ones([12_347], (Kind::Float, Device::Cpu));
+            assert_eq!(again.data_ptr(), p);
+            assert_eq!(again.sum(Kind::Double).double_value(&[]), 12_347.0);
+        }
+        let after = Tensor::empty([12_347], (Kind::Float, Device::Cpu));
+        assert!(!ffi::pool_owns(&after), "cached after the pass ended");
     }
 
     /// A 1×1 convolution as oneDNN's matmul gives the convolution's result: with and without

@@ -55,8 +55,9 @@ pub struct BenchArgs {
     /// the previous pass's pages: faster at large batches, resident memory stays at its peak.
     #[arg(long)]
     keep_freed_memory: bool,
-    /// With `--mode fast` on the CPU: allocate each pass's memory afresh instead of from the
-    /// cache of the buffers earlier passes freed (`Options::buffer_cache`, on by default).
+    /// With `--mode fast` on the CPU: libtorch's and oneDNN's allocations in a pass come from the
+    /// C library again instead of the cache of buffers earlier passes freed
+    /// (`Options::buffer_cache`, on by default; this crate's own kernels use the cache either way).
     #[arg(long)]
     no_buffer_cache: bool,
     /// With `--mode fast` on CUDA: capture the pass as one CUDA graph and time its replays (one
@@ -261,7 +262,7 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
         args.batch as f64 / median
     );
     if let Some(plan) = &fast {
-        warn_unused_kernels(plan, &x.size(), &args.kernels);
+        warn_unused_kernels(plan, &x.size(), options);
     }
     if let (true, Some(plan)) = (args.profile, &fast) {
         print_profile(plan, &x, args.repeat)?;
@@ -269,27 +270,25 @@ pub fn run(args: BenchArgs) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The kernels forced with `--kernel NAME=always` that no step of `plan` ran at `shape`: this
-/// CPU lacks what they need (AMX, AVX512-BF16, CUDA), or no convolution has a shape they take.
-fn unused_kernels(plan: &Inference, shape: &[i64], kernels: &[String]) -> Vec<&'static str> {
+/// The kernels `options` forces on ([`Choice::Always`], the last `--kernel` for a name winning)
+/// that no step of `plan` ran at `shape`: this CPU lacks what they need (AMX, AVX512-BF16,
+/// CUDA), or no convolution has a shape they take.
+fn unused_kernels(plan: &Inference, shape: &[i64], mut options: Options) -> Vec<&'static str> {
     let Some(ran) = plan.runners(shape) else {
         return Vec::new();
     };
     KERNELS
         .iter()
-        .filter(|(name, _, runner)| {
-            kernels
-                .iter()
-                .any(|kv| kv.split_once('=') == Some((name, "always")))
-                && !ran.contains(runner)
+        .filter(|(_, field, runner)| {
+            *field(&mut options) == Choice::Always && !ran.contains(runner)
         })
         .map(|(name, ..)| *name)
         .collect()
 }
 
 /// Says on stderr which kernels forced with `--kernel NAME=always` ran nowhere.
-fn warn_unused_kernels(plan: &Inference, shape: &[i64], kernels: &[String]) {
-    for name in unused_kernels(plan, shape, kernels) {
+fn warn_unused_kernels(plan: &Inference, shape: &[i64], options: Options) {
+    for name in unused_kernels(plan, shape, options) {
         eprintln!(
             "warning: --kernel {name}=always: no step of this plan ran the {name} kernel (this \
              CPU or device lacks what it needs, or no convolution has a shape it takes), so the \
@@ -393,14 +392,18 @@ mod tests {
             None,
             "nothing packed before the first pass"
         );
-        assert!(unused_kernels(&plan, &shape, &kernels).is_empty());
+        assert!(unused_kernels(&plan, &shape, options).is_empty());
         plan.prepare(&shape, Device::Cpu).unwrap();
         let ran = plan.runners(&shape).unwrap();
         // resnet18: the stem, 16 3×3s and 3 projection shortcuts (the fp32 classifier is
         // libtorch's linear, not a choice)
         assert_eq!(ran.len(), 1 + 16 + 3, "{ran:?}");
         assert!(!ran.contains(&Runner::CudnnFused));
-        assert_eq!(unused_kernels(&plan, &shape, &kernels), vec!["cudnn-fused"]);
+        assert_eq!(unused_kernels(&plan, &shape, options), vec!["cudnn-fused"]);
+        // The last choice for a name wins: forced on, then off, it is not reported.
+        let off = with_kernels(options, &["cudnn-fused=never".to_string()])
+            .unwrap_or_else(|_| panic!("valid choice"));
+        assert!(unused_kernels(&plan, &shape, off).is_empty());
         if plan.uses_onednn() {
             assert_eq!(
                 ran.iter().filter(|r| **r == Runner::OneDnn).count(),
