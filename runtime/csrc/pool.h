@@ -45,11 +45,6 @@ class ActivationPool final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t n) override {
     if (depth() == 0 && previous_ != nullptr) return previous_->allocate(n);
-    return allocate_cached(n);
-  }
-
-  // Always from the cache (this crate's kernels' outputs).
-  c10::DataPtr allocate_cached(size_t n) {
     void *p = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -58,10 +53,11 @@ class ActivationPool final : public c10::Allocator {
         p = it->second.back();
         it->second.pop_back();
         cached_ -= n;
+        live_[p] = n;
       }
     }
-    if (p == nullptr) p = c10::alloc_cpu(n);  // 64-byte aligned; nullptr for 0 bytes; throws
-    if (p != nullptr) {
+    if (p == nullptr && n > 0) {
+      p = c10::alloc_cpu(n);  // 64-byte aligned; throws when out of memory
       try {
         std::lock_guard<std::mutex> lock(mu_);
         live_[p] = n;
@@ -106,17 +102,17 @@ class ActivationPool final : public c10::Allocator {
   // Gives every cached buffer back (blocks in use are untouched).
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
-    drop_cached_except(0, /*keep_all_of_size=*/false);
+    drop_cached(std::nullopt);
   }
 
  private:
   static void release(void *p);
 
-  // Frees the cached blocks of every size but `keep` (all of them unless keep_all_of_size).
-  // Called with mu_ held.
-  void drop_cached_except(size_t keep, bool keep_all_of_size) {
+  // Frees the cached blocks of every size but `keep` (of every size without one). Called with
+  // mu_ held.
+  void drop_cached(std::optional<size_t> keep) {
     for (auto it = free_.begin(); it != free_.end();) {
-      if (keep_all_of_size && it->first == keep) {
+      if (it->first == keep) {
         ++it;
         continue;
       }
@@ -149,7 +145,7 @@ inline void ActivationPool::release(void *p) {
     if (it != pool.live_.end()) {
       const size_t n = it->second;
       pool.live_.erase(it);
-      if (pool.cached_ + n > kCachedBytes) pool.drop_cached_except(n, true);
+      if (pool.cached_ + n > kCachedBytes) pool.drop_cached(n);
       if (pool.cached_ + n <= kCachedBytes) {
         try {
           pool.free_[n].push_back(p);

@@ -577,14 +577,6 @@ impl Runner {
             (Some(Packed::Plain) | None, _) => Runner::Libtorch,
         }
     }
-
-    /// What ran the classifier: oneDNN's matmul where its weight was packed, else libtorch.
-    fn of_linear(packed: Option<&Packed>) -> Runner {
-        match packed {
-            Some(Packed::Matmul(_)) => Runner::OneDnnMatmul,
-            _ => Runner::Libtorch,
-        }
-    }
 }
 
 /// A folded, channels-last, optionally bf16 copy of a [`Network`] for inference.
@@ -1329,7 +1321,7 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
         FStep::AvgPool => "global average pool".into(),
         FStep::Linear { w, .. } => {
             let size = w.size();
-            let how = Runner::of_linear(packed).label();
+            let how = Runner::of(packed, None).label();
             format!("linear {}→{} [{how}]", size[1], size[0])
         }
         FStep::Add { relu: r } => format!("add{}", relu(*r)),
