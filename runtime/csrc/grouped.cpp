@@ -1,18 +1,24 @@
-// A bf16 grouped 3×3 convolution for ResNeXt's narrow groups (4 or 8 channels per group; 16 too
-// on AMX), where oneDNN's direct kernel reaches about a sixth of the machine's bf16 peak
-// (BENCHMARKS.md, "where the time goes"). Channels-last input and output, padding 1, stride 1 or
-// 2, bias and ReLU fused, fp32 accumulation: AVX512-BF16 `vdpbf16ps` below, AMX tile products
-// further down (the AMX section) where the CPU has them. The fp32 section at the end runs the
-// same convolution in fp32 on AVX-512 FMA, for 4 or 8 channels per group.
+// A bf16 grouped 3×3 convolution for ResNeXt's groups (4, 8, 16 or 32 channels per group; on
+// AMX 4, 8 or 16), where oneDNN's direct kernel reaches a sixth to three quarters of the
+// machine's bf16 peak (BENCHMARKS.md, "where the time goes"). Channels-last input and output,
+// padding 1, stride 1 or 2, bias and ReLU fused, fp32 accumulation: AVX512-BF16 `vdpbf16ps`
+// below, AMX tile products further down (the AMX section) where the CPU has them. The fp32
+// section at the end runs the same convolution in fp32 on AVX-512 FMA, for 4 or 8 channels per
+// group.
 //
 // Sixteen output channels fill one fp32 accumulator. `vdpbf16ps` multiplies one pair of input
-// channels per lane, so each lane must see a pair of *its own group's* input channels. The 16
-// input channels of those groups (32 bytes) are broadcast to both 256-bit halves of a register;
-// 128-bit lane L then holds input channels 8·(L mod 2) … +7, and an in-lane shuffle (no lane
-// crossing) hands each lane its pair. That fixes which output channel each accumulator lane
-// computes (`lane_channel`): the weights, the bias and the final store follow that order.
-// Eight output pixels share every weight vector; for stride 1 each input pixel of a kernel row
-// is shuffled once and serves the three output pixels it overlaps. Rows run in parallel on
+// channels per lane, so each lane must see a pair of *its own group's* input channels. With 4
+// or 8 channels per group, the 16 input channels of those groups (32 bytes) are broadcast to
+// both 256-bit halves of a register; 128-bit lane L then holds input channels 8·(L mod 2) … +7,
+// and an in-lane shuffle (no lane crossing) hands each lane its pair. That fixes which output
+// channel each accumulator lane computes (`lane_channel`): the weights, the bias and the final
+// store follow that order. With 16 or 32, a block of 16 output channels lies in one group and
+// every lane takes the same pair, one broadcast from memory.
+//
+// A tile is two output rows of 7 or 8 pixels: each input pixel of the rows they read is loaded
+// and shuffled once per pair and serves every output pixel, row and kernel tap it overlaps
+// (up to 2·3 products a shuffle at stride 1). The padding is read as zeros by masked loads, so
+// the edges run the same straight-line code as the middle. Row pairs run in parallel on
 // libtorch's own OpenMP threads (at::parallel_for).
 
 #include <ATen/Parallel.h>
@@ -41,125 +47,29 @@ namespace {
 
 using archc::guard;
 
-constexpr int kTile = 8;                 // output pixels per register block
-alignas(64) const uint16_t kZeros[16] = {};  // the padding's input channels
+constexpr int kTile = 8;                    // fp32: output pixels per register block
 
 // The output channel (0..15, within its block of 16) that accumulator lane `a` computes.
 int lane_channel(int cpg, int a) {
   const int half = (a / 4) % 2, k = a % 4;
   if (cpg == 4) return (2 * half + (a / 8)) * 4 + k;  // lane L: group 2·(L mod 2) + L/2
-  return half * 8 + (a / 8) * 4 + k;                   // cpg 8: group L mod 2, pairs L/2
+  if (cpg == 8) return half * 8 + (a / 8) * 4 + k;    // group L mod 2, pairs L/2
+  return a;  // 16 or 32: a block lies inside one group, every lane sees the same input pair
 }
 
 struct Shape {
   int64_t n, h, w, c, oh, ow, stride;
 };
 
+#define ARCHC_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
 struct Vectors {
-  __m512i select[4];  // cpg 4: vpermilps controls for pair 0 and 1
+  __m512i select[2];    // cpg 4: vpermilps controls for pair 0 and 1
   __m512i to_channels;  // accumulator lanes → channel order, for the store
+  __m512i to_lanes;     // channel order → accumulator lanes, for the bias
 };
 
-template <int CPG>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline __m512
-select_pair(__m512 chunk, const Vectors &v, int p) {
-  if constexpr (CPG == 4) {
-    return _mm512_permutevar_ps(chunk, v.select[p]);
-  } else {
-    switch (p) {
-      case 0: return _mm512_castsi512_ps(_mm512_shuffle_epi32(_mm512_castps_si512(chunk), _MM_PERM_AAAA));
-      case 1: return _mm512_castsi512_ps(_mm512_shuffle_epi32(_mm512_castps_si512(chunk), _MM_PERM_BBBB));
-      case 2: return _mm512_castsi512_ps(_mm512_shuffle_epi32(_mm512_castps_si512(chunk), _MM_PERM_CCCC));
-      default: return _mm512_castsi512_ps(_mm512_shuffle_epi32(_mm512_castps_si512(chunk), _MM_PERM_DDDD));
-    }
-  }
-}
-
-template <int CPG>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline __m512
-load_chunk(const uint16_t *p) {
-  return _mm512_castsi512_ps(
-      _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))));
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void store(
-    const __m512 *acc, int tn, const Vectors &v, bool relu, uint16_t *y, int64_t c) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int t = 0; t < tn; ++t) {
-    __m512 r = _mm512_permutexvar_ps(v.to_channels, acc[t]);
-    if (relu) r = _mm512_max_ps(r, zero);
-    _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + t * c), (__m256i)_mm512_cvtneps_pbh(r));
-  }
-}
-
-// Any tile: each output pixel's input pointers are computed per tap (the padding reads zeros).
-template <int CPG>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void tile_any(
-    const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v, uint16_t *y,
-    const Shape &s, int64_t n, int64_t oh, int64_t ow0, int tn, int64_t cin0, bool relu) {
-  constexpr int P = CPG / 2;
-  __m512 acc[kTile];
-  for (int t = 0; t < kTile; ++t) acc[t] = bias;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh * s.stride - 1 + kh;
-    if (ih < 0 || ih >= s.h) continue;
-    const uint16_t *xrow = x + (n * s.h + ih) * s.w * s.c;
-    for (int kw = 0; kw < 3; ++kw) {
-      __m512 chunk[kTile];
-      for (int t = 0; t < kTile; ++t) {
-        const int64_t iw = (ow0 + t) * s.stride - 1 + kw;
-        const bool inside = t < tn && iw >= 0 && iw < s.w;
-        chunk[t] = load_chunk<CPG>(inside ? xrow + iw * s.c + cin0 : kZeros);
-      }
-      for (int p = 0; p < P; ++p) {
-        const __m512bh w = (__m512bh)_mm512_loadu_si512(wb + ((kh * 3 + kw) * P + p) * 16);
-        for (int t = 0; t < kTile; ++t)
-          acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)select_pair<CPG>(chunk[t], v, p), w);
-      }
-    }
-  }
-  store(acc, tn, v, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
-}
-
-// Stride 1, a full tile away from the left and right edges: each of the kTile + 2 input pixels
-// of a kernel row is shuffled once per pair and serves three output pixels.
-template <int CPG>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void tile_inner(
-    const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v, uint16_t *y,
-    const Shape &s, int64_t n, int64_t oh, int64_t ow0, int64_t cin0, bool relu) {
-  constexpr int P = CPG / 2;
-  constexpr int kInputs = kTile + 2;
-  __m512 acc[kTile];
-  for (int t = 0; t < kTile; ++t) acc[t] = bias;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh - 1 + kh;
-    if (ih < 0 || ih >= s.h) continue;
-    const uint16_t *base = x + ((n * s.h + ih) * s.w + ow0 - 1) * s.c + cin0;
-#pragma GCC unroll 4
-    for (int p = 0; p < P; ++p) {
-      __m512 sel[kInputs];
-#pragma GCC unroll 10
-      for (int i = 0; i < kInputs; ++i)
-        sel[i] = select_pair<CPG>(load_chunk<CPG>(base + i * s.c), v, p);
-#pragma GCC unroll 3
-      for (int kw = 0; kw < 3; ++kw) {
-        const __m512bh w = (__m512bh)_mm512_loadu_si512(wb + ((kh * 3 + kw) * P + p) * 16);
-#pragma GCC unroll 8
-        for (int t = 0; t < kTile; ++t)
-          acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)sel[t + kw], w);
-      }
-    }
-  }
-  store(acc, kTile, v, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
-}
-
-// One output row (image n, row oh), every block of 16 channels. `wp`: [C/16][9][P][16] bf16
-// pairs in accumulator-lane order; `bias`: fp32 in channel order.
-template <int CPG>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void row(
-    const uint16_t *x, const uint32_t *wp, const float *bias, uint16_t *y, const Shape &s,
-    int64_t n, int64_t oh, bool relu) {
-  constexpr int P = CPG / 2;
+ARCHC_BF16 Vectors vectors(int cpg) {
   Vectors v;
   alignas(64) int32_t lanes[16];
   for (int p = 0; p < 2; ++p) {
@@ -168,31 +78,234 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void row(
   }
   for (int c = 0; c < 16; ++c)
     for (int a = 0; a < 16; ++a)
-      if (lane_channel(CPG, a) == c) lanes[c] = a;
+      if (lane_channel(cpg, a) == c) lanes[c] = a;
   v.to_channels = _mm512_load_si512(lanes);
-  for (int a = 0; a < 16; ++a) lanes[a] = lane_channel(CPG, a);
-  const __m512i to_lanes = _mm512_load_si512(lanes);
+  for (int a = 0; a < 16; ++a) lanes[a] = lane_channel(cpg, a);
+  v.to_lanes = _mm512_load_si512(lanes);
+  return v;
+}
+
+// Where a tile reads: input row `ih` of image n, columns `iw0` + i for i < count; input i is
+// at element `first` + i·`step` of the input (the block's first input channel), and bit i of
+// `valid` says whether it is inside the map (its row and column). The others are never read.
+struct Reads {
+  int64_t first, step;
+  uint32_t valid;
+  int64_t at(int i) const { return first + i * step; }
+};
+
+inline Reads reads(const Shape &s, int64_t n, int64_t ih, int64_t iw0, int count,
+                   int64_t cin0) {
+  Reads r{((n * s.h + ih) * s.w + iw0) * s.c + cin0, s.c, 0};
+  if (ih < 0 || ih >= s.h) return r;
+  for (int i = 0; i < count; ++i)
+    if (iw0 + i >= 0 && iw0 + i < s.w) r.valid |= 1u << i;
+  return r;
+}
+
+// An input pixel's block of input channels at `off` (`valid` false: the padding, zeros), for
+// 4 or 8 channels per group: its 16 input channels broadcast to both 256-bit halves, a masked
+// load so that the padding touches no memory.
+// (The address is formed as an integer: outside the map it may lie outside the tensor.)
+ARCHC_BF16 __attribute__((always_inline)) inline __m512i chunk(const uint16_t *x, int64_t off,
+                                                               bool valid) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(x) + static_cast<uintptr_t>(off) * 2;
+  return _mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(valid ? 0xFF : 0),
+                                      _mm256_loadu_si256(reinterpret_cast<const __m256i *>(at)));
+}
+
+// A chunk arranged for pair `p`: an in-lane shuffle (no lane crossing) hands each accumulator
+// lane a pair of its own group's input channels.
+template <int CPG>
+ARCHC_BF16 __attribute__((always_inline)) inline __m512bh select(__m512i chunk, const Vectors &v,
+                                                                 int p) {
+  if constexpr (CPG == 4) return (__m512bh)_mm512_permutevar_ps((__m512)chunk, v.select[p]);
+  switch (p) {
+    case 0: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_AAAA);
+    case 1: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_BBBB);
+    case 2: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_CCCC);
+    default: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_DDDD);
+  }
+}
+
+// 16 or 32 channels per group: a block lies inside one group and every lane takes the same
+// input pair, broadcast.
+ARCHC_BF16 __attribute__((always_inline)) inline __m512bh broadcast(const uint16_t *x, int64_t off,
+                                                                    bool valid, int p) {
+  int32_t pair;
+  std::memcpy(&pair, x + (valid ? off : 0) + 2 * p, sizeof pair);
+  return (__m512bh)_mm512_maskz_set1_epi32(static_cast<__mmask16>(valid ? 0xFFFF : 0), pair);
+}
+
+// `count` inputs of a kernel row for pair p, from `first` every `step`: from the chunks loaded
+// once per row (4 or 8 channels per group) or broadcast from memory (16 or 32).
+template <int CPG>
+ARCHC_BF16 __attribute__((always_inline)) inline void inputs(__m512bh *in, int count,
+                                                             const __m512i *chunks,
+                                                             const uint16_t *x, const Reads &r,
+                                                             int first, int step,
+                                                             const Vectors &v, int p) {
+#pragma GCC unroll 16
+  for (int j = 0; j < count; ++j) {
+    const int i = first + j * step;
+    if constexpr (CPG <= 8)
+      in[j] = select<CPG>(chunks[i], v, p);
+    else
+      in[j] = broadcast(x, r.at(i), (r.valid >> i) & 1, p);
+  }
+}
+
+// Loads the chunks of a kernel row once (4 or 8 channels per group; nothing for 16 or 32).
+template <int CPG>
+ARCHC_BF16 __attribute__((always_inline)) inline void chunks(__m512i *out, int count,
+                                                             const uint16_t *x, const Reads &r) {
+  if constexpr (CPG <= 8) {
+#pragma GCC unroll 24
+    for (int i = 0; i < count; ++i) out[i] = chunk(x, r.at(i), (r.valid >> i) & 1);
+  }
+}
+
+// acc[t] += in[t · step + first] · w for the T output pixels of a tile.
+template <int T>
+ARCHC_BF16 __attribute__((always_inline)) inline void products(__m512 *acc, const __m512bh *in,
+                                                               int first, int step, __m512bh w) {
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_dpbf16_ps(acc[t], in[t * step + first], w);
+}
+
+ARCHC_BF16 __attribute__((always_inline)) inline __m512bh weight(const uint32_t *wb, int tap,
+                                                                 int pairs, int p) {
+  return (__m512bh)_mm512_loadu_si512(wb + (tap * pairs + p) * 16);
+}
+
+ARCHC_BF16 __attribute__((always_inline)) inline void store(const __m512 *acc, int tn,
+                                                            const Vectors &v, bool relu,
+                                                            uint16_t *y, int64_t c) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int t = 0; t < tn; ++t) {
+    __m512 r = _mm512_permutexvar_ps(v.to_channels, acc[t]);
+    if (relu) r = _mm512_max_ps(r, zero);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + t * c), (__m256i)_mm512_cvtneps_pbh(r));
+  }
+}
+
+// Two output rows (oh, oh + 1) of one tile of T pixels at once, stride 1. The four input rows
+// they read are each loaded and shuffled once per pair and serve every output row and kernel
+// column they overlap: a shuffle feeds up to 2·3 products. Inputs outside the map (the
+// padding, the row past the last where `rows` is 1) read zeros, so every tile runs the same
+// straight-line code; pixels of a last, partial tile past the map's edge are computed from
+// zeros and not stored.
+template <int CPG, int T>
+ARCHC_BF16 void tile_s1(const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v,
+                        uint16_t *y, const Shape &s, int64_t n, int64_t oh, int rows, int64_t ow0,
+                        int tn, int64_t cin0, bool relu) {
+  constexpr int P = CPG / 2;
+  constexpr int kInputs = T + 2;
+  __m512 acc0[T], acc1[T];
+  for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = bias;
+#pragma GCC unroll 4
+  for (int ri = 0; ri < 4; ++ri) {
+    const int64_t ih = oh - 1 + ri;
+    const Reads r = reads(s, n, ri == 3 && rows == 1 ? -1 : ih, ow0 - 1, kInputs, cin0);
+    __m512i chunk[kInputs];
+    chunks<CPG>(chunk, kInputs, x, r);
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      __m512bh in[kInputs];
+      inputs<CPG>(in, kInputs, chunk, x, r, 0, 1, v, p);
+      if (ri <= 2)
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) products<T>(acc0, in, kw, 1, weight(wb, ri * 3 + kw, P, p));
+      if (ri >= 1)
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw)
+          products<T>(acc1, in, kw, 1, weight(wb, (ri - 1) * 3 + kw, P, p));
+    }
+  }
+  uint16_t *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;
+  store(acc0, tn, v, relu, out, s.c);
+  if (rows == 2) store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
+}
+
+// Stride 2: output rows oh and oh + 1 read input rows 2·oh − 1 … 2·oh + 3 (the middle one
+// serves both); output pixel t reads input columns 2t − 1 + kw. The even columns (kw 0 and 2)
+// are loaded first and the odd ones (kw 1) after, so that at most T + 1 inputs are live.
+template <int CPG, int T>
+ARCHC_BF16 void tile_s2(const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v,
+                        uint16_t *y, const Shape &s, int64_t n, int64_t oh, int rows, int64_t ow0,
+                        int tn, int64_t cin0, bool relu) {
+  constexpr int P = CPG / 2;
+  constexpr int kInputs = 2 * T + 1;
+  __m512 acc0[T], acc1[T];
+  for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = bias;
+#pragma GCC unroll 5
+  for (int ri = 0; ri < 5; ++ri) {
+    const int64_t ih = 2 * oh - 1 + ri;
+    if (ri >= 3 && rows == 1) break;
+    const Reads r = reads(s, n, ih, 2 * ow0 - 1, kInputs, cin0);
+    __m512i chunk[kInputs];
+    chunks<CPG>(chunk, kInputs, x, r);
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      __m512bh in[T + 1];
+      inputs<CPG>(in, T + 1, chunk, x, r, 0, 2, v, p);
+      if (ri <= 2) {
+        products<T>(acc0, in, 0, 1, weight(wb, ri * 3, P, p));
+        products<T>(acc0, in, 1, 1, weight(wb, ri * 3 + 2, P, p));
+      }
+      if (ri >= 2) {
+        products<T>(acc1, in, 0, 1, weight(wb, (ri - 2) * 3, P, p));
+        products<T>(acc1, in, 1, 1, weight(wb, (ri - 2) * 3 + 2, P, p));
+      }
+      inputs<CPG>(in, T, chunk, x, r, 1, 2, v, p);
+      if (ri <= 2) products<T>(acc0, in, 0, 1, weight(wb, ri * 3 + 1, P, p));
+      if (ri >= 2) products<T>(acc1, in, 0, 1, weight(wb, (ri - 2) * 3 + 1, P, p));
+    }
+  }
+  uint16_t *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;
+  store(acc0, tn, v, relu, out, s.c);
+  if (rows == 2) store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
+}
+
+// Output rows oh and oh + 1 (only oh where `rows` is 1) of image n, every block of 16 channels.
+// `wp`: [C/16][9][cpg/2][16] bf16 pairs in accumulator-lane order; `bias`: fp32 in channel order.
+template <int CPG, int T>
+ARCHC_BF16 void row_pair(const uint16_t *x, const uint32_t *wp, const float *bias, uint16_t *y,
+                         const Shape &s, int64_t n, int64_t oh, int rows, bool relu) {
+  constexpr int P = CPG / 2;
+  const Vectors v = vectors(CPG);
   for (int64_t b = 0; b < s.c / 16; ++b) {
     const uint32_t *wb = wp + b * 9 * P * 16;
-    const __m512 bv = _mm512_permutexvar_ps(to_lanes, _mm512_loadu_ps(bias + 16 * b));
-    for (int64_t ow0 = 0; ow0 < s.ow; ow0 += kTile) {
-      const int tn = static_cast<int>(std::min<int64_t>(kTile, s.ow - ow0));
-      const bool inner = s.stride == 1 && tn == kTile && ow0 >= 1 && ow0 + kTile < s.w;
-      if (inner)
-        tile_inner<CPG>(x, wb, bv, v, y, s, n, oh, ow0, 16 * b, relu);
+    const __m512 bv = _mm512_permutexvar_ps(v.to_lanes, _mm512_loadu_ps(bias + 16 * b));
+    // The block's first input channel: its own 16 (4 or 8 per group), its group's (16 or 32).
+    const int64_t cin0 = CPG <= 8 ? 16 * b : 16 * b / CPG * CPG;
+    for (int64_t ow0 = 0; ow0 < s.ow; ow0 += T) {
+      const int tn = static_cast<int>(std::min<int64_t>(T, s.ow - ow0));
+      uint16_t *yb = y + 16 * b - cin0;  // the output block's channels, not the input's
+      if (s.stride == 1)
+        tile_s1<CPG, T>(x, wb, bv, v, yb, s, n, oh, rows, ow0, tn, cin0, relu);
       else
-        tile_any<CPG>(x, wb, bv, v, y, s, n, oh, ow0, tn, 16 * b, relu);
+        tile_s2<CPG, T>(x, wb, bv, v, yb, s, n, oh, rows, ow0, tn, cin0, relu);
     }
   }
 }
 
-using RowFn = void (*)(const uint16_t *, const uint32_t *, const float *, uint16_t *,
-                       const Shape &, int64_t, int64_t, bool);
+using PairFn = void (*)(const uint16_t *, const uint32_t *, const float *, uint16_t *,
+                        const Shape &, int64_t, int64_t, int, bool);
 
-RowFn kernel(int64_t cpg) {
+// Tiles of 7 pixels where the output width is a multiple of 7 (ResNeXt's 56, 28, 14 and 7 waste
+// no lanes), else 8.
+template <int CPG> PairFn pair_fn(int64_t width) {
+  return width % 7 == 0 ? row_pair<CPG, 7> : row_pair<CPG, 8>;
+}
+
+// The AVX512-BF16 kernel for `cpg` channels per group (4, 8, 16 or 32), else null.
+PairFn kernel(int64_t cpg, int64_t width) {
   switch (cpg) {
-    case 4: return row<4>;
-    case 8: return row<8>;
+    case 4: return pair_fn<4>(width);
+    case 8: return pair_fn<8>(width);
+    case 16: return pair_fn<16>(width);
+    case 32: return pair_fn<32>(width);
     default: return nullptr;
   }
 }
@@ -511,34 +624,41 @@ extern "C" {
 // Whether AMX tiles run `cpg` channels per group: a 16-channel block holds whole groups.
 bool amx_takes(int64_t cpg) { return cpg == 4 || cpg == 8 || cpg == 16; }
 
-// 1 when this CPU runs the kernel for `cpg` channels per group: 4 or 8 with AVX512-BF16, and
-// also 16 with AMX.
-int archc_grouped_supported(int64_t cpg) {
+// Whether the AVX512-BF16 path runs `cpg` channels per group on this CPU.
+bool avx_takes(int64_t cpg) {
   __builtin_cpu_init();
-  return (__builtin_cpu_supports("avx512bf16") && kernel(cpg) != nullptr) ||
-         (amx_takes(cpg) && amx_ready());
+  return __builtin_cpu_supports("avx512bf16") && kernel(cpg, 1) != nullptr;
+}
+
+// 1 when this CPU runs the kernel for `cpg` channels per group: 4, 8, 16 or 32 with
+// AVX512-BF16; 4, 8 or 16 with AMX.
+int archc_grouped_supported(int64_t cpg) {
+  return avx_takes(cpg) || (amx_takes(cpg) && amx_ready());
 }
 
 // 1 when this CPU runs the kernel on AMX tiles (and the kernel lent the tile state).
 int archc_grouped_amx() { return amx_ready() ? 1 : 0; }
 
 // Packs an OIHW 3×3 weight (O = C, I = cpg) for the kernel. AVX512-BF16 (`amx` 0):
-// [C/16][9][cpg/2][16] pairs of bf16, the 16 in accumulator-lane order. AMX (`amx` 1):
-// [C/16][9][8][16] pairs, B tiles (16 input × 16 output channels of a block, block-diagonal by
-// group, pair-interleaved). The third size tells the two apart in archc_grouped_conv (2 or 4
-// against 8; the AVX512-BF16 path takes no 16 channels per group).
+// [C/16][9][cpg/2][32], pairs of bf16 for the 16 accumulator lanes in their order. AMX (`amx`
+// 1): [C/16][9][8][16][2], B tiles (16 input × 16 output channels of a block, block-diagonal by
+// group, pair-interleaved). The rank tells the two apart in archc_grouped_conv.
 char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, int amx, at::Tensor **out) {
   return guard([&] {
-    TORCH_CHECK(amx != 0 ? amx_takes(cpg) : kernel(cpg) != nullptr,
-                "grouped kernel: 4 or 8 channels per group (also 16 on AMX)");
+    TORCH_CHECK(amx != 0 ? amx_takes(cpg) : avx_takes(cpg),
+                amx != 0 ? "grouped kernel: AMX takes 4, 8 or 16 channels per group"
+                         : "grouped kernel: 4, 8, 16 or 32 channels per group, on a CPU with "
+                           "AVX512-BF16");
     TORCH_CHECK(amx == 0 || amx_ready(), "grouped kernel: this CPU or kernel lends no AMX");
     TORCH_CHECK(weight->is_cpu(), "grouped kernel: the weight must be on the CPU");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
-                    w.size(0) % 16 == 0,
-                "grouped kernel: weight must be [16k, cpg, 3, 3]");
+                    w.size(0) % 16 == 0 && w.size(0) % cpg == 0,
+                "grouped kernel: weight must be [C, cpg, 3, 3], C a multiple of 16 and of cpg");
     const int64_t c = w.size(0), pairs = amx != 0 ? 8 : cpg / 2;
-    at::Tensor packed = at::zeros({c / 16, 9, pairs, 16, 2}, w.options().dtype(at::kBFloat16));
+    const auto bf16 = w.options().dtype(at::kBFloat16);
+    at::Tensor packed = amx != 0 ? at::zeros({c / 16, 9, pairs, 16, 2}, bf16)
+                                 : at::zeros({c / 16, 9, pairs, 32}, bf16);
     const float *src = w.data_ptr<float>();
     auto *dst = packed.data_ptr<c10::BFloat16>();
     for (int64_t b = 0; b < c / 16; ++b)
@@ -600,14 +720,16 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
                 "grouped kernel: bias must be contiguous fp32");
     if (packed->scalar_type() == at::kFloat)
       return f32_conv(*x, *packed, *bias, stride, cpg, relu != 0, out);
-    RowFn fn = kernel(cpg);
-    const bool amx = packed->dim() == 5 && packed->size(2) == 8;
-    TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : fn != nullptr && archc_grouped_supported(cpg),
+    const bool amx = packed->dim() == 5;
+    TORCH_CHECK(amx ? amx_takes(cpg) && amx_ready() : avx_takes(cpg),
                 "grouped kernel: unsupported");
-    TORCH_CHECK(packed->scalar_type() == at::kBFloat16 && packed->dim() == 5 &&
-                    packed->size(1) == 9 && packed->size(3) == 16 && packed->size(4) == 2 &&
-                    packed->is_contiguous(),
-                "grouped kernel: weight not packed by archc_grouped_pack");
+    TORCH_CHECK(packed->scalar_type() == at::kBFloat16 && packed->size(0) > 0 &&
+                    packed->size(1) == 9 && packed->is_contiguous() &&
+                    (amx ? packed->size(2) == 8 && packed->size(3) == 16 && packed->size(4) == 2
+                         : packed->dim() == 4 && packed->size(2) == cpg / 2 &&
+                               packed->size(3) == 32),
+                "grouped kernel: weight not packed by archc_grouped_pack for ", cpg,
+                " channels per group");
     TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
                     (x->size(2) == 0 || x->size(3) == 0 ||
                      x->is_contiguous(at::MemoryFormat::ChannelsLast)),
@@ -616,8 +738,8 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
     const Shape s{x->size(0), x->size(2), x->size(3), x->size(1),
                   (x->size(2) - 1) / stride + 1, (x->size(3) - 1) / stride + 1, stride};
 
-    TORCH_CHECK(s.c % 16 == 0 && packed->size(0) * 16 == s.c &&
-                    (amx || packed->size(2) == cpg / 2) && bias->numel() == s.c,
+    TORCH_CHECK(s.c % 16 == 0 && s.c % cpg == 0 && packed->size(0) * 16 == s.c &&
+                    bias->numel() == s.c,
                 "grouped kernel: channel count mismatch");
     at::Tensor y = archc::empty_channels_last(s.n, s.c, s.oh, s.ow, x->scalar_type());
     const auto *xp = reinterpret_cast<const uint16_t *>(x->data_ptr<c10::BFloat16>());
@@ -634,8 +756,13 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
         amx_release();
       });
     } else {
-      at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) fn(xp, wp, bp, yp, s, r / s.oh, r % s.oh, relu != 0);
+      const PairFn fn = kernel(cpg, s.ow);
+      const int64_t pairs = (s.oh + 1) / 2;  // output rows two at a time
+      at::parallel_for(0, s.n * pairs, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t oh = 2 * (r % pairs);
+          fn(xp, wp, bp, yp, s, r / pairs, oh, oh + 1 < s.oh ? 2 : 1, relu != 0);
+        }
       });
     }
     *out = new at::Tensor(std::move(y));

@@ -480,7 +480,7 @@ pub(crate) fn layout_vectors(on: bool) -> bool {
 }
 
 /// Whether this CPU runs `csrc/grouped.cpp`'s bf16 grouped 3×3 kernel for `cpg` channels per
-/// group (AVX512-BF16: 4 or 8 channels per group; AMX: also 16).
+/// group (AVX512-BF16: 4, 8, 16 or 32 channels per group; AMX: 4, 8 or 16).
 pub(crate) fn grouped_supported(cpg: i64) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -526,10 +526,11 @@ pub(crate) fn grouped_amx() -> bool {
 }
 
 /// A grouped 3×3 weight (OIHW, O = C, I = `cpg`) packed for the grouped kernel: for its AMX
-/// path where [`grouped_amx`], else for its AVX512-BF16 path.
+/// path where [`grouped_amx`] and the groups fit its tiles (4, 8 or 16 channels), else for its
+/// AVX512-BF16 path (4, 8, 16 or 32).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn grouped_pack(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
-    grouped_pack_for(weight, cpg, grouped_amx())
+    grouped_pack_for(weight, cpg, grouped_amx() && cpg <= 16)
 }
 
 /// [`grouped_pack`] for the path `amx` says (an error where AMX is asked for and missing).

@@ -18,10 +18,11 @@
 //! [`Inference::forward`] at a new input shape, or ahead of time with [`Inference::prepare`]).
 //! tch does not bind these operators; `ffi` calls them through libtorch's dispatcher.
 //!
-//! In bf16 on a CPU with AVX512-BF16, the grouped 3×3 convolutions with 4 or 8 channels per
-//! group (the first two stages of a 32×4d ResNeXt) can also run on this crate's own kernel
-//! (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a third of the machine's peak on
-//! them; on a CPU with AMX the kernel runs on AMX tiles and also takes 16 channels per group.
+//! In bf16 on a CPU with AVX512-BF16, the grouped 3×3 convolutions with 4, 8, 16 or 32
+//! channels per group (the four stages of a 32×4d ResNeXt) can also run on this crate's own
+//! kernel (`csrc/grouped.cpp`), because oneDNN reaches only a sixth to a half of the machine's
+//! peak with 4 or 8 (each is timed against oneDNN and the faster kept); on a CPU with AMX the
+//! kernel runs on AMX tiles for 4, 8 or 16 channels per group.
 //! In fp32 on a CPU with AVX-512 it takes 4 or 8 channels per group (oneDNN's fp32 kernel
 //! reaches 15% of the fp32 peak at 4).
 //! The dense 3×3 convolutions with stride 1 (ResNet's), bf16 or fp32, can run on the crate's
@@ -60,7 +61,7 @@ pub struct Options {
     /// the input's conversion to channels-last (libtorch's results bit for bit, NaN payloads
     /// aside; several times faster). Off, every step is a plain libtorch operator.
     pub onednn: bool,
-    /// When the grouped 3×3s with 4 or 8 channels per group (also 16 in bf16 with AMX) run on
+    /// When the grouped 3×3s with 4 or 8 channels per group (also 16 and 32 in bf16) run on
     /// this crate's kernel instead of oneDNN (with `onednn`, on a CPU with AVX512-BF16 or AMX
     /// for bf16, AVX-512 for fp32; `Measure`: the faster, timed once per convolution and input
     /// shape).
@@ -1332,9 +1333,9 @@ fn describe(step: &FStep, packed: Option<&Packed>) -> String {
 
 /// This crate's own kernel for a convolution, where one applies (`w` and `b` folded, fp32):
 /// - the grouped kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1 or 2, as many
-///   input as output channels (a multiple of 16), 4 or 8 channels per group on a CPU with
-///   AVX512-BF16 (bf16) or AVX-512 (fp32), or 4, 8 or 16 in bf16 on a CPU with AMX; never with
-///   a fused residual add;
+///   input as output channels (a multiple of 16), 4, 8, 16 or 32 channels per group in bf16 on
+///   a CPU with AVX512-BF16 (4, 8 or 16 on AMX tiles where it has AMX), 4 or 8 in fp32 on a CPU
+///   with AVX-512; never with a fused residual add;
 /// - the Winograd kernel: bf16 or fp32 channels-last, 3×3, padding 1, stride 1, one group,
 ///   C_in a multiple of 16 and C_out of 32, on a CPU with AVX512-BF16 (bf16) or AVX-512 (fp32),
 ///   unless [`Options::winograd`] is `Never`;
@@ -2015,9 +2016,12 @@ mod tests {
             (64, 8, 9, 2, false),
             (256, 8, 21, 1, true),
             (32, 8, 1, 1, true),
-            // AMX only.
             (64, 16, 10, 1, true),
             (512, 16, 9, 2, false),
+            (96, 16, 7, 1, false),
+            (64, 32, 7, 1, true),
+            (128, 32, 10, 2, true),
+            (32, 32, 1, 2, false),
         ] {
             let groups = c / cpg;
             let bf = |t: Tensor| t.to_kind(Kind::BFloat16);
@@ -2038,12 +2042,11 @@ mod tests {
             if relu {
                 reference = reference.relu();
             }
-            // Both paths where the CPU has AMX: its tiles and AVX512-BF16.
-            let paths: &[bool] = match (ffi::grouped_amx(), cpg) {
-                (true, 16) => &[true],
-                (true, _) => &[true, false],
-                (false, 16) => continue,
-                (false, _) => &[false],
+            // Both paths where the CPU has AMX and the groups fit its tiles.
+            let paths: &[bool] = if ffi::grouped_amx() && cpg <= 16 {
+                &[true, false]
+            } else {
+                &[false]
             };
             for &amx in paths {
                 let packed = ffi::grouped_pack_for(&w, cpg, amx).unwrap();
