@@ -1,25 +1,26 @@
-// A bf16 grouped 3×3 convolution for ResNeXt's groups (4, 8, 16 or 32 channels per group; on
-// AMX 4, 8 or 16), where oneDNN's direct kernel reaches a sixth to three quarters of the
-// machine's bf16 peak (BENCHMARKS.md, "where the time goes"). Channels-last input and output,
-// padding 1, stride 1 or 2, bias and ReLU fused, fp32 accumulation: AVX512-BF16 `vdpbf16ps`
-// below, AMX tile products further down (the AMX section) where the CPU has them. The fp32
-// section at the end runs the same convolution in fp32 on AVX-512 FMA, for 4 or 8 channels per
-// group.
+// A grouped 3×3 convolution for ResNeXt's groups (4, 8, 16 or 32 channels per group), where
+// oneDNN's direct kernel reaches a sixth to three quarters of the machine's peak (BENCHMARKS.md,
+// "where the time goes"). Channels-last input and output, padding 1, stride 1 or 2, bias and
+// ReLU fused, fp32 accumulation. One template runs it in bf16 on AVX512-BF16 (`vdpbf16ps`, the
+// `Bf16` element type) and in fp32 on AVX-512 FMA (`F32`); on a CPU with AMX, bf16 with 4, 8 or
+// 16 channels per group runs as tile products instead (the AMX section).
 //
-// Sixteen output channels fill one fp32 accumulator. `vdpbf16ps` multiplies one pair of input
-// channels per lane, so each lane must see a pair of *its own group's* input channels. With 4
-// or 8 channels per group, the 16 input channels of those groups (32 bytes) are broadcast to
-// both 256-bit halves of a register; 128-bit lane L then holds input channels 8·(L mod 2) … +7,
-// and an in-lane shuffle (no lane crossing) hands each lane its pair. That fixes which output
+// Sixteen output channels fill one fp32 accumulator, and each lane must see *its own group's*
+// input channels. `vdpbf16ps` multiplies one pair of input channels per lane: with 4 or 8
+// channels per group, the 16 input channels of those groups (32 bytes) are broadcast to both
+// 256-bit halves of a register; 128-bit lane L then holds input channels 8·(L mod 2) … +7, and
+// an in-lane shuffle (no lane crossing) hands each lane its pair. That fixes which output
 // channel each accumulator lane computes (`lane_channel`): the weights, the bias and the final
-// store follow that order. With 16 or 32, a block of 16 output channels lies in one group and
-// every lane takes the same pair, one broadcast from memory.
+// store follow that order. In fp32 a lane takes one input channel, the i-th of its group, by one
+// permute of the pixel's 16 channels, and lanes stay in channel order. With 16 or 32 channels per
+// group, a block of 16 output channels lies in one group and every lane takes the same input
+// (a pair in bf16), one broadcast from memory.
 //
 // A tile is two output rows of 7 or 8 pixels: each input pixel of the rows they read is loaded
-// and shuffled once per pair and serves every output pixel, row and kernel tap it overlaps
-// (up to 2·3 products a shuffle at stride 1). The padding is read as zeros by masked loads, so
-// the edges run the same straight-line code as the middle. Row pairs run in parallel on
-// libtorch's own OpenMP threads (at::parallel_for).
+// once and shuffled once per step (a pair of input channels in bf16, one in fp32), and serves
+// every output pixel, row and kernel tap it overlaps (up to 2·3 products a shuffle at stride 1).
+// The padding is read as zeros by masked loads, so the edges run the same straight-line code as
+// the middle. Row pairs run in parallel on libtorch's own OpenMP threads (at::parallel_for).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -47,9 +48,7 @@ namespace {
 
 using archc::guard;
 
-constexpr int kTile = 8;                    // fp32: output pixels per register block
-
-// The output channel (0..15, within its block of 16) that accumulator lane `a` computes.
+// The output channel (0..15, within its block of 16) that bf16 accumulator lane `a` computes.
 int lane_channel(int cpg, int a) {
   const int half = (a / 4) % 2, k = a % 4;
   if (cpg == 4) return (2 * half + (a / 8)) * 4 + k;  // lane L: group 2·(L mod 2) + L/2
@@ -61,29 +60,154 @@ struct Shape {
   int64_t n, h, w, c, oh, ow, stride;
 };
 
-#define ARCHC_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+// Both element types' kernels are compiled for AVX512-BF16 (one template serves both); the fp32
+// instantiations emit only AVX-512 F/BW/VL instructions (the BF16 ones come only from the
+// intrinsics the bf16 type calls), so they run on CPUs without BF16 too.
+#define ARCHC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define ARCHC_INLINE ARCHC_AVX512 __attribute__((always_inline)) inline
 
-struct Vectors {
-  __m512i select[2];    // cpg 4: vpermilps controls for pair 0 and 1
-  __m512i to_channels;  // accumulator lanes → channel order, for the store
-  __m512i to_lanes;     // channel order → accumulator lanes, for the bias
+// The address of element `off` of `x`, formed as an integer: outside the map it may lie outside
+// the tensor, and only masked loads (which touch no memory for masked lanes) read from it.
+template <class T> inline const T *address(const T *x, int64_t off) {
+  return reinterpret_cast<const T *>(reinterpret_cast<uintptr_t>(x) +
+                                     static_cast<uintptr_t>(off) * sizeof(T));
+}
+
+// bf16 on `vdpbf16ps`: a product takes one pair of input channels per lane.
+struct Bf16 {
+  using Elem = uint16_t;    // the activations' storage
+  using W = uint32_t;       // one lane's weight: a pair of bf16
+  using In = __m512bh;      // one product's input operand
+  using Chunk = __m512i;    // an input pixel's block of channels, as loaded
+  static constexpr int kPer = 2;  // input channels a lane takes per product
+
+  struct Vectors {
+    __m512i select[2];    // cpg 4: vpermilps controls for pair 0 and 1
+    __m512i to_channels;  // accumulator lanes → channel order, for the store
+    __m512i to_lanes;     // channel order → accumulator lanes, for the bias
+  };
+
+  ARCHC_AVX512 static Vectors vectors(int cpg) {
+    Vectors v;
+    alignas(64) int32_t lanes[16];
+    for (int p = 0; p < 2; ++p) {
+      for (int a = 0; a < 16; ++a) lanes[a] = (a / 8) * 2 + p;  // qword L/2 of the lane, dword p
+      v.select[p] = _mm512_load_si512(lanes);
+    }
+    for (int c = 0; c < 16; ++c)
+      for (int a = 0; a < 16; ++a)
+        if (lane_channel(cpg, a) == c) lanes[c] = a;
+    v.to_channels = _mm512_load_si512(lanes);
+    for (int a = 0; a < 16; ++a) lanes[a] = lane_channel(cpg, a);
+    v.to_lanes = _mm512_load_si512(lanes);
+    return v;
+  }
+
+  // 4 or 8 channels per group: the pixel's 16 input channels broadcast to both 256-bit halves,
+  // a masked load so that the padding (`valid` false) reads zeros and touches no memory.
+  ARCHC_INLINE static Chunk chunk(const Elem *x, int64_t off, bool valid) {
+    const auto *p = reinterpret_cast<const __m256i *>(address(x, off));
+    return _mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(valid ? 0xFF : 0),
+                                        _mm256_loadu_si256(p));
+  }
+
+  // A chunk arranged for pair `p`: an in-lane shuffle (no lane crossing) hands each accumulator
+  // lane a pair of its own group's input channels.
+  template <int CPG> ARCHC_INLINE static In select(Chunk chunk, const Vectors &v, int p) {
+    if constexpr (CPG == 4) return (In)_mm512_permutevar_ps((__m512)chunk, v.select[p]);
+    switch (p) {
+      case 0: return (In)_mm512_shuffle_epi32(chunk, _MM_PERM_AAAA);
+      case 1: return (In)_mm512_shuffle_epi32(chunk, _MM_PERM_BBBB);
+      case 2: return (In)_mm512_shuffle_epi32(chunk, _MM_PERM_CCCC);
+      default: return (In)_mm512_shuffle_epi32(chunk, _MM_PERM_DDDD);
+    }
+  }
+
+  // 16 or 32 channels per group: a block lies inside one group and every lane takes the same
+  // input pair, broadcast from the pixel's channels at `src` (kZeros for the padding).
+  ARCHC_INLINE static In broadcast(const Elem *src, int p) {
+    int32_t pair;
+    std::memcpy(&pair, src + 2 * p, sizeof pair);
+    return (In)_mm512_set1_epi32(pair);
+  }
+
+  ARCHC_INLINE static __m512 fma(__m512 acc, In in, In w) { return _mm512_dpbf16_ps(acc, in, w); }
+
+  ARCHC_INLINE static In weight(const W *wb) { return (In)_mm512_loadu_si512(wb); }
+
+  ARCHC_INLINE static __m512 bias(const float *b, const Vectors &v) {
+    return _mm512_permutexvar_ps(v.to_lanes, _mm512_loadu_ps(b));
+  }
+
+  ARCHC_INLINE static void store(const __m512 *acc, int tn, const Vectors &v, bool relu, Elem *y,
+                                 int64_t c) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int t = 0; t < tn; ++t) {
+      __m512 r = _mm512_permutexvar_ps(v.to_channels, acc[t]);
+      if (relu) r = _mm512_max_ps(r, zero);
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + t * c),
+                          (__m256i)_mm512_cvtneps_pbh(r));
+    }
+  }
 };
 
-ARCHC_BF16 Vectors vectors(int cpg) {
-  Vectors v;
-  alignas(64) int32_t lanes[16];
-  for (int p = 0; p < 2; ++p) {
-    for (int a = 0; a < 16; ++a) lanes[a] = (a / 8) * 2 + p;  // qword L/2 of the lane, dword p
-    v.select[p] = _mm512_load_si512(lanes);
+// fp32 on FMA: a product takes one input channel per lane. Accumulator lane o is output channel
+// o of its block, in channel order. With 4 or 8 channels per group, its group's input channels
+// are lanes (o / cpg)·cpg … + cpg − 1 of the block's 16, so the i-th of them reaches every lane
+// by one permute (in-lane for 4) of the pixel's 16 channels, against a weight vector holding
+// each output channel's weight for input channel i of its group.
+struct F32 {
+  using Elem = float;
+  using W = float;
+  using In = __m512;
+  using Chunk = __m512;
+  static constexpr int kPer = 1;
+
+  struct Vectors {
+    __m512i select[8];  // cpg 8: lane o takes channel 8·(o / 8) + i
+  };
+
+  ARCHC_AVX512 static Vectors vectors(int) {
+    Vectors v;
+    alignas(64) int32_t lanes[16];
+    for (int i = 0; i < 8; ++i) {
+      for (int o = 0; o < 16; ++o) lanes[o] = (o / 8) * 8 + i;
+      v.select[i] = _mm512_load_si512(lanes);
+    }
+    return v;
   }
-  for (int c = 0; c < 16; ++c)
-    for (int a = 0; a < 16; ++a)
-      if (lane_channel(cpg, a) == c) lanes[c] = a;
-  v.to_channels = _mm512_load_si512(lanes);
-  for (int a = 0; a < 16; ++a) lanes[a] = lane_channel(cpg, a);
-  v.to_lanes = _mm512_load_si512(lanes);
-  return v;
-}
+
+  ARCHC_INLINE static Chunk chunk(const Elem *x, int64_t off, bool valid) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(valid ? 0xFFFF : 0), address(x, off));
+  }
+
+  template <int CPG> ARCHC_INLINE static In select(Chunk chunk, const Vectors &v, int i) {
+    if constexpr (CPG == 4) {
+      switch (i) {
+        case 0: return _mm512_permute_ps(chunk, 0x00);
+        case 1: return _mm512_permute_ps(chunk, 0x55);
+        case 2: return _mm512_permute_ps(chunk, 0xAA);
+        default: return _mm512_permute_ps(chunk, 0xFF);
+      }
+    }
+    return _mm512_permutexvar_ps(v.select[i], chunk);
+  }
+
+  ARCHC_INLINE static In broadcast(const Elem *src, int i) { return _mm512_set1_ps(src[i]); }
+
+  ARCHC_INLINE static __m512 fma(__m512 acc, In in, In w) { return _mm512_fmadd_ps(in, w, acc); }
+
+  ARCHC_INLINE static In weight(const W *wb) { return _mm512_loadu_ps(wb); }
+
+  ARCHC_INLINE static __m512 bias(const float *b, const Vectors &) { return _mm512_loadu_ps(b); }
+
+  ARCHC_INLINE static void store(const __m512 *acc, int tn, const Vectors &, bool relu, Elem *y,
+                                 int64_t c) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int t = 0; t < tn; ++t)
+      _mm512_storeu_ps(y + t * c, relu ? _mm512_max_ps(acc[t], zero) : acc[t]);
+  }
+};
 
 // Where a tile reads: input row `ih` of image n, columns `iw0` + i for i < count; input i is
 // at element `first` + i·`step` of the input (the block's first input channel), and bit i of
@@ -103,103 +227,67 @@ inline Reads reads(const Shape &s, int64_t n, int64_t ih, int64_t iw0, int count
   return r;
 }
 
-// An input pixel's block of input channels at `off` (`valid` false: the padding, zeros), for
-// 4 or 8 channels per group: its 16 input channels broadcast to both 256-bit halves, a masked
-// load so that the padding touches no memory.
-// (The address is formed as an integer: outside the map it may lie outside the tensor.)
-ARCHC_BF16 __attribute__((always_inline)) inline __m512i chunk(const uint16_t *x, int64_t off,
-                                                               bool valid) {
-  const uintptr_t at = reinterpret_cast<uintptr_t>(x) + static_cast<uintptr_t>(off) * 2;
-  return _mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(valid ? 0xFF : 0),
-                                      _mm256_loadu_si256(reinterpret_cast<const __m256i *>(at)));
-}
+// Zeros that stand in for a padding pixel's channels where inputs are broadcast from memory
+// (16 or 32 channels per group): enough for 32 channels of either element type.
+alignas(64) constexpr uint32_t kZeros[32] = {};
 
-// A chunk arranged for pair `p`: an in-lane shuffle (no lane crossing) hands each accumulator
-// lane a pair of its own group's input channels.
-template <int CPG>
-ARCHC_BF16 __attribute__((always_inline)) inline __m512bh select(__m512i chunk, const Vectors &v,
-                                                                 int p) {
-  if constexpr (CPG == 4) return (__m512bh)_mm512_permutevar_ps((__m512)chunk, v.select[p]);
-  switch (p) {
-    case 0: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_AAAA);
-    case 1: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_BBBB);
-    case 2: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_CCCC);
-    default: return (__m512bh)_mm512_shuffle_epi32(chunk, _MM_PERM_DDDD);
+// One kernel row's inputs as a tile reads them: with 4 or 8 channels per group each pixel's
+// chunk, loaded once; with 16 or 32, where each pixel's channels lie (kZeros for the padding),
+// broadcast from there step by step.
+template <class E, int CPG, int N> struct Row {
+  typename E::Chunk chunk[CPG <= 8 ? N : 1];
+  const typename E::Elem *src[CPG <= 8 ? 1 : N];
+};
+
+template <class E, int CPG, int N>
+ARCHC_INLINE void load(Row<E, CPG, N> &row, const typename E::Elem *x, const Reads &r) {
+#pragma GCC unroll 24
+  for (int i = 0; i < N; ++i) {
+    const bool valid = (r.valid >> i) & 1;
+    if constexpr (CPG <= 8)
+      row.chunk[i] = E::chunk(x, r.at(i), valid);
+    else
+      row.src[i] = valid ? x + r.at(i) : reinterpret_cast<const typename E::Elem *>(kZeros);
   }
 }
 
-// 16 or 32 channels per group: a block lies inside one group and every lane takes the same
-// input pair, broadcast.
-ARCHC_BF16 __attribute__((always_inline)) inline __m512bh broadcast(const uint16_t *x, int64_t off,
-                                                                    bool valid, int p) {
-  int32_t pair;
-  std::memcpy(&pair, x + (valid ? off : 0) + 2 * p, sizeof pair);
-  return (__m512bh)_mm512_maskz_set1_epi32(static_cast<__mmask16>(valid ? 0xFFFF : 0), pair);
-}
-
-// `count` inputs of a kernel row for pair p, from `first` every `step`: from the chunks loaded
-// once per row (4 or 8 channels per group) or broadcast from memory (16 or 32).
-template <int CPG>
-ARCHC_BF16 __attribute__((always_inline)) inline void inputs(__m512bh *in, int count,
-                                                             const __m512i *chunks,
-                                                             const uint16_t *x, const Reads &r,
-                                                             int first, int step,
-                                                             const Vectors &v, int p) {
-#pragma GCC unroll 16
+// `count` inputs of a kernel row for step p (a pair of input channels in bf16, one in fp32),
+// from `first` every `step`: the chunks shuffled (4 or 8 channels per group) or broadcast from
+// memory (16 or 32).
+template <class E, int CPG, int N>
+ARCHC_INLINE void inputs(typename E::In *in, int count, const Row<E, CPG, N> &row, int first,
+                         int step, const typename E::Vectors &v, int p) {
+#pragma GCC unroll 24
   for (int j = 0; j < count; ++j) {
     const int i = first + j * step;
     if constexpr (CPG <= 8)
-      in[j] = select<CPG>(chunks[i], v, p);
+      in[j] = E::template select<CPG>(row.chunk[i], v, p);
     else
-      in[j] = broadcast(x, r.at(i), (r.valid >> i) & 1, p);
+      in[j] = E::broadcast(row.src[i], p);
   }
 }
 
-// Loads the chunks of a kernel row once (4 or 8 channels per group; nothing for 16 or 32).
-template <int CPG>
-ARCHC_BF16 __attribute__((always_inline)) inline void chunks(__m512i *out, int count,
-                                                             const uint16_t *x, const Reads &r) {
-  if constexpr (CPG <= 8) {
-#pragma GCC unroll 24
-    for (int i = 0; i < count; ++i) out[i] = chunk(x, r.at(i), (r.valid >> i) & 1);
-  }
-}
-
-// acc[t] += in[t · step + first] · w for the T output pixels of a tile.
-template <int T>
-ARCHC_BF16 __attribute__((always_inline)) inline void products(__m512 *acc, const __m512bh *in,
-                                                               int first, int step, __m512bh w) {
+// acc[t] += in[t + first] · (the weight of `tap`, step p) for the T output pixels of a tile.
+template <class E, int T>
+ARCHC_INLINE void products(__m512 *acc, const typename E::In *in, int first,
+                           const typename E::W *wb, int tap, int steps, int p) {
+  const typename E::In w = E::weight(wb + (tap * steps + p) * 16);
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_dpbf16_ps(acc[t], in[t * step + first], w);
-}
-
-ARCHC_BF16 __attribute__((always_inline)) inline __m512bh weight(const uint32_t *wb, int tap,
-                                                                 int pairs, int p) {
-  return (__m512bh)_mm512_loadu_si512(wb + (tap * pairs + p) * 16);
-}
-
-ARCHC_BF16 __attribute__((always_inline)) inline void store(const __m512 *acc, int tn,
-                                                            const Vectors &v, bool relu,
-                                                            uint16_t *y, int64_t c) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int t = 0; t < tn; ++t) {
-    __m512 r = _mm512_permutexvar_ps(v.to_channels, acc[t]);
-    if (relu) r = _mm512_max_ps(r, zero);
-    _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + t * c), (__m256i)_mm512_cvtneps_pbh(r));
-  }
+  for (int t = 0; t < T; ++t) acc[t] = E::fma(acc[t], in[t + first], w);
 }
 
 // Two output rows (oh, oh + 1) of one tile of T pixels at once, stride 1. The four input rows
-// they read are each loaded and shuffled once per pair and serve every output row and kernel
+// they read are each loaded and shuffled once per step and serve every output row and kernel
 // column they overlap: a shuffle feeds up to 2·3 products. Inputs outside the map (the
 // padding, the row past the last where `rows` is 1) read zeros, so every tile runs the same
 // straight-line code; pixels of a last, partial tile past the map's edge are computed from
-// zeros and not stored.
-template <int CPG, int T>
-ARCHC_BF16 void tile_s1(const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v,
-                        uint16_t *y, const Shape &s, int64_t n, int64_t oh, int rows, int64_t ow0,
-                        int tn, int64_t cin0, bool relu) {
-  constexpr int P = CPG / 2;
+// zeros and not stored. `y`: the output block's first channel.
+template <class E, int CPG, int T>
+ARCHC_AVX512 void tile_s1(const typename E::Elem *x, const typename E::W *wb, __m512 bias,
+                          const typename E::Vectors &v, typename E::Elem *y, const Shape &s,
+                          int64_t n, int64_t oh, int rows, int64_t ow0, int tn, int64_t cin0,
+                          bool relu) {
+  constexpr int P = CPG / E::kPer;
   constexpr int kInputs = T + 2;
   __m512 acc0[T], acc1[T];
   for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = bias;
@@ -207,34 +295,34 @@ ARCHC_BF16 void tile_s1(const uint16_t *x, const uint32_t *wb, __m512 bias, cons
   for (int ri = 0; ri < 4; ++ri) {
     const int64_t ih = oh - 1 + ri;
     const Reads r = reads(s, n, ri == 3 && rows == 1 ? -1 : ih, ow0 - 1, kInputs, cin0);
-    __m512i chunk[kInputs];
-    chunks<CPG>(chunk, kInputs, x, r);
+    Row<E, CPG, kInputs> row;
+    load(row, x, r);
 #pragma GCC unroll 4
     for (int p = 0; p < P; ++p) {
-      __m512bh in[kInputs];
-      inputs<CPG>(in, kInputs, chunk, x, r, 0, 1, v, p);
+      typename E::In in[kInputs];
+      inputs(in, kInputs, row, 0, 1, v, p);
       if (ri <= 2)
 #pragma GCC unroll 3
-        for (int kw = 0; kw < 3; ++kw) products<T>(acc0, in, kw, 1, weight(wb, ri * 3 + kw, P, p));
+        for (int kw = 0; kw < 3; ++kw) products<E, T>(acc0, in, kw, wb, ri * 3 + kw, P, p);
       if (ri >= 1)
 #pragma GCC unroll 3
-        for (int kw = 0; kw < 3; ++kw)
-          products<T>(acc1, in, kw, 1, weight(wb, (ri - 1) * 3 + kw, P, p));
+        for (int kw = 0; kw < 3; ++kw) products<E, T>(acc1, in, kw, wb, (ri - 1) * 3 + kw, P, p);
     }
   }
-  uint16_t *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;
-  store(acc0, tn, v, relu, out, s.c);
-  if (rows == 2) store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
+  typename E::Elem *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c;
+  E::store(acc0, tn, v, relu, out, s.c);
+  if (rows == 2) E::store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
 }
 
 // Stride 2: output rows oh and oh + 1 read input rows 2·oh − 1 … 2·oh + 3 (the middle one
 // serves both); output pixel t reads input columns 2t − 1 + kw. The even columns (kw 0 and 2)
-// are loaded first and the odd ones (kw 1) after, so that at most T + 1 inputs are live.
-template <int CPG, int T>
-ARCHC_BF16 void tile_s2(const uint16_t *x, const uint32_t *wb, __m512 bias, const Vectors &v,
-                        uint16_t *y, const Shape &s, int64_t n, int64_t oh, int rows, int64_t ow0,
-                        int tn, int64_t cin0, bool relu) {
-  constexpr int P = CPG / 2;
+// are taken first and the odd ones (kw 1) after, so that at most T + 1 inputs are live.
+template <class E, int CPG, int T>
+ARCHC_AVX512 void tile_s2(const typename E::Elem *x, const typename E::W *wb, __m512 bias,
+                          const typename E::Vectors &v, typename E::Elem *y, const Shape &s,
+                          int64_t n, int64_t oh, int rows, int64_t ow0, int tn, int64_t cin0,
+                          bool relu) {
+  constexpr int P = CPG / E::kPer;
   constexpr int kInputs = 2 * T + 1;
   __m512 acc0[T], acc1[T];
   for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = bias;
@@ -243,71 +331,86 @@ ARCHC_BF16 void tile_s2(const uint16_t *x, const uint32_t *wb, __m512 bias, cons
     const int64_t ih = 2 * oh - 1 + ri;
     if (ri >= 3 && rows == 1) break;
     const Reads r = reads(s, n, ih, 2 * ow0 - 1, kInputs, cin0);
-    __m512i chunk[kInputs];
-    chunks<CPG>(chunk, kInputs, x, r);
+    Row<E, CPG, kInputs> row;
+    load(row, x, r);
 #pragma GCC unroll 4
     for (int p = 0; p < P; ++p) {
-      __m512bh in[T + 1];
-      inputs<CPG>(in, T + 1, chunk, x, r, 0, 2, v, p);
+      typename E::In in[T + 1];
+      inputs(in, T + 1, row, 0, 2, v, p);
       if (ri <= 2) {
-        products<T>(acc0, in, 0, 1, weight(wb, ri * 3, P, p));
-        products<T>(acc0, in, 1, 1, weight(wb, ri * 3 + 2, P, p));
+        products<E, T>(acc0, in, 0, wb, ri * 3, P, p);
+        products<E, T>(acc0, in, 1, wb, ri * 3 + 2, P, p);
       }
       if (ri >= 2) {
-        products<T>(acc1, in, 0, 1, weight(wb, (ri - 2) * 3, P, p));
-        products<T>(acc1, in, 1, 1, weight(wb, (ri - 2) * 3 + 2, P, p));
+        products<E, T>(acc1, in, 0, wb, (ri - 2) * 3, P, p);
+        products<E, T>(acc1, in, 1, wb, (ri - 2) * 3 + 2, P, p);
       }
-      inputs<CPG>(in, T, chunk, x, r, 1, 2, v, p);
-      if (ri <= 2) products<T>(acc0, in, 0, 1, weight(wb, ri * 3 + 1, P, p));
-      if (ri >= 2) products<T>(acc1, in, 0, 1, weight(wb, (ri - 2) * 3 + 1, P, p));
+      inputs(in, T, row, 1, 2, v, p);
+      if (ri <= 2) products<E, T>(acc0, in, 0, wb, ri * 3 + 1, P, p);
+      if (ri >= 2) products<E, T>(acc1, in, 0, wb, (ri - 2) * 3 + 1, P, p);
     }
   }
-  uint16_t *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0;
-  store(acc0, tn, v, relu, out, s.c);
-  if (rows == 2) store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
+  typename E::Elem *out = y + ((n * s.oh + oh) * s.ow + ow0) * s.c;
+  E::store(acc0, tn, v, relu, out, s.c);
+  if (rows == 2) E::store(acc1, tn, v, relu, out + s.ow * s.c, s.c);
 }
 
 // Output rows oh and oh + 1 (only oh where `rows` is 1) of image n, every block of 16 channels.
-// `wp`: [C/16][9][cpg/2][16] bf16 pairs in accumulator-lane order; `bias`: fp32 in channel order.
-template <int CPG, int T>
-ARCHC_BF16 void row_pair(const uint16_t *x, const uint32_t *wp, const float *bias, uint16_t *y,
-                         const Shape &s, int64_t n, int64_t oh, int rows, bool relu) {
-  constexpr int P = CPG / 2;
-  const Vectors v = vectors(CPG);
+// `wp`: [C/16][9][cpg / kPer][16] (bf16 pairs in accumulator-lane order, or fp32 in channel
+// order); `bias`: fp32 in channel order.
+template <class E, int CPG, int T>
+ARCHC_AVX512 void row_pair(const typename E::Elem *x, const typename E::W *wp, const float *bias,
+                           typename E::Elem *y, const Shape &s, int64_t n, int64_t oh, int rows,
+                           bool relu) {
+  constexpr int P = CPG / E::kPer;
+  const typename E::Vectors v = E::vectors(CPG);
   for (int64_t b = 0; b < s.c / 16; ++b) {
-    const uint32_t *wb = wp + b * 9 * P * 16;
-    const __m512 bv = _mm512_permutexvar_ps(v.to_lanes, _mm512_loadu_ps(bias + 16 * b));
+    const typename E::W *wb = wp + b * 9 * P * 16;
+    const __m512 bv = E::bias(bias + 16 * b, v);
     // The block's first input channel: its own 16 (4 or 8 per group), its group's (16 or 32).
     const int64_t cin0 = CPG <= 8 ? 16 * b : 16 * b / CPG * CPG;
     for (int64_t ow0 = 0; ow0 < s.ow; ow0 += T) {
       const int tn = static_cast<int>(std::min<int64_t>(T, s.ow - ow0));
-      uint16_t *yb = y + 16 * b - cin0;  // the output block's channels, not the input's
       if (s.stride == 1)
-        tile_s1<CPG, T>(x, wb, bv, v, yb, s, n, oh, rows, ow0, tn, cin0, relu);
+        tile_s1<E, CPG, T>(x, wb, bv, v, y + 16 * b, s, n, oh, rows, ow0, tn, cin0, relu);
       else
-        tile_s2<CPG, T>(x, wb, bv, v, yb, s, n, oh, rows, ow0, tn, cin0, relu);
+        tile_s2<E, CPG, T>(x, wb, bv, v, y + 16 * b, s, n, oh, rows, ow0, tn, cin0, relu);
     }
   }
 }
 
-using PairFn = void (*)(const uint16_t *, const uint32_t *, const float *, uint16_t *,
-                        const Shape &, int64_t, int64_t, int, bool);
+template <class E>
+using PairFn = void (*)(const typename E::Elem *, const typename E::W *, const float *,
+                        typename E::Elem *, const Shape &, int64_t, int64_t, int, bool);
 
 // Tiles of 7 pixels where the output width is a multiple of 7 (ResNeXt's 56, 28, 14 and 7 waste
 // no lanes), else 8.
-template <int CPG> PairFn pair_fn(int64_t width) {
-  return width % 7 == 0 ? row_pair<CPG, 7> : row_pair<CPG, 8>;
+template <class E, int CPG> PairFn<E> pair_fn(int64_t width) {
+  return width % 7 == 0 ? row_pair<E, CPG, 7> : row_pair<E, CPG, 8>;
 }
 
-// The AVX512-BF16 kernel for `cpg` channels per group (4, 8, 16 or 32), else null.
-PairFn kernel(int64_t cpg, int64_t width) {
+// The kernel for `cpg` channels per group (4, 8, 16 or 32), else null.
+template <class E> PairFn<E> kernel(int64_t cpg, int64_t width) {
   switch (cpg) {
-    case 4: return pair_fn<4>(width);
-    case 8: return pair_fn<8>(width);
-    case 16: return pair_fn<16>(width);
-    case 32: return pair_fn<32>(width);
+    case 4: return pair_fn<E, 4>(width);
+    case 8: return pair_fn<E, 8>(width);
+    case 16: return pair_fn<E, 16>(width);
+    case 32: return pair_fn<E, 32>(width);
     default: return nullptr;
   }
+}
+
+// Every row pair of the output, in parallel on libtorch's own OpenMP threads.
+template <class E>
+void run_pairs(PairFn<E> fn, const typename E::Elem *x, const typename E::W *wp, const float *bias,
+               typename E::Elem *y, const Shape &s, bool relu) {
+  const int64_t pairs = (s.oh + 1) / 2;  // output rows two at a time
+  at::parallel_for(0, s.n * pairs, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t oh = 2 * (r % pairs);
+      fn(x, wp, bias, y, s, r / pairs, oh, oh + 1 < s.oh ? 2 : 1, relu);
+    }
+  });
 }
 
 // ---- AMX ----------------------------------------------------------------------------------
@@ -457,143 +560,27 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16"))) void amx_row(
 __attribute__((target("amx-tile"))) void amx_release() { _tile_release(); }
 
 // ---- fp32 ----------------------------------------------------------------------------------
-// The same convolution in fp32 (AVX-512 FMA), where oneDNN's direct kernel reaches 15% of the
-// fp32 peak for 4 channels per group and 30–40% for 8 (BENCHMARKS.md). Accumulator lane o is
-// output channel o of its 16-channel block, in channel order; its group's input channels are
-// lanes (o / cpg)·cpg … + cpg - 1 of the block's 16 input channels, so the i-th of them reaches
-// every lane by one permute of the input pixel's 16 channels (`vpermps`, index
-// (o / cpg)·cpg + i), against a weight vector holding each output channel's weight for input
-// channel i of its group. Eight output pixels share every weight vector; for stride 1, away
-// from the edges, each permuted input pixel serves the three output pixels it overlaps.
+// The same convolution in fp32 (the `F32` element type above, AVX-512 FMA), where oneDNN's
+// direct kernel reaches 15% of the fp32 peak for 4 channels per group and 30–40% for 8
+// (BENCHMARKS.md).
 
-#define ARCHC_F32 __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-// The permute indices: sel[i] lane o = (o / cpg)·cpg + i.
-struct F32Select {
-  __m512i sel[8];
-};
-
-ARCHC_F32 F32Select f32_select(int cpg) {
-  F32Select v;
-  alignas(64) int32_t lanes[16];
-  for (int i = 0; i < cpg; ++i) {
-    for (int o = 0; o < 16; ++o) lanes[o] = (o / cpg) * cpg + i;
-    v.sel[i] = _mm512_load_si512(lanes);
-  }
-  return v;
-}
-
-ARCHC_F32 __attribute__((always_inline)) inline void f32_store(const __m512 *acc, int tn,
-                                                               bool relu, float *y, int64_t c) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int t = 0; t < tn; ++t)
-    _mm512_storeu_ps(y + t * c, relu ? _mm512_max_ps(acc[t], zero) : acc[t]);
-}
-
-// Any tile: each output pixel's input pixel per tap, zeros for the padding.
-template <int CPG>
-ARCHC_F32 void f32_tile_any(const float *x, const float *wb, __m512 bias, const F32Select &v,
-                            float *y, const Shape &s, int64_t n, int64_t oh, int64_t ow0, int tn,
-                            int64_t cin0, bool relu) {
-  __m512 acc[kTile];
-  for (int t = 0; t < kTile; ++t) acc[t] = bias;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh * s.stride - 1 + kh;
-    if (ih < 0 || ih >= s.h) continue;
-    const float *xrow = x + (n * s.h + ih) * s.w * s.c + cin0;
-    for (int kw = 0; kw < 3; ++kw) {
-      __m512 in[kTile];
-      for (int t = 0; t < kTile; ++t) {
-        const int64_t iw = (ow0 + t) * s.stride - 1 + kw;
-        const bool inside = t < tn && iw >= 0 && iw < s.w;
-        in[t] = inside ? _mm512_loadu_ps(xrow + iw * s.c) : _mm512_setzero_ps();
-      }
-#pragma GCC unroll 8
-      for (int i = 0; i < CPG; ++i) {
-        const __m512 w = _mm512_loadu_ps(wb + ((kh * 3 + kw) * CPG + i) * 16);
-#pragma GCC unroll 8
-        for (int t = 0; t < kTile; ++t)
-          acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v.sel[i], in[t]), w, acc[t]);
-      }
-    }
-  }
-  f32_store(acc, tn, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
-}
-
-// Stride 1, a full tile away from the left and right edges: each of the kTile + 2 input pixels
-// of a kernel row is permuted once per input channel of the group and serves three output
-// pixels.
-template <int CPG>
-ARCHC_F32 void f32_tile_inner(const float *x, const float *wb, __m512 bias, const F32Select &v,
-                              float *y, const Shape &s, int64_t n, int64_t oh, int64_t ow0,
-                              int64_t cin0, bool relu) {
-  constexpr int kInputs = kTile + 2;
-  __m512 acc[kTile];
-  for (int t = 0; t < kTile; ++t) acc[t] = bias;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int64_t ih = oh - 1 + kh;
-    if (ih < 0 || ih >= s.h) continue;
-    const float *base = x + ((n * s.h + ih) * s.w + ow0 - 1) * s.c + cin0;
-#pragma GCC unroll 8
-    for (int i = 0; i < CPG; ++i) {
-      __m512 sel[kInputs];
-#pragma GCC unroll 10
-      for (int k = 0; k < kInputs; ++k)
-        sel[k] = _mm512_permutexvar_ps(v.sel[i], _mm512_loadu_ps(base + k * s.c));
-#pragma GCC unroll 3
-      for (int kw = 0; kw < 3; ++kw) {
-        const __m512 w = _mm512_loadu_ps(wb + ((kh * 3 + kw) * CPG + i) * 16);
-#pragma GCC unroll 8
-        for (int t = 0; t < kTile; ++t) acc[t] = _mm512_fmadd_ps(sel[t + kw], w, acc[t]);
-      }
-    }
-  }
-  f32_store(acc, kTile, relu, y + ((n * s.oh + oh) * s.ow + ow0) * s.c + cin0, s.c);
-}
-
-// One output row (image n, row oh), every block of 16 channels. `wp`: [C/16][9][cpg][16].
-template <int CPG>
-ARCHC_F32 void f32_row(const float *x, const float *wp, const float *bias, float *y,
-                       const Shape &s, int64_t n, int64_t oh, bool relu) {
-  const F32Select v = f32_select(CPG);
-  for (int64_t b = 0; b < s.c / 16; ++b) {
-    const float *wb = wp + b * 9 * CPG * 16;
-    const __m512 bv = _mm512_loadu_ps(bias + 16 * b);
-    for (int64_t ow0 = 0; ow0 < s.ow; ow0 += kTile) {
-      const int tn = static_cast<int>(std::min<int64_t>(kTile, s.ow - ow0));
-      const bool inner = s.stride == 1 && tn == kTile && ow0 >= 1 && ow0 + kTile < s.w;
-      if (inner)
-        f32_tile_inner<CPG>(x, wb, bv, v, y, s, n, oh, ow0, 16 * b, relu);
-      else
-        f32_tile_any<CPG>(x, wb, bv, v, y, s, n, oh, ow0, tn, 16 * b, relu);
-    }
-  }
-}
-
-using F32RowFn = void (*)(const float *, const float *, const float *, float *, const Shape &,
-                          int64_t, int64_t, bool);
-
-// The fp32 kernel for `cpg` channels per group where this CPU has AVX-512 (F, BW, VL), else null.
-F32RowFn f32_kernel(int64_t cpg) {
+// The fp32 kernel for `cpg` channels per group (4, 8, 16 or 32) where this CPU has AVX-512 (F,
+// BW, VL), else null.
+PairFn<F32> f32_kernel(int64_t cpg, int64_t width) {
   static const bool avx512 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
   }();
-  if (!avx512) return nullptr;
-  switch (cpg) {
-    case 4: return f32_row<4>;
-    case 8: return f32_row<8>;
-    default: return nullptr;
-  }
+  return avx512 ? kernel<F32>(cpg, width) : nullptr;
 }
 
 // The fp32 convolution (archc_grouped_conv with an fp32 packed weight).
 void f32_conv(const at::Tensor &x, const at::Tensor &packed, const at::Tensor &bias,
               int64_t stride, int64_t cpg, bool relu, at::Tensor **out) {
-  const F32RowFn fn = f32_kernel(cpg);
-  TORCH_CHECK(fn != nullptr, "grouped kernel: fp32 takes 4 or 8 channels per group, on a CPU "
-                             "with AVX-512");
+  TORCH_CHECK(f32_kernel(cpg, 1) != nullptr,
+              "grouped kernel: fp32 takes 4, 8, 16 or 32 channels per group, on a CPU with "
+              "AVX-512");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 &&
                   (x.size(2) == 0 || x.size(3) == 0 ||
                    x.is_contiguous(at::MemoryFormat::ChannelsLast)),
@@ -605,15 +592,12 @@ void f32_conv(const at::Tensor &x, const at::Tensor &packed, const at::Tensor &b
                   packed.size(3) == 16 && packed.is_contiguous(),
               "grouped kernel: weight not packed by archc_grouped_pack_f32 for ", cpg,
               " channels per group");
-  TORCH_CHECK(s.c % 16 == 0 && packed.size(0) * 16 == s.c && bias.numel() == s.c,
+  TORCH_CHECK(s.c % 16 == 0 && s.c % cpg == 0 && packed.size(0) * 16 == s.c &&
+                  bias.numel() == s.c,
               "grouped kernel: channel count mismatch");
   at::Tensor y = archc::empty_channels_last(s.n, s.c, s.oh, s.ow, x.scalar_type());
-  const float *xp = x.data_ptr<float>(), *wp = packed.data_ptr<float>();
-  const float *bp = bias.data_ptr<float>();
-  float *yp = y.data_ptr<float>();
-  at::parallel_for(0, s.n * s.oh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) fn(xp, wp, bp, yp, s, r / s.oh, r % s.oh, relu);
-  });
+  run_pairs<F32>(f32_kernel(cpg, s.ow), x.data_ptr<float>(), packed.data_ptr<float>(),
+                 bias.data_ptr<float>(), y.data_ptr<float>(), s, relu);
   *out = new at::Tensor(std::move(y));
 }
 
@@ -627,7 +611,7 @@ bool amx_takes(int64_t cpg) { return cpg == 4 || cpg == 8 || cpg == 16; }
 // Whether the AVX512-BF16 path runs `cpg` channels per group on this CPU.
 bool avx_takes(int64_t cpg) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16") && kernel(cpg, 1) != nullptr;
+  return __builtin_cpu_supports("avx512bf16") && kernel<Bf16>(cpg, 1) != nullptr;
 }
 
 // 1 when this CPU runs the kernel for `cpg` channels per group: 4, 8, 16 or 32 with
@@ -681,20 +665,22 @@ char *archc_grouped_pack(const at::Tensor *weight, int64_t cpg, int amx, at::Ten
   });
 }
 
-// 1 when this CPU runs the fp32 kernel for `cpg` channels per group (4 or 8, AVX-512).
-int archc_grouped_f32_supported(int64_t cpg) { return f32_kernel(cpg) != nullptr ? 1 : 0; }
+// 1 when this CPU runs the fp32 kernel for `cpg` channels per group (4, 8, 16 or 32, AVX-512).
+int archc_grouped_f32_supported(int64_t cpg) { return f32_kernel(cpg, 1) != nullptr ? 1 : 0; }
 
-// Packs an OIHW 3×3 weight (O = C, I = cpg: 4 or 8) for the fp32 kernel: [C/16][9][cpg][16]
-// fp32, for each 16-channel block and tap the weight of input channel i of each output
-// channel's group, the 16 in channel order.
+// Packs an OIHW 3×3 weight (O = C, I = cpg: 4, 8, 16 or 32) for the fp32 kernel:
+// [C/16][9][cpg][16] fp32, for each 16-channel block and tap the weight of input channel i of
+// each output channel's group, the 16 in channel order.
 char *archc_grouped_pack_f32(const at::Tensor *weight, int64_t cpg, at::Tensor **out) {
   return guard([&] {
-    TORCH_CHECK(cpg == 4 || cpg == 8, "grouped kernel: fp32 takes 4 or 8 channels per group");
+    TORCH_CHECK(f32_kernel(cpg, 1) != nullptr,
+                "grouped kernel: fp32 takes 4, 8, 16 or 32 channels per group, on a CPU with "
+                "AVX-512");
     TORCH_CHECK(weight->is_cpu(), "grouped kernel: the weight must be on the CPU");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     TORCH_CHECK(w.dim() == 4 && w.size(1) == cpg && w.size(2) == 3 && w.size(3) == 3 &&
-                    w.size(0) % 16 == 0,
-                "grouped kernel: weight must be [16k, cpg, 3, 3]");
+                    w.size(0) % 16 == 0 && w.size(0) % cpg == 0,
+                "grouped kernel: weight must be [C, cpg, 3, 3], C a multiple of 16 and of cpg");
     const int64_t c = w.size(0);
     at::Tensor packed = at::empty({c / 16, 9, cpg, 16}, w.options());
     const float *src = w.data_ptr<float>();
@@ -756,14 +742,7 @@ char *archc_grouped_conv(const at::Tensor *x, const at::Tensor *packed, const at
         amx_release();
       });
     } else {
-      const PairFn fn = kernel(cpg, s.ow);
-      const int64_t pairs = (s.oh + 1) / 2;  // output rows two at a time
-      at::parallel_for(0, s.n * pairs, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          const int64_t oh = 2 * (r % pairs);
-          fn(xp, wp, bp, yp, s, r / pairs, oh, oh + 1 < s.oh ? 2 : 1, relu != 0);
-        }
-      });
+      run_pairs<Bf16>(kernel<Bf16>(cpg, s.ow), xp, wp, bp, yp, s, relu != 0);
     }
     *out = new at::Tensor(std::move(y));
   });

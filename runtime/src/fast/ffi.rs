@@ -495,7 +495,7 @@ pub(crate) fn grouped_supported(cpg: i64) -> bool {
 }
 
 /// Whether this CPU runs `csrc/grouped.cpp`'s fp32 grouped 3×3 kernel for `cpg` channels per
-/// group (4 or 8, AVX-512).
+/// group (4, 8, 16 or 32, AVX-512).
 pub(crate) fn grouped_f32_supported(cpg: i64) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -509,7 +509,7 @@ pub(crate) fn grouped_f32_supported(cpg: i64) -> bool {
     }
 }
 
-/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`: 4 or 8) packed for the fp32 grouped kernel,
+/// A grouped 3×3 weight (OIHW, O = C, I = `cpg`: 4, 8, 16 or 32) packed for the fp32 grouped kernel,
 /// which [`grouped_conv`] then runs on fp32 input.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn grouped_pack_f32(weight: &Tensor, cpg: i64) -> Result<Tensor, TchError> {
