@@ -1691,10 +1691,18 @@ impl Choosing<'_> {
             None => k.run(x, g, relu, pool),
         };
         // A kernel that refuses this input (a layout it does not take) leaves it to oneDNN.
-        let faster = match (choice, self.time(&mut ours)) {
-            (_, Err(_)) => false,
-            (Choice::Always, Ok(_)) => true,
-            (_, Ok(_)) => {
+        let works = match self.other {
+            Some(other) => {
+                let mut scratch = other.f_empty_like()?;
+                scratch.f_copy_(other)?;
+                ours(Some(&mut scratch)).is_ok()
+            }
+            None => ours(None).is_ok(),
+        };
+        let faster = match (choice, works) {
+            (_, false) => false,
+            (Choice::Always, true) => true,
+            (_, true) => {
                 // The two are often within this machine's drift over a few runs: alternate them.
                 let (ours, theirs) =
                     self.alternate(&mut ours, &mut |scratch| self.run_onednn(&packed, scratch))?;
@@ -1749,24 +1757,9 @@ impl Choosing<'_> {
         Ok(if faster { Packed::Kernel } else { best })
     }
 
-    /// The best of three timed runs of `f` ([`fastest`]), which gets a copy of the residual to
-    /// write into where the add is fused in.
-    fn time(
-        &self,
-        f: &mut dyn FnMut(Option<&mut Tensor>) -> Result<Tensor, TchError>,
-    ) -> Result<f64, TchError> {
-        match self.other {
-            Some(other) => {
-                let mut scratch = other.f_empty_like()?;
-                scratch.f_copy_(other)?;
-                fastest(&mut || f(Some(&mut scratch)))
-            }
-            None => fastest(&mut || f(None)),
-        }
-    }
-
-    /// The best times of `a` and `b`, run alternating ([`alternating`]), each on its own copy
-    /// of the residual where the add is fused in.
+    /// The best times of `a` and `b` over three rounds, run alternating ([`alternating`]; as
+    /// many runs as timing each alone for three, after one untimed), each on its own copy of
+    /// the residual where the add is fused in.
     fn alternate(
         &self,
         a: &mut dyn FnMut(Option<&mut Tensor>) -> Result<Tensor, TchError>,
@@ -1777,9 +1770,9 @@ impl Choosing<'_> {
                 let (mut sa, mut sb) = (other.f_empty_like()?, other.f_empty_like()?);
                 sa.f_copy_(other)?;
                 sb.f_copy_(other)?;
-                alternating(&mut || a(Some(&mut sa)), &mut || b(Some(&mut sb)), 5)
+                alternating(&mut || a(Some(&mut sa)), &mut || b(Some(&mut sb)), 3)
             }
-            None => alternating(&mut || a(None), &mut || b(None), 5),
+            None => alternating(&mut || a(None), &mut || b(None), 3),
         }
     }
 
