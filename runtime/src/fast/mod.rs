@@ -32,7 +32,8 @@
 //! Likewise a bf16 1×1 convolution with stride 1 can run as oneDNN's matmul over the
 //! channels-last rows ([N·H·W, C]), which is faster for some shapes. Which one runs is decided
 //! per convolution and input shape, when the weights are packed, by timing both (the better of
-//! three runs each, as cuDNN's benchmark mode does). The direct ones compute the same sums in
+//! three runs each, the two alternating so that a slow spell of the machine costs both alike;
+//! cuDNN's benchmark mode times its candidates the same way). The direct ones compute the same sums in
 //! fp32 and round the output to bf16 once; the Winograd kernel in bf16 also rounds its
 //! transformed input once (a ResNet-50's error moves by a few percent of itself,
 //! `runtime/tests/parity.rs`), and in fp32 stays within 1e-5 of eval mode like the rest.
@@ -1822,7 +1823,7 @@ impl Choosing<'_> {
             return Ok(Packed::OneDnn(packed));
         };
         let (x, b, relu, other) = (self.x, self.b, self.relu, self.other);
-        let ours = fastest(&mut || run_matmul(x, &matmul, b, relu, other));
+        let ours = run_matmul(x, &matmul, b, relu, other);
         if choice == Choice::Always {
             return Ok(match ours {
                 Ok(_) => Packed::Matmul(matmul),
@@ -1862,18 +1863,6 @@ fn alternating(
         best_b = best_b.min(t.elapsed().as_secs_f64());
     }
     Ok((best_a, best_b))
-}
-
-/// The best of three timed runs of `f`, after one untimed, in seconds.
-fn fastest(f: &mut dyn FnMut() -> Result<Tensor, TchError>) -> Result<f64, TchError> {
-    let _ = f()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let _ = f()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(best)
 }
 
 /// `relu?(conv1x1(x) + b (+ other))` as oneDNN's matmul over the rows of channels-last `x`
