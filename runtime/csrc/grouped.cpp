@@ -73,6 +73,10 @@ template <class T> inline const T *address(const T *x, int64_t off) {
                                      static_cast<uintptr_t>(off) * sizeof(T));
 }
 
+// Zeros that stand in for a padding pixel's channels where the loads are not masked: enough
+// for 32 channels of either element type.
+alignas(64) constexpr uint32_t kZeros[32] = {};
+
 // bf16 on `vdpbf16ps`: a product takes one pair of input channels per lane.
 struct Bf16 {
   using Elem = uint16_t;    // the activations' storage
@@ -103,12 +107,13 @@ struct Bf16 {
     return v;
   }
 
-  // 4 or 8 channels per group: the pixel's 16 input channels broadcast to both 256-bit halves,
-  // a masked load so that the padding (`valid` false) reads zeros and touches no memory.
+  // 4 or 8 channels per group: the pixel's 16 input channels broadcast to both 256-bit halves
+  // (one `vbroadcasti64x4` from memory), from kZeros for the padding (`valid` false). A masked
+  // broadcast would read zeros too, but the compiler may load its source unmasked first, and
+  // at the map's first or last row that address can lie on an unmapped page.
   ARCHC_INLINE static Chunk chunk(const Elem *x, int64_t off, bool valid) {
-    const auto *p = reinterpret_cast<const __m256i *>(address(x, off));
-    return _mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(valid ? 0xFF : 0),
-                                        _mm256_loadu_si256(p));
+    const Elem *p = valid ? x + off : reinterpret_cast<const Elem *>(kZeros);
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
   }
 
   // A chunk arranged for pair `p`: an in-lane shuffle (no lane crossing) hands each accumulator
@@ -226,10 +231,6 @@ inline Reads reads(const Shape &s, int64_t n, int64_t ih, int64_t iw0, int count
     if (iw0 + i >= 0 && iw0 + i < s.w) r.valid |= 1u << i;
   return r;
 }
-
-// Zeros that stand in for a padding pixel's channels where inputs are broadcast from memory
-// (16 or 32 channels per group): enough for 32 channels of either element type.
-alignas(64) constexpr uint32_t kZeros[32] = {};
 
 // One kernel row's inputs as a tile reads them: with 4 or 8 channels per group each pixel's
 // chunk, loaded once; with 16 or 32, where each pixel's channels lie (kZeros for the padding),
