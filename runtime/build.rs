@@ -7,8 +7,9 @@
 //! (`csrc/onednn.cpp`, against libtorch's own headers), the trainer's fused SGD (`csrc/sgd.cpp`)
 //! the pooling and input-layout kernels (`csrc/layout.cpp`), and the peak-FLOP/s probe
 //! (`csrc/peak.cpp`), on x86-64 the bf16 and fp32 grouped-convolution kernel
-//! (`csrc/grouped.cpp`) and the bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), the AMX kernels for a network's stem (`csrc/stem.cpp`), for dense 3×3s (`csrc/direct.cpp`) and
-//! for a block's last 1×1 with its projection shortcut (`csrc/pointwise.cpp`), and
+//! (`csrc/grouped.cpp`) and the bf16 and fp32 Winograd kernel for dense 3×3 convolutions (`csrc/winograd.cpp`), the AMX kernels for a network's stem (`csrc/stem.cpp`) and for dense 3×3s (`csrc/direct.cpp`),
+//! the AMX or AVX512-BF16 kernel for a block's last 1×1 with its projection shortcut
+//! (`csrc/pointwise.cpp`), and
 //! CUDA graphs (`csrc/cuda_graph.cpp`: with CUDA only where libtorch has it and the CUDA runtime's
 //! headers are found, else a stub that says so).
 use std::path::PathBuf;

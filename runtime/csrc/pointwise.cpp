@@ -1,5 +1,6 @@
-// A bf16 1×1 convolution on AMX tiles that can read two inputs: a bottleneck block's last 1×1
-// convolution and its projection shortcut (another 1×1, stride 1 or 2) as one matrix product,
+// A bf16 1×1 convolution on AMX tiles (or AVX512-BF16) that can read two inputs: a bottleneck
+// block's last 1×1 convolution and its projection shortcut (another 1×1, stride 1 or 2) as one
+// matrix product,
 //   y = relu?(W_main · x + W_short · x2[s·oy, s·ox] + bias (+ other)),
 // with K = C_main + C_short: the shortcut's output is never written to memory and read back,
 // which is what a ResNet's first block of each stage spends most of its time on at large maps
@@ -13,6 +14,9 @@
 // channels where there are fewer pixels than channels (the small maps of the late stages, whose
 // weights are the larger operand), else the pixel blocks. The sums stay in fp32
 // until the bias, the residual and the ReLU are applied, then round to bf16 once.
+//
+// Without AMX the same product runs on AVX512-BF16 (`vdpbf16ps`, e.g. AMD's Zen 4), from the
+// same packed weight: see run_vector below.
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -35,6 +39,10 @@
 
 #define ARCHC_POINTWISE \
   __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,prfchw")))
+// The AVX512-BF16 path's (without AMX).
+#define ARCHC_POINTWISE_AVX \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,prfchw")))
+#define ARCHC_POINTWISE_INLINE ARCHC_POINTWISE_AVX __attribute__((always_inline)) inline
 
 namespace {
 
@@ -99,7 +107,7 @@ struct Ahead {
   int64_t p, p1, line = 0, per = 0;
   const int64_t lines1, lines2;  // cache lines of one pixel's channels, per input
   const uint16_t *src1 = nullptr, *src2 = nullptr;
-  ARCHC_POINTWISE Ahead(const Unit &u, int64_t p0, int64_t p1, int64_t calls)
+  ARCHC_POINTWISE_AVX Ahead(const Unit &u, int64_t p0, int64_t p1, int64_t calls)
       : u(u), p(p0), p1(p1), lines1(u.c1 / 32), lines2(u.x2 != nullptr ? u.c2 / 32 : 0) {
     const int64_t total = std::max<int64_t>(0, p1 - p0) * (lines1 + lines2);
     per = (total + calls - 1) / calls;
@@ -109,7 +117,7 @@ struct Ahead {
     src1 = u.x + p * u.c1;
     if (lines2 > 0) src2 = u.row2(p);
   }
-  ARCHC_POINTWISE inline void step() {
+  ARCHC_POINTWISE_INLINE void step() {
     for (int64_t i = 0; i < per && p < p1; ++i) {
       if (line < lines1) {
         __builtin_prefetch(src1 + 32 * line, 0, 3);
@@ -269,11 +277,143 @@ ARCHC_POINTWISE void run_unit(const Unit &u, int64_t b0, int64_t b1, int64_t j0,
   release();
 }
 
+// Without AMX, on AVX512-BF16 (`vdpbf16ps`, AMD's Zen 4 and later): the same product from the
+// same packed weight, whose [16 pairs][16 channels][2] rows are each one vector of 16 output
+// channels × one pair of input channels. A tile of kRows pixels × 4 blocks of 16 channels keeps
+// its 24 fp32 sums in registers over all of K: each K pair loads the 4 blocks' weight vectors
+// and, for each pixel, broadcasts the pixel's pair of input values into 4 products. The pixels'
+// rows are read in place (their K pairs in order, from L1 once the tile's first block of
+// channels has read them); the weights of a panel of channels stay in L2 while the thread's
+// pixels go by, tile after tile.
+
+
+bool vector_ready() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+  }();
+  return yes;
+}
+
+constexpr int kRows = 6;  // pixels a vector tile takes
+// The packed weight a vector panel holds: half of Zen 4's 1 MB of L2 a core.
+constexpr int64_t kVectorPanelBytes = 512 * 1024;
+
+// acc[r][b] += the products of `pairs` K pairs: pixel r's input from rows[r], block b's weights
+// from wt + b·block (one vector per pair).
+template <int R, int B>
+ARCHC_POINTWISE_INLINE void vector_steps(__m512 (&acc)[R][B], const uint16_t *const (&rows)[R],
+                                         int64_t pairs, const uint16_t *wt, int64_t block,
+                                         Ahead *ahead) {
+  for (int64_t k0 = 0; k0 < pairs; k0 += 16) {
+    if (ahead != nullptr) ahead->step();
+#pragma GCC unroll 2
+    for (int64_t k = k0; k < k0 + 16; ++k) {
+      __m512bh w[B];
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) w[b] = (__m512bh)_mm512_loadu_si512(wt + b * block + 32 * k);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        int32_t pair;
+        std::memcpy(&pair, rows[r] + 2 * k, sizeof pair);
+        const __m512bh in = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], in, w[b]);
+      }
+    }
+  }
+}
+
+// Output pixels [p0, p0 + R) × channel blocks [ob, ob + B) of `u` (B even), with the epilogue:
+// bias (+ residual) (+ ReLU), rounded to bf16 once.
+template <int R, int B>
+ARCHC_POINTWISE_AVX void vector_tile(const Unit &u, int64_t p0, int64_t ob, Ahead *ahead) {
+  const uint16_t *rows[R], *rows2[R];
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    rows[r] = u.x + (p0 + r) * u.c1;
+    rows2[r] = u.x2 != nullptr ? u.row2(p0 + r) : nullptr;
+  }
+  __m512 acc[R][B];
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc[r][b] = _mm512_setzero_ps();
+  const int64_t block = u.kc * kTile;
+  const uint16_t *wt = u.wt + ob * block;
+  vector_steps<R, B>(acc, rows, u.c1 / 2, wt, block, ahead);
+  if (u.x2 != nullptr) vector_steps<R, B>(acc, rows2, u.c2 / 2, wt + 16 * u.c1, block, ahead);
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    uint16_t *dst = u.y + (p0 + r) * u.co + 16 * ob;
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; b += 2) {
+      __m512 v0 = _mm512_add_ps(acc[r][b], _mm512_loadu_ps(u.bias + 16 * (ob + b)));
+      __m512 v1 = _mm512_add_ps(acc[r][b + 1], _mm512_loadu_ps(u.bias + 16 * (ob + b + 1)));
+      if (u.add) {
+        const __m512i z = _mm512_loadu_si512(dst + 16 * b);
+        v0 = _mm512_add_ps(v0, widen(_mm512_castsi512_si256(z)));
+        v1 = _mm512_add_ps(v1, widen(_mm512_extracti64x4_epi64(z, 1)));
+      }
+      if (u.relu) {
+        v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
+        v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
+      }
+      _mm512_storeu_si512(dst + 16 * b, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+    }
+  }
+}
+
+template <int B>
+ARCHC_POINTWISE_AVX void vector_tile(const Unit &u, int rows, int64_t p0, int64_t ob,
+                                     Ahead *ahead) {
+  switch (rows) {
+    case 1: return vector_tile<1, B>(u, p0, ob, ahead);
+    case 2: return vector_tile<2, B>(u, p0, ob, ahead);
+    case 3: return vector_tile<3, B>(u, p0, ob, ahead);
+    case 4: return vector_tile<4, B>(u, p0, ob, ahead);
+    case 5: return vector_tile<5, B>(u, p0, ob, ahead);
+    default: return vector_tile<kRows, B>(u, p0, ob, ahead);
+  }
+}
+
+// Output pixels [q0, q1) × column pairs [j0, j1) of `u` on AVX512-BF16.
+ARCHC_POINTWISE_AVX void run_vector(const Unit &u, int64_t q0, int64_t q1, int64_t j0,
+                                    int64_t j1) {
+  const int64_t o0 = 2 * j0, o1 = 2 * j1;
+  const int64_t per =
+      std::max<int64_t>(4, kVectorPanelBytes / (u.kc * kTile * 2) / 4 * 4);
+  for (int64_t oc = o0; oc < o1; oc += per) {
+    const int64_t oe = std::min(o1, oc + per);
+    for (int64_t p = q0; p < q1; p += kRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kRows, q1 - p));
+      // The next tile's input rows are prefetched during this one's first block of channels.
+      Ahead ahead(u, p + kRows, std::min(q1, p + 2 * kRows), u.kc);
+      // And the output rows it writes (with the residual: reads), in this panel's channels.
+      for (int64_t r = p + kRows; r < std::min(q1, p + 2 * kRows); ++r)
+        for (int64_t c = 16 * oc; c < 16 * oe; c += 32)
+          __builtin_prefetch(u.y + r * u.co + c, 1, 3);
+      for (int64_t ob = oc; ob < oe; ob += 4) {
+        Ahead *rows_ahead = ob == oc ? &ahead : nullptr;
+        if (oe - ob >= 4) {
+          vector_tile<4>(u, rows, p, ob, rows_ahead);
+        } else {
+          vector_tile<2>(u, rows, p, ob, rows_ahead);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
-int archc_pointwise_supported() { return ready() ? 1 : 0; }
+int archc_pointwise_supported() { return ready() || vector_ready() ? 1 : 0; }
+
+// Whether archc_pointwise_conv can run on AMX tiles here (else it runs on AVX512-BF16).
+int archc_pointwise_amx() { return ready() ? 1 : 0; }
 
 // Packs an [O, I, 1, 1] weight (O and I multiples of 32) into B tiles:
 // [O/16][I/32][16 pairs][16 channels][2] bf16.
@@ -303,12 +443,14 @@ char *archc_pointwise_pack(const at::Tensor *weight, at::Tensor **out) {
 // relu?(W · [x | x2 at stride s] + bias (+ other)): x bf16 channels-last [N, C1, H, W]; x2
 // (nullable) bf16 channels-last [N, C2, H2, W2] read at pixel (s·oy, s·ox); the weight from
 // archc_pointwise_pack with C1 + C2 input channels; bias fp32. With `other` (bf16 channels-last
-// [N, C_out, H, W]) the result is written into it; else into a new tensor.
+// [N, C_out, H, W]) the result is written into it; else into a new tensor. On AMX tiles where
+// the CPU has them and `amx` is 1; else on AVX512-BF16.
 char *archc_pointwise_conv(const at::Tensor *x, const at::Tensor *x2, int64_t stride2,
                            const at::Tensor *packed, const at::Tensor *bias, at::Tensor *other,
-                           int relu, at::Tensor **out) {
+                           int relu, int amx_allowed, at::Tensor **out) {
   return guard([&] {
-    TORCH_CHECK(ready(), "pointwise kernel: this CPU or kernel lends no AMX");
+    TORCH_CHECK((amx_allowed != 0 && ready()) || vector_ready(),
+                "pointwise kernel: this CPU has neither AMX nor AVX512-BF16");
     auto bf16_nhwc = [](const at::Tensor &t) {
       return t.is_cpu() && t.scalar_type() == at::kBFloat16 && t.dim() == 4 &&
              t.is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -360,6 +502,7 @@ char *archc_pointwise_conv(const at::Tensor *x, const at::Tensor *x2, int64_t st
     // How the threads share the product: each reads all of one operand and its share of the
     // other, so they split the output channels where the pixels are fewer (the late stages'
     // small maps, whose weights are the larger operand) and the pixel blocks elsewhere.
+    const bool amx = amx_allowed != 0 && ready();
     const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
     const bool split_channels = pixels < co && pairs >= threads;
     const int64_t units = std::min(threads, split_channels ? pairs : blocks);
@@ -371,9 +514,13 @@ char *archc_pointwise_conv(const at::Tensor *x, const at::Tensor *x2, int64_t st
         } else {
           b0 = blocks * unit / units, b1 = blocks * (unit + 1) / units;
         }
-        run_unit(Unit{xp, x2p, wt, bp, yp, c1, c2, kc, kc1, co, h, w, h2, w2, stride2, pixels,
-                      add, on},
-                 b0, b1, j0, j1);
+        const Unit u{xp, x2p, wt, bp, yp, c1, c2, kc, kc1, co, h, w, h2, w2, stride2, pixels,
+                     add, on};
+        if (amx) {
+          run_unit(u, b0, b1, j0, j1);
+        } else {
+          run_vector(u, b0 * 32, std::min(pixels, b1 * 32), j0, j1);
+        }
       }
     });
     *out = new at::Tensor(std::move(y));

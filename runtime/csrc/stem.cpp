@@ -1,7 +1,8 @@
-// A bf16 convolution on AMX tiles for a network's stem: few input channels (RGB), a wide
-// kernel, stride 2 (ResNet's 7×7/2 with 3 → 64 channels), optionally with the max-pool after it
-// fused in. oneDNN runs ResNet's stem at about 1 TFLOP/s on AMX (BENCHMARKS.md, "the stem"),
-// a seventh of the machine's bf16 peak: with 3 input channels its products are mostly padding.
+// A bf16 convolution on AMX tiles (or AVX512-BF16) for a network's stem: few input channels
+// (RGB), a wide kernel, stride 2 (ResNet's 7×7/2 with 3 → 64 channels), optionally with the
+// max-pool after it fused in. oneDNN runs ResNet's stem at about 1 TFLOP/s on AMX
+// (BENCHMARKS.md, "the stem"), a seventh of the machine's bf16 peak: with 3 input channels its
+// products are mostly padding.
 //
 // Here one kernel row's taps and channels are one product's K: output pixel ox, kernel row r
 // reads input row s·oy − ph + r, pixels s·ox − pw … s·ox − pw + kw − 1, and in channels-last
@@ -21,6 +22,11 @@
 // takes the max over each window (a NaN in it gives NaN, as libtorch's) and only then adds the
 // bias, applies ReLU and rounds, once per pooled value. All three are monotone, so that is the
 // unfused result pooled, bit for bit (NaN payloads aside).
+//
+// Without AMX the same blocks of 32 pixels × 32 channels run on AVX512-BF16 (`vdpbf16ps`, e.g.
+// AMD's Zen 4; vector_part below), from input rows copied without padding the channels (K =
+// kw·C: 21 for 7×3, 11 pairs with the last one's second value masked off) and a weight packed
+// to match; the rest (the slots, the fused pool) is shared.
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -44,6 +50,8 @@
 
 #define ARCHC_STEM \
   __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// The AVX512-BF16 path's (without AMX).
+#define ARCHC_STEM_AVX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 namespace {
 
@@ -54,23 +62,31 @@ constexpr int64_t kTileElems = 16 * 32;  // one packed B tile: 16 rows of 32 bf1
 
 struct Geo {
   int64_t n, h, w, c, cp, kh, kw, sh, sw, ph, pw, oh, ow, cout;
-  int64_t k;  // K of every product: kw · cp (even, at most 32)
+  int64_t k;  // K of every product: kw · cp (on AMX even, at most 32)
 };
 
 struct PoolGeo {
   int64_t kh, kw, sh, sw, ph, pw, oh, ow;
 };
 
-bool ready() {
+bool vector_ready() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") &&
-           archc::request_amx();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   }();
   return yes;
 }
+
+bool ready() {
+  static const bool yes = [] {
+    return __builtin_cpu_supports("amx-bf16") && vector_ready() && archc::request_amx();
+  }();
+  return yes;
+}
+
+// The packed weight's K pairs per kernel row without AMX: kw · C values, no channel padding.
+int64_t vector_pairs(int64_t c, int64_t kw) { return (kw * c + 1) / 2; }
 
 // The channels each input pixel takes in the slots: the fewest ≥ c with kw · c' even and at
 // most 32 values (0 where none is).
@@ -153,9 +169,9 @@ struct Slots {
   }
 };
 
-// relu?(sums + bias) for rows 0 … tn-1 of a C tile (16 channels), fp32.
-ARCHC_STEM inline __m512 finish(const float *sums, int r, __m512 bias, bool relu) {
-  const __m512 v = _mm512_add_ps(_mm512_load_ps(sums + 16 * r), bias);
+// relu?(sums + bias) for 16 channels' fp32 sums.
+ARCHC_STEM inline __m512 finish(const float *sums, __m512 bias, bool relu) {
+  const __m512 v = _mm512_add_ps(_mm512_load_ps(sums), bias);
   // max(0, v) returns v where v is NaN (the second operand), as libtorch's relu.
   return relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v;
 }
@@ -188,51 +204,126 @@ ARCHC_STEM inline void conv_block(const uint16_t *const *in, const uint16_t *wp,
   }
 }
 
-// One output row (image n, row oy): every 16-pixel block and 16-channel block as C tiles
-// (16 pixels × 16 channels, fp32), each handed to `emit(ox0, tn, cb, sums)` (tn rows valid).
-template <typename Emit>
-ARCHC_STEM void conv_row(const uint16_t *x, const uint16_t *wp, const Geo &g, int64_t n,
-                         int64_t oy, Slots &slots, Emit &&emit) {
-  alignas(64) float sums[16 * 16];
-  const uint16_t *in[32];
-  for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, oy * g.sh - g.ph + r);
-  for (int64_t ox0 = 0; ox0 < g.ow; ox0 += 32) {
-    const int tn0 = static_cast<int>(std::min<int64_t>(16, g.ow - ox0));
-    const int tn1 = static_cast<int>(std::clamp<int64_t>(g.ow - ox0 - 16, 0, 16));
-    for (int64_t cb = 0; cb < g.cout / 16; cb += 2) {
-      conv_block(in, wp, g, ox0, cb, tn1 > 0);
-      _tile_stored(0, sums, 64);
-      emit(ox0, tn0, cb, sums);
-      _tile_stored(1, sums, 64);
-      emit(ox0, tn0, cb + 1, sums);
-      if (tn1 > 0) {
-        _tile_stored(2, sums, 64);
-        emit(ox0 + 16, tn1, cb, sums);
-        _tile_stored(3, sums, 64);
-        emit(ox0 + 16, tn1, cb + 1, sums);
+// AMX: the sums of output pixels ox0 … ox0 + width − 1 (width ≤ 32) and channels 16·cb …
+// 16·cb + 31 of the row whose kernel rows are `in`, pixel i's at sums + i·ld (channel block cb)
+// and sums + i·ld + 16 (cb + 1), 32 rows (those past width are written too, and meaningless).
+ARCHC_STEM inline void amx_block(const uint16_t *const *in, const uint16_t *wp, const Geo &g,
+                                 int64_t ox0, int64_t cb, int64_t width, float *sums,
+                                 int64_t ld) {
+  conv_block(in, wp, g, ox0, cb, width > 16);
+  _tile_stored(0, sums, ld * 4);
+  _tile_stored(1, sums + 16, ld * 4);
+  if (width > 16) {
+    _tile_stored(2, sums + 16 * ld, ld * 4);
+    _tile_stored(3, sums + 16 * ld + 16, ld * 4);
+  }
+}
+
+// Without AMX, on AVX512-BF16: pixels ox0 … ox0 + R − 1 of the same block. Each K pair of a
+// kernel row loads the two channel blocks' weight vectors (16 channels × a pair of values) and,
+// for each pixel, broadcasts the pair of its window's values into two products (`vdpbf16ps`);
+// the 2·R fp32 sums stay in registers over all kernel rows. Where K (kw · C) is odd, the last
+// pair's second value (the next pixel's first channel, zero-weighted) is masked off, so that a
+// NaN there cannot reach this pixel.
+template <int R>
+ARCHC_STEM_AVX void vector_part(const uint16_t *const *in, const uint16_t *wp, const Geo &g,
+                                int64_t ox0, int64_t cb, float *sums, int64_t ld) {
+  __m512 acc[R][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const int64_t pairs = (g.k + 1) / 2, full = g.k / 2, step = g.sw * g.cp;
+  for (int64_t r = 0; r < g.kh; ++r) {
+    if (in[r] == nullptr) continue;
+    const uint16_t *a = in[r] + ox0 * step;
+    const uint16_t *w0 = wp + (cb * g.kh + r) * pairs * 32, *w1 = w0 + g.kh * pairs * 32;
+    auto products = [&](int64_t j, uint32_t keep) ARCHC_STEM_AVX {
+      const __m512bh v0 = (__m512bh)_mm512_loadu_si512(w0 + 32 * j);
+      const __m512bh v1 = (__m512bh)_mm512_loadu_si512(w1 + 32 * j);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        uint32_t pair;
+        std::memcpy(&pair, a + i * step + 2 * j, sizeof pair);
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair & keep));
+        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], x, v0);
+        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, v1);
       }
+    };
+    for (int64_t j = 0; j < full; ++j) products(j, ~0u);
+    if (full < pairs) products(full, 0xffffu);  // (little-endian: the pair's first value)
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    _mm512_storeu_ps(sums + i * ld, acc[i][0]);
+    _mm512_storeu_ps(sums + i * ld + 16, acc[i][1]);
+  }
+}
+
+// vector_part for any width ≤ 32: in parts of at most 12 pixels (24 sums in registers), as
+// even as they come (32: 11, 11 and 10).
+ARCHC_STEM_AVX void vector_block(const uint16_t *const *in, const uint16_t *wp, const Geo &g,
+                                 int64_t ox0, int64_t cb, int64_t width, float *sums,
+                                 int64_t ld) {
+  const int64_t parts = (width + 11) / 12, most = (width + parts - 1) / parts;
+  for (int64_t i = 0; i < width; i += most) {
+    const int64_t at = ox0 + i;
+    float *to = sums + i * ld;
+    switch (std::min<int64_t>(most, width - i)) {
+      case 1: vector_part<1>(in, wp, g, at, cb, to, ld); break;
+      case 2: vector_part<2>(in, wp, g, at, cb, to, ld); break;
+      case 3: vector_part<3>(in, wp, g, at, cb, to, ld); break;
+      case 4: vector_part<4>(in, wp, g, at, cb, to, ld); break;
+      case 5: vector_part<5>(in, wp, g, at, cb, to, ld); break;
+      case 6: vector_part<6>(in, wp, g, at, cb, to, ld); break;
+      case 7: vector_part<7>(in, wp, g, at, cb, to, ld); break;
+      case 8: vector_part<8>(in, wp, g, at, cb, to, ld); break;
+      case 9: vector_part<9>(in, wp, g, at, cb, to, ld); break;
+      case 10: vector_part<10>(in, wp, g, at, cb, to, ld); break;
+      case 11: vector_part<11>(in, wp, g, at, cb, to, ld); break;
+      default: vector_part<12>(in, wp, g, at, cb, to, ld); break;
     }
   }
 }
 
-// The convolution alone: rows of the output in parallel.
+// One block's sums on the path the kernel runs on.
+template <bool kAmx>
+ARCHC_STEM inline void block(const uint16_t *const *in, const uint16_t *wp, const Geo &g,
+                             int64_t ox0, int64_t cb, int64_t width, float *sums, int64_t ld) {
+  if constexpr (kAmx) {
+    amx_block(in, wp, g, ox0, cb, width, sums, ld);
+  } else {
+    vector_block(in, wp, g, ox0, cb, width, sums, ld);
+  }
+}
+
+// The convolution alone: rows of the output in parallel, each in blocks of 32 pixels × 32
+// channels.
+template <bool kAmx>
 void run_conv(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y, const Geo &g,
               bool relu) {
   at::parallel_for(0, g.n * g.oh, 1, [&](int64_t begin, int64_t end) ARCHC_STEM {
-    configure(g.k);
+    if constexpr (kAmx) configure(g.k);
     Slots slots(g);
+    alignas(64) float sums[32 * 32];
+    const uint16_t *in[32];
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / g.oh, oy = row % g.oh;
       uint16_t *out = y + row * g.ow * g.cout;
-      auto emit = [&](int64_t ox0, int tn, int64_t cb, const float *sums) ARCHC_STEM {
-        const __m512 bv = _mm512_loadu_ps(bias + 16 * cb);
-        for (int r = 0; r < tn; ++r)
-          _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + (ox0 + r) * g.cout + 16 * cb),
-                              (__m256i)_mm512_cvtneps_pbh(finish(sums, r, bv, relu)));
-      };
-      conv_row(x, wp, g, n, oy, slots, emit);
+      for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, oy * g.sh - g.ph + r);
+      for (int64_t ox0 = 0; ox0 < g.ow; ox0 += 32) {
+        const int64_t width = std::min<int64_t>(32, g.ow - ox0);
+        for (int64_t cb = 0; cb < g.cout / 16; cb += 2) {
+          block<kAmx>(in, wp, g, ox0, cb, width, sums, 32);
+          for (int64_t b = 0; b < 2; ++b) {
+            const __m512 bv = _mm512_loadu_ps(bias + 16 * (cb + b));
+            for (int64_t i = 0; i < width; ++i)
+              _mm256_storeu_si256(
+                  reinterpret_cast<__m256i *>(out + (ox0 + i) * g.cout + 16 * (cb + b)),
+                  (__m256i)_mm512_cvtneps_pbh(finish(sums + 32 * i + 16 * b, bv, relu)));
+          }
+        }
+      }
     }
-    release();
+    if constexpr (kAmx) release();
   });
 }
 
@@ -248,10 +339,11 @@ ARCHC_STEM inline __m512 max_nan(__m512 a, __m512 b) { return _mm512_range_ps(a,
 // rows (the pool's height plus its stride, 4 KB each), and a pooled pixel is finished in the
 // strip that holds the last column of its window, the window's columns left of the strip kept
 // from the previous strip (their max down the window, per pooled row).
+template <bool kAmx>
 void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uint16_t *y,
                    const Geo &g, const PoolGeo &p, bool relu) {
   at::parallel_for(0, g.n * p.oh, 1, [&](int64_t begin, int64_t end) ARCHC_STEM {
-    configure(g.k);
+    if constexpr (kAmx) configure(g.k);
     // The convolution's rows pooled row py reads: [first, last).
     auto first = [&](int64_t py) { return std::max<int64_t>(py * p.sh - p.ph, 0); };
     auto last = [&](int64_t py) { return std::min<int64_t>(py * p.sh - p.ph + p.kh, g.oh); };
@@ -284,13 +376,7 @@ void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uin
               float *slot = ring + k * kStrip * kLd;
               if (tag[k] != cy) {
                 for (int64_t r = 0; r < g.kh; ++r) in[r] = slots.row(x, g, n, cy * g.sh - g.ph + r);
-                conv_block(in, wp, g, c0, cb, width > 16);
-                _tile_stored(0, slot, kLd * 4);
-                _tile_stored(1, slot + 16, kLd * 4);
-                if (width > 16) {
-                  _tile_stored(2, slot + 16 * kLd, kLd * 4);
-                  _tile_stored(3, slot + 16 * kLd + 16, kLd * 4);
-                }
+                block<kAmx>(in, wp, g, c0, cb, width, slot, kLd);
                 tag[k] = cy;
               }
               rows[cy - y0] = slot;
@@ -338,7 +424,7 @@ void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uin
         }
       }
     }
-    release();
+    if constexpr (kAmx) release();
   });
 }
 
@@ -346,25 +432,30 @@ void run_conv_pool(const uint16_t *x, const uint16_t *wp, const float *bias, uin
 
 extern "C" {
 
-// Whether this CPU runs the stem kernel (AMX-BF16 with AVX-512, and Linux lent the tiles) for
-// `cin` input channels and a kernel `kw` wide: kw · cin, with cin padded up to make it even,
-// at most 32.
+// Whether this CPU runs the stem kernel (AMX-BF16 with AVX-512, and Linux lent the tiles; else
+// AVX512-BF16) for `cin` input channels and a kernel `kw` wide: kw · cin, with cin padded up to
+// make it even, at most 32.
 int archc_stem_supported(int64_t cin, int64_t kw) {
-  return cin > 0 && kw > 0 && padded_channels(cin, kw) > 0 && ready() ? 1 : 0;
+  return cin > 0 && kw > 0 && padded_channels(cin, kw) > 0 && (ready() || vector_ready()) ? 1
+                                                                                           : 0;
 }
 
-// Packs an OIHW weight (O a multiple of 32) for the kernel: [O/16][kh][16][32] bf16, the B tile
-// of each 16-channel block and kernel row, K pairs × 16 channels × 2 with k = kw·C' + c (zeros
-// for the padded channels and past K).
+// Packs an OIHW weight (O a multiple of 32) for the kernel on this CPU's path, one block of K
+// pairs × 16 channels × 2 for each 16-channel block and kernel row: on AMX [O/16][kh][16][32]
+// bf16, the B tiles, with k = kw·C' + c (zeros for the padded channels and past K); without,
+// [O/16][kh][P][32] with P = ⌈kw·C / 2⌉ and k = kw·C + c (a zero past K where it is odd).
 char *archc_stem_pack(const at::Tensor *weight, at::Tensor **out) {
   return guard([&] {
     TORCH_CHECK(weight->dim() == 4 && weight->is_cpu(), "stem kernel: an OIHW CPU weight");
     const at::Tensor w = weight->to(at::kFloat).contiguous();
     const int64_t co = w.size(0), c = w.size(1), kh = w.size(2), kw = w.size(3);
-    const int64_t cp = padded_channels(c, kw);
     TORCH_CHECK(co % 32 == 0 && co > 0, "stem kernel: output channels must be a multiple of 32");
-    TORCH_CHECK(cp > 0 && kh <= 32, "stem kernel: kernel rows must hold at most 32 values");
-    at::Tensor packed = at::zeros({co / 16, kh, 16, 32}, w.options().dtype(at::kBFloat16));
+    TORCH_CHECK(padded_channels(c, kw) > 0 && kh <= 32,
+                "stem kernel: kernel rows must hold at most 32 values");
+    const bool amx = ready();
+    const int64_t cp = amx ? padded_channels(c, kw) : c;
+    const int64_t pairs = amx ? 16 : vector_pairs(c, kw);
+    at::Tensor packed = at::zeros({co / 16, kh, pairs, 32}, w.options().dtype(at::kBFloat16));
     const float *src = w.data_ptr<float>();
     auto *dst = packed.data_ptr<c10::BFloat16>();
     for (int64_t o = 0; o < co; ++o)
@@ -372,7 +463,7 @@ char *archc_stem_pack(const at::Tensor *weight, at::Tensor **out) {
         for (int64_t k = 0; k < kw * cp; ++k) {
           const int64_t q = k / cp, ch = k % cp;
           if (ch >= c) continue;
-          const int64_t at = (((o / 16) * kh + r) * 16 + k / 2) * 32 + (o % 16) * 2 + k % 2;
+          const int64_t at = (((o / 16) * kh + r) * pairs + k / 2) * 32 + (o % 16) * 2 + k % 2;
           dst[at] = c10::BFloat16(src[((o * c + ch) * kh + r) * kw + q]);
         }
     *out = new at::Tensor(std::move(packed));
@@ -388,7 +479,8 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
                       const int64_t *pool_kernel, const int64_t *pool_stride,
                       const int64_t *pool_pad, int relu, at::Tensor **out) {
   return guard([&] {
-    TORCH_CHECK(ready(), "stem kernel: this CPU or kernel lends no AMX");
+    const bool amx = ready();
+    TORCH_CHECK(amx || vector_ready(), "stem kernel: this CPU has neither AMX nor AVX512-BF16");
     TORCH_CHECK(x->is_cpu() && packed->is_cpu() && bias->is_cpu(),
                 "stem kernel: tensors must be on the CPU");
     TORCH_CHECK(x->scalar_type() == at::kBFloat16 && x->dim() == 4 &&
@@ -408,10 +500,12 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     g.kh = kh, g.kw = kw, g.sh = gm.stride[0], g.sw = gm.stride[1];
     g.ph = gm.padding[0], g.pw = gm.padding[1];
     g.cp = kw > 0 ? padded_channels(g.c, kw) : 0;
-    g.k = kw * g.cp;
     TORCH_CHECK(kh > 0 && kh <= 32 && g.cp > 0, "stem kernel: kernel rows must hold at most 32 values");
+    if (!amx) g.cp = g.c;
+    g.k = kw * g.cp;
+    const int64_t pairs = amx ? 16 : vector_pairs(g.c, kw);
     TORCH_CHECK(packed->scalar_type() == at::kBFloat16 && packed->dim() == 4 &&
-                    packed->size(1) == kh && packed->size(2) == 16 && packed->size(3) == 32 &&
+                    packed->size(1) == kh && packed->size(2) == pairs && packed->size(3) == 32 &&
                     packed->size(0) % 2 == 0 && packed->is_contiguous(),
                 "stem kernel: weight not packed by archc_stem_pack");
     g.cout = packed->size(0) * 16;
@@ -427,8 +521,12 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     const float *bp = bias->data_ptr<float>();
     if (pool_kernel == nullptr) {
       at::Tensor y = archc::empty_channels_last(g.n, g.cout, g.oh, g.ow, x->scalar_type());
-      run_conv(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g,
-               relu != 0);
+      auto *yp = reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>());
+      if (amx) {
+        run_conv<true>(xp, wp, bp, yp, g, relu != 0);
+      } else {
+        run_conv<false>(xp, wp, bp, yp, g, relu != 0);
+      }
       *out = new at::Tensor(std::move(y));
       return;
     }
@@ -443,8 +541,12 @@ char *archc_stem_conv(const at::Tensor *x, const at::Tensor *packed, const at::T
     p.oh = (g.oh + 2 * p.ph - p.kh) / p.sh + 1;
     p.ow = (g.ow + 2 * p.pw - p.kw) / p.sw + 1;
     at::Tensor y = archc::empty_channels_last(g.n, g.cout, p.oh, p.ow, x->scalar_type());
-    run_conv_pool(xp, wp, bp, reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>()), g, p,
-                  relu != 0);
+    auto *yp = reinterpret_cast<uint16_t *>(y.data_ptr<c10::BFloat16>());
+    if (amx) {
+      run_conv_pool<true>(xp, wp, bp, yp, g, p, relu != 0);
+    } else {
+      run_conv_pool<false>(xp, wp, bp, yp, g, p, relu != 0);
+    }
     *out = new at::Tensor(std::move(y));
   });
 }

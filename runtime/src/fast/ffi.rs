@@ -116,8 +116,11 @@ unsafe extern "C" {
         bias: *const C_tensor,
         other: *mut C_tensor,
         relu: c_int,
+        amx: c_int,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
+    #[cfg(all(target_arch = "x86_64", test))]
+    fn archc_pointwise_amx() -> c_int;
     #[cfg(target_arch = "x86_64")]
     fn archc_stem_supported(cin: i64, kw: i64) -> c_int;
     #[cfg(target_arch = "x86_64")]
@@ -633,7 +636,8 @@ pub(crate) fn pointwise_pack(weight: &Tensor) -> Result<Tensor, TchError> {
 /// `relu?(W · [x | x2 at stride s] + bias (+ other))` on bf16 channels-last inputs, with a
 /// weight from [`pointwise_pack`] over both inputs' channels: `x2` (with its stride) is read at
 /// pixel (s·oy, s·ox) of its map. With `other` the result is written into it (and returned);
-/// else a new bf16 channels-last tensor.
+/// else a new bf16 channels-last tensor. On AMX tiles where the CPU has them, else on
+/// AVX512-BF16.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn pointwise_conv(
     x: &Tensor,
@@ -642,6 +646,27 @@ pub(crate) fn pointwise_conv(
     bias: &Tensor,
     other: Option<&mut Tensor>,
     relu: bool,
+) -> Result<Tensor, TchError> {
+    pointwise_conv_on(x, x2, packed, bias, other, relu, true)
+}
+
+/// Whether [`pointwise_conv`] runs on AMX tiles on this CPU.
+#[cfg(all(target_arch = "x86_64", test))]
+pub(crate) fn pointwise_amx() -> bool {
+    // SAFETY: takes and returns plain values.
+    unsafe { archc_pointwise_amx() != 0 }
+}
+
+/// [`pointwise_conv`], on AMX tiles only where `amx` allows them (else on AVX512-BF16).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn pointwise_conv_on(
+    x: &Tensor,
+    x2: Option<(&Tensor, i64)>,
+    packed: &Tensor,
+    bias: &Tensor,
+    other: Option<&mut Tensor>,
+    relu: bool,
+    amx: bool,
 ) -> Result<Tensor, TchError> {
     let (x2, stride2) = match x2 {
         Some((t, s)) => (t.as_ptr(), s),
@@ -660,14 +685,15 @@ pub(crate) fn pointwise_conv(
             bias.as_ptr(),
             other,
             c_int::from(relu),
+            c_int::from(amx),
             out,
         )
     })
 }
 
-/// Whether this CPU runs `csrc/stem.cpp`'s bf16 AMX kernel for a convolution with `cin` input
-/// channels and a kernel `kw` wide (a kernel row's `kw · cin` values, `cin` padded to make them
-/// even, fill at most one 32-value tile row).
+/// Whether this CPU runs `csrc/stem.cpp`'s bf16 kernel (AMX, else AVX512-BF16) for a
+/// convolution with `cin` input channels and a kernel `kw` wide (a kernel row's `kw · cin`
+/// values, `cin` padded to make them even, fill at most one 32-value tile row).
 pub(crate) fn stem_supported(cin: i64, kw: i64) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -681,8 +707,8 @@ pub(crate) fn stem_supported(cin: i64, kw: i64) -> bool {
     }
 }
 
-/// An OIHW weight (O a multiple of 32) packed for the stem kernel: one bf16 B tile per
-/// 16-channel block and kernel row.
+/// An OIHW weight (O a multiple of 32) packed for the stem kernel on this CPU's path: one bf16
+/// block of K pairs × 16 channels per 16-channel block and kernel row (on AMX a B tile).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn stem_pack(weight: &Tensor) -> Result<Tensor, TchError> {
     // SAFETY: the tensor is borrowed for the call; `out` is written once on success.
