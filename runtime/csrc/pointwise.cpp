@@ -390,12 +390,13 @@ ARCHC_POINTWISE_AVX void run_vector(const Unit &u, int64_t q0, int64_t q1, int64
       const int rows = static_cast<int>(std::min<int64_t>(kRows, q1 - p));
       // The next tile's input rows are prefetched during this one's first block of channels.
       Ahead ahead(u, p + kRows, std::min(q1, p + 2 * kRows), u.kc);
-      // And the output rows it writes (with the residual: reads), in this panel's channels.
-      for (int64_t r = p + kRows; r < std::min(q1, p + 2 * kRows); ++r)
-        for (int64_t c = 16 * oc; c < 16 * oe; c += 32)
-          __builtin_prefetch(u.y + r * u.co + c, 1, 3);
+      const int64_t next = std::min(q1, p + 2 * kRows);
       for (int64_t ob = oc; ob < oe; ob += 4) {
         Ahead *rows_ahead = ob == oc ? &ahead : nullptr;
+        // And the next tile's output rows (with the residual: read first) in these channels.
+        for (int64_t r = p + kRows; r < next; ++r)
+          for (int64_t c = 16 * ob; c < 16 * std::min(oe, ob + 4); c += 32)
+            __builtin_prefetch(u.y + r * u.co + c, 1, 3);
         if (oe - ob >= 4) {
           vector_tile<4>(u, rows, p, ob, rows_ahead);
         } else {

@@ -1849,8 +1849,9 @@ impl Choosing<'_> {
 
 /// The best of `rounds` timed runs of `a` and of `b`, the two alternating (after one untimed run
 /// each), in seconds: a slow spell of the machine then costs both alike. Where the two bests are
-/// within [`CLOSE`] of each other, twice as many rounds more decide (a few runs of a fast
-/// kernel are often within this machine's drift; the plan's time grows only where it is close).
+/// within [`CLOSE`] of each other and short (under [`LONGER_BELOW`]), twice as many rounds more
+/// decide: a few runs of a fast kernel are often within this machine's drift, while a long run
+/// averages it out (and more of them would make the plan slow to build).
 fn alternating(
     a: &mut dyn FnMut() -> Result<Tensor, TchError>,
     b: &mut dyn FnMut() -> Result<Tensor, TchError>,
@@ -1870,7 +1871,8 @@ fn alternating(
     for _ in 0..rounds {
         round(&mut best_a, &mut best_b)?;
     }
-    if best_a < best_b * CLOSE && best_b < best_a * CLOSE {
+    let close = best_a < best_b * CLOSE && best_b < best_a * CLOSE;
+    if close && best_a.max(best_b) < LONGER_BELOW {
         for _ in 0..2 * rounds {
             round(&mut best_a, &mut best_b)?;
         }
@@ -1881,6 +1883,9 @@ fn alternating(
 /// How close two alternatives' best times are (as a ratio) for [`alternating`] to time them
 /// longer.
 const CLOSE: f64 = 1.15;
+
+/// The longest best time (seconds) for which [`alternating`] times close alternatives longer.
+const LONGER_BELOW: f64 = 0.004;
 
 /// `relu?(conv1x1(x) + b (+ other))` as oneDNN's matmul over the rows of channels-last `x`
 /// ([N·H·W, C_in]), `w` packed by `ffi::reorder_linear_weight`; channels-last like `x`.
